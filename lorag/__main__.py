@@ -1,0 +1,3 @@
+from lorag.cli import main
+
+main()

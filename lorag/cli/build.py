@@ -1,0 +1,3 @@
+"""Commands: build."""
+
+from __future__ import annotations

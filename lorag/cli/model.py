@@ -1,0 +1,3 @@
+"""Commands: model."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Commands: rag."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Commands: serve."""
+
+from __future__ import annotations

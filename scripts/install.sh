@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Create .venv and install lorag with everything it needs, offline-capable afterwards.
+#   scripts/install.sh          runtime (demo)
+#   scripts/install.sh --dev    plus test tools and the system packages the tests use
+# Order matters: torch==2.13.0 (CPU) first, then llama-cpp-python (compiles llama.cpp once; pip caches the wheel).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEV=0; [ "${1:-}" = "--dev" ] && DEV=1
+LLAMA_CPP_VERSION=0.3.36
+PY=.venv/bin/python
+STAMP=.venv/.lorag-installed$([ $DEV = 1 ] && echo -dev || true)
+
+if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && [ "$STAMP" -nt scripts/install.sh ]; then
+  exit 0
+fi
+[ -x "$PY" ] || python3 -m venv .venv
+$PY -m pip install -q --upgrade pip wheel setuptools 2>&1 | grep -v "^WARNING: Location" || true
+
+echo "==> torch 2.13.0 (CPU)"
+$PY -m pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
+
+if ! $PY -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '$LLAMA_CPP_VERSION')" 2>/dev/null; then
+  echo "==> llama-cpp-python $LLAMA_CPP_VERSION (compiles llama.cpp on first install: ~10-20 min on 2 cores; cached after)"
+  # Skip what lorag never uses (multimodal mtmd, tests, examples, server binaries): fewer objects to compile.
+  export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF}"
+  start=$(date +%s)
+  $PY -m pip install -v "llama-cpp-python==$LLAMA_CPP_VERSION" 2>&1 | tee .venv/llama-cpp-build.log | \
+    awk '/\[[0-9]+\/[0-9]+\]/ { match($0, /\[[0-9]+\/[0-9]+\]/); printf "\r    compiling llama.cpp %s   ", substr($0, RSTART, RLENGTH); fflush() }
+         /Successfully installed|Using cached|Requirement already/ { print "\n    " $0 }'
+  $PY -c "import llama_cpp" || { echo "llama-cpp-python failed to install; see .venv/llama-cpp-build.log"; exit 1; }
+  echo "    llama-cpp-python ready in $(( $(date +%s) - start )) s"
+fi
+
+echo "==> lorag and its dependencies"
+EXTRA=""; [ $DEV = 1 ] && EXTRA="[dev]"
+$PY -m pip install -q -e ".$EXTRA" 2>&1 | grep -v "^WARNING: Location" || true
+
+# llama.cpp's reference converters (convert_hf_to_gguf.py & co.) ship in the same sdist; they must run from its tree.
+VENDOR="${LORAG_LLAMA_CPP_DIR:-$HOME/.cache/lorag/llama.cpp-$LLAMA_CPP_VERSION}"
+if [ ! -f "$VENDOR/convert_hf_to_gguf.py" ]; then
+  echo "==> llama.cpp converters → $VENDOR"
+  tmp=$(mktemp -d)
+  $PY -m pip download -q --no-deps --no-binary llama-cpp-python "llama-cpp-python==$LLAMA_CPP_VERSION" -d "$tmp" 2>&1 | grep -v "^WARNING: Location" || true
+  tar xzf "$tmp"/llama_cpp_python-*.tar.gz -C "$tmp" \
+    --wildcards '*/vendor/llama.cpp/convert_*.py' '*/vendor/llama.cpp/conversion/*' '*/vendor/llama.cpp/gguf-py/*'
+  mkdir -p "$(dirname "$VENDOR")"
+  rm -rf "$VENDOR.partial" && mv "$tmp"/llama_cpp_python-*/vendor/llama.cpp "$VENDOR.partial" && mv "$VENDOR.partial" "$VENDOR"
+  rm -rf "$tmp"
+fi
+
+if [ $DEV = 1 ]; then
+  need=()
+  [ -f /usr/share/doc/debian/FAQ/debian-faq.ja.txt.gz ] || need+=(debian-faq-ja)
+  [ -x /usr/bin/chromium ] || need+=(chromium)
+  fc-list 2>/dev/null | grep -qi ipaex || need+=(fonts-ipaexfont-gothic)
+  if [ ${#need[@]} -gt 0 ]; then
+    echo "==> system packages for the tests: ${need[*]}"
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    else
+      echo "    (not root: install them with apt-get; the tests that need them are skipped)"
+    fi
+  fi
+fi
+touch "$STAMP"
