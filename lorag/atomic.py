@@ -8,13 +8,13 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 TMP_PREFIX = ".lorag-tmp-"
 
 
 @contextlib.contextmanager
-def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO[bytes] | IO[str]]:
+def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temp file that replaces ``path`` only if the block finishes without error."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,13 +37,13 @@ def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO[bytes] | IO[str]]:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (UTF-8)."""
     with atomic_open(path, "w") as fh:
-        fh.write(text)  # type: ignore[arg-type]
+        fh.write(text)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_open(path, "wb") as fh:
-        fh.write(data)  # type: ignore[arg-type]
+        fh.write(data)
 
 
 def clean_stale_temps(directory: Path) -> int:

@@ -170,7 +170,8 @@ def _read_yaml(path: Path) -> Any:
     try:
         data = _yaml().load(path.read_text(encoding="utf-8"))
     except YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}".splitlines()[0], "Fix the file or run `lorag init --force`.") from exc
+        first_line = f"{path} is not valid YAML: {exc}".splitlines()[0]
+        raise ConfigError(first_line, "Fix the file or run `lorag init --force`.") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
     if data is None:
