@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from lorag.atomic import atomic_write_text
 from lorag.errors import ConfigError
@@ -84,7 +84,7 @@ class BuildSettings(BaseModel):
     quantization: str = "Q4_K_M"
     mode: Literal["merge", "adapter"] = "merge"
     kl_warn: float = Field(0.25, ge=0.0)
-    register: Literal["ollama", "none"] = "none"
+    registry: Literal["ollama", "none"] = "none"  # where built models are registered
 
     @field_validator("quantization")
     @classmethod
@@ -108,6 +108,18 @@ class Settings(BaseSettings):
     """All of lorag's settings; environment variables like ``LORAG_LLM__BACKEND`` override the file."""
 
     model_config = SettingsConfigDict(env_prefix="LORAG_", env_nested_delimiter="__", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file (passed as init kwargs), as users expect of LORAG_* variables.
+        return env_settings, init_settings
 
     store: StoreSettings = Field(default_factory=StoreSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
@@ -286,7 +298,7 @@ build:
   quantization: Q4_K_M          # Q4_K_M | Q4_K_S | Q5_K_M | Q6_K | Q8_0 | F16
   mode: merge                   # merge | adapter
   kl_warn: 0.25
-  register: none                # none | ollama
+  registry: none                # none | ollama
 
 server:
   host: 127.0.0.1
