@@ -121,7 +121,7 @@ def write_pdf(title: str, blocks: list[Block], target: Path) -> None:
 
     pdf = FPDF(format="A4")
     # A fixed date keeps regenerated files byte-identical, so git sees no change.
-    pdf.set_creation_date(datetime.datetime(2026, 4, 1, tzinfo=datetime.timezone.utc))
+    pdf.set_creation_date(datetime.datetime(2026, 4, 1, tzinfo=datetime.UTC))
     pdf.set_title(title)
     pdf.set_author("株式会社さくらテック")
     pdf.add_font("ipaexg", fname=str(find_japanese_font()))
@@ -145,7 +145,7 @@ def write_docx(title: str, blocks: list[Block], target: Path) -> None:
     document = Document()
     document.core_properties.title = title
     document.core_properties.author = "株式会社さくらテック"
-    fixed = datetime.datetime(2026, 4, 1, tzinfo=datetime.timezone.utc)
+    fixed = datetime.datetime(2026, 4, 1, tzinfo=datetime.UTC)
     document.core_properties.created = fixed
     document.core_properties.modified = fixed
     for block in blocks:
