@@ -158,6 +158,23 @@ def write_docx(title: str, blocks: list[Block], target: Path) -> None:
         else:
             document.add_paragraph(block.text)
     document.save(str(target))
+    _freeze_zip_times(target)
+
+
+def _freeze_zip_times(path: Path) -> None:
+    """Rewrite a zip with fixed member timestamps so a regenerated DOCX is byte-identical."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path) as source:
+        members = [(info, source.read(info)) for info in source.infolist()]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as target:
+        for info, data in members:
+            fixed = zipfile.ZipInfo(info.filename, date_time=(2026, 4, 1, 0, 0, 0))
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            target.writestr(fixed, data)
+    path.write_bytes(buffer.getvalue())
 
 
 def build_document(title: str, fmt: str) -> Path:
