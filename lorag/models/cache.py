@@ -1,0 +1,97 @@
+"""Content-addressed build artifacts: file hashes cached by (path, size, mtime), build keys and build locks."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from lorag.atomic import atomic_write_text
+from lorag.errors import BuildError
+
+HASH_CACHE_NAME = ".hash-cache.json"
+PIPELINE_VERSION = "1"  # bump when lorag's own merge/convert steps change what they write
+_CHUNK = 8 * 1024 * 1024
+
+
+def sha256_file(path: Path, cache_dir: Path | None = None) -> str:
+    """SHA-256 of a file's contents, remembered by (path, size, mtime) so unchanged files hash instantly."""
+    path = path.resolve()
+    st = path.stat()
+    stamp = f"{st.st_size}:{st.st_mtime_ns}"
+    cache = _load(cache_dir)
+    entry = cache.get(str(path))
+    if entry and entry.get("stamp") == stamp:
+        return str(entry["sha256"])
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    hexdigest = digest.hexdigest()
+    if cache_dir is not None:
+        cache = _load(cache_dir)  # re-read: another build may have added entries meanwhile
+        cache[str(path)] = {"stamp": stamp, "sha256": hexdigest}
+        _save(cache_dir, cache)
+    return hexdigest
+
+
+def hash_tree(directory: Path, cache_dir: Path | None = None) -> str:
+    """One digest for every file in a directory (names and contents), following symlinks."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        rel = path.relative_to(directory).as_posix()
+        if rel.startswith(".") or rel == "README.md":
+            continue
+        digest.update(rel.encode() + b"\0" + sha256_file(path, cache_dir).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def build_key(parts: dict[str, str]) -> str:
+    """Digest of everything that determines a build's output."""
+    text = json.dumps({**parts, "pipeline": PIPELINE_VERSION}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _load(cache_dir: Path | None) -> dict[str, dict[str, str]]:
+    if cache_dir is None:
+        return {}
+    try:
+        data = json.loads((cache_dir / HASH_CACHE_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _save(cache_dir: Path, cache: dict[str, dict[str, str]]) -> None:
+    # The cache only saves time; a read-only output dir must not fail the build here.
+    with contextlib.suppress(OSError):
+        atomic_write_text(cache_dir / HASH_CACHE_NAME, json.dumps(cache, indent=1, sort_keys=True))
+
+
+@contextlib.contextmanager
+def build_lock(output_dir: Path, name: str, wait_s: float = 0.0) -> Iterator[None]:
+    """Hold ``<output_dir>/.<name>.lock``; wait up to ``wait_s`` for another build, then fail clearly."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / f".{name}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise BuildError(f"a build of this model ({name}) is already running.",
+                                     f"Wait for it to finish (lock: {path}).") from None
+                time.sleep(0.2)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock

@@ -1,0 +1,66 @@
+"""Register a built GGUF with Ollama: upload blobs by digest (once), create the model, verify it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lorag.errors import OllamaError
+from lorag.models.cache import sha256_file
+from lorag.models.modelfile import ModelSpec
+from lorag.models.ollama import OllamaClient
+from lorag.models.progress import StageProgress
+
+
+@dataclass
+class Registration:
+    """What Ollama now knows the model as."""
+
+    name: str
+    version: str
+    uploaded: list[str]
+
+
+def register_model(
+    client: OllamaClient, name: str, gguf: Path, spec: ModelSpec, progress: StageProgress,
+    adapter: Path | None = None, digests: dict[str, str] | None = None,
+) -> Registration:
+    """Upload missing blobs, POST /api/create, then check /api/show answers for the new model."""
+    digests = digests or {}
+    version = client.version()
+    progress.update(1, message=f"Ollama {version} at {client.host}")
+    files = {"model.gguf": gguf, **({"adapter.gguf": adapter} if adapter else {})}
+    total = sum(p.stat().st_size for p in files.values())
+    done, uploaded, refs = 0, [], {}
+    for label, path in files.items():
+        digest = "sha256:" + (digests.get(path.name) or sha256_file(path))
+        refs[label] = digest
+        if not client.has_blob(digest):
+            def report(sent: int, _total: int, base: int = done, what: str = label) -> None:
+                progress.fraction(base + sent, total, f"uploading {what}")
+
+            client.push_blob(path, digest, report)
+            uploaded.append(label)
+        done += path.stat().st_size
+        progress.fraction(done, total, f"{label} on server")
+    payload = create_payload(name, refs, spec)
+    client.create(payload, lambda status: progress.update(99, done, total, status))
+    shown = client.show(name)
+    if not shown:
+        raise OllamaError(f"Ollama created {name} but /api/show does not know it.")
+    progress.update(100, done, total, f"registered as {name}")
+    return Registration(name=name, version=version, uploaded=uploaded)
+
+
+def create_payload(name: str, refs: dict[str, str], spec: ModelSpec) -> dict[str, Any]:
+    """The /api/create body: files by digest, plus template, parameters and system for older servers."""
+    payload: dict[str, Any] = {"model": name, "files": {"model.gguf": refs["model.gguf"]},
+                               "parameters": spec.parameters, "stream": True}
+    if "adapter.gguf" in refs:
+        payload["adapters"] = {"adapter.gguf": refs["adapter.gguf"]}
+    if spec.template is not None:
+        payload["template"] = spec.template
+    if spec.system:
+        payload["system"] = spec.system
+    return payload

@@ -1,0 +1,194 @@
+"""Build stage 1: check the request, the adapter against its base, the disk, and where the result will go."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lorag.atomic import TMP_PREFIX
+from lorag.errors import BuildError, ConfigError, DiskSpaceError
+from lorag.models.progress import StageProgress
+
+if TYPE_CHECKING:
+    from lorag.config import Config
+    from lorag.models.adapter import AdapterInfo
+    from lorag.models.build import BuildRequest
+    from lorag.models.merge import AdapterWeights
+
+
+@dataclass
+class Plan:
+    """Everything the later stages need, decided and checked up front."""
+
+    adapter_dir: Path
+    base_dir: Path
+    info: AdapterInfo
+    qtype: str
+    mode: str
+    dir_name: str
+    ollama_name: str
+    output_dir: Path
+    final_dir: Path
+    key: str
+    base_hash: str
+    base_bytes: int
+    settings: Any = None
+    weights: AdapterWeights | None = None  # loaded (and checked) only when the artifact is not cached
+    notes: list[str] = field(default_factory=list)
+
+
+def plan_build(config: Config, request: BuildRequest, progress: StageProgress) -> Plan:
+    """Validate the request and return the build plan; every failure here leaves no trace."""
+    from lorag.models.adapter import check_adapter_matches_base, read_adapter
+    from lorag.models.merge import load_adapter_weights, refuse_quantized_base
+    from lorag.models.quantize import normalize_qtype
+
+    qtype = normalize_qtype(request.quantization)
+    if request.mode not in ("merge", "adapter"):
+        raise BuildError(f"unknown build mode {request.mode!r}.", "Use merge or adapter.")
+    adapter_dir = Path(request.lora_path).expanduser()
+    if not adapter_dir.is_dir():
+        raise BuildError(f"LoRA adapter directory {adapter_dir} does not exist.", "Check --lora-path.")
+    search = list(config.settings.models.search_paths)
+    progress.update(5, message=f"reading adapter {adapter_dir}")
+    info = read_adapter(adapter_dir, search)
+    base_dir = _find_base(request, info, search)
+    refuse_quantized_base(base_dir)
+    if request.mode == "adapter" and info.touches_embeddings:
+        raise BuildError(
+            "this adapter changes embed_tokens/lm_head, which a GGUF LoRA cannot carry (llama.cpp applies LoRA "
+            "only to the linear layers), so adapter mode would silently drop part of the fine-tune.",
+            "Use --mode merge.")
+    if request.update_config:
+        _check_config_writable(config.path)
+    if request.register == "ollama":
+        _check_ollama(request.ollama_host or config.settings.llm.ollama_host)
+    output_dir = Path(request.output_dir or config.output_dir).expanduser()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    clean_stale_builds(output_dir)
+    progress.update(20, message="hashing base weights and adapter (cached after the first build)")
+    plan = _make_plan(request, info, base_dir, adapter_dir, qtype, output_dir)
+    plan.settings = config.settings
+    if not (plan.final_dir / "build.json").is_file():
+        # Not built before: check everything the build depends on (an identical earlier build already passed).
+        progress.update(40, message=f"checking adapter against base {base_dir}")
+        check_adapter_matches_base(info, base_dir)
+        plan.weights = load_adapter_weights(adapter_dir)
+        preflight_disk(plan)
+    progress.update(100, message=f"ok: {plan.final_dir.name}")
+    return plan
+
+
+def _find_base(request: BuildRequest, info: AdapterInfo, search: list[str]) -> Path:
+    from lorag.models.adapter import resolve_base
+
+    if request.base is not None:
+        base = Path(request.base).expanduser()
+        if not (base / "config.json").is_file():
+            raise BuildError(f"base model not found at {base} (no config.json there).",
+                             "Pass the directory of the base model's Hugging Face checkpoint with --base.")
+        return base
+    return info.base_path or resolve_base(info.base_name, search, info.path)
+
+
+def _make_plan(request: BuildRequest, info: AdapterInfo, base_dir: Path, adapter_dir: Path, qtype: str,
+               output_dir: Path) -> Plan:
+    from lorag.models.cache import build_key, hash_tree
+    from lorag.models.convert import converter_version
+
+    base_hash = hash_tree(base_dir, output_dir)
+    parts = {"base": base_hash, "adapter": hash_tree(adapter_dir, output_dir), "quantization": qtype,
+             "converter": converter_version(), "mode": request.mode}
+    key = build_key(parts)
+    dir_name, ollama_name = model_names(request.name, adapter_dir, qtype)
+    dir_name = f"{dir_name}-{key[:12]}"
+    base_bytes = sum(p.stat().st_size for p in base_dir.glob("*.safetensors"))
+    return Plan(adapter_dir=adapter_dir, base_dir=base_dir, info=info, qtype=qtype,
+                mode=request.mode, dir_name=dir_name, ollama_name=ollama_name, output_dir=output_dir,
+                final_dir=output_dir / dir_name, key=key, base_hash=base_hash, base_bytes=base_bytes)
+
+
+def model_names(name: str | None, adapter_dir: Path, qtype: str) -> tuple[str, str]:
+    """(artifact directory stem, Ollama model name) from --name or the adapter folder's name."""
+    raw = (name or adapter_dir.resolve().name).strip()
+    model, _, tag = raw.partition(":")
+    model = re.sub(r"[^a-z0-9._-]+", "-", model.lower()).strip("-._") or "lorag-model"
+    tag = re.sub(r"[^a-z0-9._-]+", "-", tag.lower()).strip("-") or qtype.lower()
+    return model, f"{model}:{tag}"
+
+
+def preflight_disk(plan: Plan) -> None:
+    """Refuse to start when the output disk cannot hold the build's temporary files plus the result."""
+    from lorag.models.build import disk_free
+    from lorag.models.quantize import predicted_size
+
+    f16 = plan.base_bytes  # bf16/fp16 base: the F16 GGUF is about as large as the weights
+    needed = int((plan.base_bytes if plan.mode == "merge" else 0) + f16 + predicted_size(f16, plan.qtype))
+    needed = int(needed * 1.1) + 64 * 1024 * 1024
+    free = disk_free(plan.output_dir)
+    if free < needed:
+        raise DiskSpaceError(
+            f"not enough disk space in {plan.output_dir}: the build needs about {_gb(needed)} "
+            f"(merged weights, F16 GGUF and the {plan.qtype} result) but only {_gb(free)} is free.",
+            "Free some space or pass --output on a larger disk.")
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
+
+
+def _check_config_writable(path: Path) -> None:
+    target = path if path.exists() else path.parent
+    if not os.access(target, os.W_OK) or (path.exists() and not os.access(path.parent, os.W_OK)):
+        raise ConfigError(f"{path} is read-only, so the build could not switch the model; nothing was built.",
+                          "Make the config writable, or build without --update-config.")
+
+
+def _check_ollama(host: str) -> None:
+    from lorag.models.ollama import OllamaClient
+
+    with OllamaClient(host, timeout=5.0) as client:
+        client.version()
+
+
+def clean_stale_builds(output_dir: Path) -> int:
+    """Remove temp dirs of interrupted builds; a dir whose build still holds its lock is left alone."""
+    removed = 0
+    for entry in output_dir.glob(TMP_PREFIX + "*"):
+        if not entry.is_dir():
+            continue
+        lock_name = entry.name[len(TMP_PREFIX):].rsplit("-", 1)[0]
+        with _try_lock(output_dir / f".{lock_name}.lock") as free:
+            if free:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed += 1
+    return removed
+
+
+@contextlib.contextmanager
+def _try_lock(path: Path) -> Any:
+    if not path.exists():
+        yield True
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        os.close(fd)
+
+
+def template_digest(template: str | None) -> str:
+    return hashlib.sha256((template or "").encode()).hexdigest()[:16]
