@@ -1,0 +1,97 @@
+"""The FastAPI app: ``create_app(config)`` wires state, auth, error handlers, routes and the static page.
+
+Usage::
+
+    import uvicorn
+    uvicorn.run(create_app(load_config()), host="127.0.0.1", port=8000)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from lorag.config import Config
+from lorag.server.auth import LOOPBACK_HOSTS, ensure_token
+from lorag.server.errors import install_error_handlers
+from lorag.server.jobs import JobManager
+from lorag.server.jobstore import JobStore
+from lorag.server.limits import UploadSizeLimit
+from lorag.server.state import ServerState
+from lorag.server.worker import WorkerTarget, run_build_job
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def create_app(config: Config, job_target: WorkerTarget | None = None) -> FastAPI:
+    """Build the app for ``config``; ``job_target`` replaces the build worker function (tests of the job queue)."""
+    state = ServerState(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        jobs = _make_jobs(state, job_target)
+        state.jobs = jobs
+        jobs.start()
+        try:
+            yield
+        finally:
+            jobs.stop()
+            state.gate.close()
+
+    app = FastAPI(
+        title="lorag", version="0.1.0", lifespan=lifespan,
+        description="Local, Japanese-first RAG over your documents, answered by your own LoRA fine-tune.",
+    )
+    app.state.lorag = state
+    app.state.token = ensure_token(config)
+    install_error_handlers(app)
+    _add_middleware(app, config)
+    _add_routes(app)
+    return app
+
+
+def _make_jobs(state: ServerState, job_target: WorkerTarget | None) -> JobManager:
+    data_dir = state.config.data_dir
+    return JobManager(
+        JobStore(data_dir / "jobs.db"), data_dir / "jobs", target=job_target or run_build_job,
+        on_success=state.after_build, clean_dirs=lambda: [state.config.output_dir],
+    )
+
+
+def _add_middleware(app: FastAPI, config: Config) -> None:
+    server = config.settings.server
+    app.add_middleware(UploadSizeLimit, max_bytes=int(server.max_upload_mb * 1024 * 1024))
+    if server.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware, allow_origins=server.cors_origins, allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    if server.host in LOOPBACK_HOSTS:
+        # Bound to loopback: refuse other Host headers, so a DNS-rebinding page cannot talk to us.
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]", "::1"])
+
+
+def _add_routes(app: FastAPI) -> None:
+    from lorag.server.routes import config, documents, jobs, models, openai, query
+
+    for module in (query, documents, models, jobs, config, openai):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/api/health", tags=["meta"])
+    def health() -> dict[str, str]:
+        """Liveness check."""
+        return {"status": "ok"}

@@ -1,0 +1,119 @@
+"""Models: what is configured, what was built, what Ollama has; inspect a model and plan it for this machine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
+
+from lorag.config import Config
+from lorag.errors import LoragError
+from lorag.server.auth import require_reader
+from lorag.server.paths import allowed_model_path
+from lorag.server.routes import get_state
+from lorag.server.state import ServerState
+
+router = APIRouter(tags=["models"], dependencies=[Depends(require_reader)])
+State = Annotated[ServerState, Depends(get_state)]
+PathParam = Annotated[str, Query(min_length=1, max_length=4096, description="a path inside models.roots")]
+
+
+def current_model(config: Config) -> dict[str, Any]:
+    """The configured LLM, as the page shows it."""
+    llm = config.settings.llm
+    return {
+        "backend": llm.backend, "model": llm.model or "(bundled Gemma 3 270M)", "adapter": llm.adapter,
+        "context": llm.context, "max_tokens": llm.max_tokens, "bundled": not llm.model,
+    }
+
+
+def built_artifacts(config: Config) -> list[dict[str, Any]]:
+    """GGUF builds under models.output_dir (each folder with a build.json), newest first."""
+    out = config.output_dir
+    if not out.is_dir():
+        return []
+    found = []
+    for record_file in out.glob("*/build.json"):
+        try:
+            record = json.loads(record_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        gguf = record_file.parent / str(record.get("gguf", ""))
+        if gguf.is_file():
+            stat = gguf.stat()
+            found.append({"name": record_file.parent.name, "gguf": str(gguf), "size_bytes": stat.st_size,
+                          "modified": stat.st_mtime, "quantization": record.get("quantization"),
+                          "fidelity": record.get("fidelity")})
+    return sorted(found, key=lambda a: a["modified"], reverse=True)
+
+
+def ollama_models(host: str) -> dict[str, Any]:
+    """Models registered in Ollama, or why they could not be listed."""
+    from lorag.models.ollama import OllamaClient
+
+    try:
+        with OllamaClient(host, timeout=2.0) as client:
+            return {"reachable": True, "host": host, "models": client.tags()}
+    except LoragError as exc:
+        return {"reachable": False, "host": host, "models": [], "error": str(exc)}
+
+
+@router.get("/api/models")
+async def list_models(state: State) -> dict[str, Any]:
+    """The configured model, built GGUF artifacts and (if reachable) Ollama's models."""
+    config = state.config
+    return {
+        "current": current_model(config),
+        "artifacts": await run_in_threadpool(built_artifacts, config),
+        "ollama": await run_in_threadpool(ollama_models, config.settings.llm.ollama_host),
+        "roots": [str(config.resolve(r)) for r in config.settings.models.roots],
+    }
+
+
+@router.get("/api/models/inspect")
+async def inspect_model(path: PathParam, state: State) -> dict[str, Any]:
+    """Architecture, size, dtype, context and adapter details of a model inside models.roots."""
+    config = state.config
+    target = allowed_model_path(config, path)
+
+    def work() -> dict[str, Any]:
+        from lorag.models.inspect import inspect_path
+
+        info: dict[str, Any] = inspect_path(target, config.settings.models.search_paths).to_dict()
+        return info
+
+    return await run_in_threadpool(work)
+
+
+@router.get("/api/models/plan")
+async def plan_model(state: State, path: Annotated[str | None, Query(max_length=4096)] = None) -> dict[str, Any]:
+    """How a model (inside models.roots; default: the configured one) would run on this machine, and why."""
+    config = state.config
+    target = allowed_model_path(config, path) if path else _configured_model_path(config)
+
+    def work() -> dict[str, Any]:
+        from lorag.models.hardware import probe_hardware
+        from lorag.models.inspect import inspect_path
+        from lorag.models.plan import plan_model as make_plan
+
+        settings = config.settings
+        info = inspect_path(target, settings.models.search_paths, settings.llm.ollama_host)
+        plan = make_plan(info, probe_hardware(), n_ctx=settings.llm.context,
+                         quantization=settings.build.quantization, bnb=settings.llm.quantization)
+        result: dict[str, Any] = plan.to_dict()
+        return result
+
+    return await run_in_threadpool(work)
+
+
+def _configured_model_path(config: Config) -> Path | str:
+    model = config.settings.llm.model
+    if not model:
+        from lorag.generate.llamacpp import bundled_model_path
+
+        return bundled_model_path()
+    path = config.resolve(model)
+    return path if path.exists() else model  # an Ollama name

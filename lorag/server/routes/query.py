@@ -1,0 +1,96 @@
+"""Ask questions (streamed answer with citations) and search the documents (retrieval only)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from lorag.errors import LoragError
+from lorag.server.auth import require_reader
+from lorag.server.routes import get_state
+from lorag.server.sse import sse_event, sse_response
+from lorag.server.state import ServerState
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["query"], dependencies=[Depends(require_reader)])
+State = Annotated[ServerState, Depends(get_state)]
+
+
+class QueryBody(BaseModel):
+    """A question about the documents."""
+
+    question: str = Field(min_length=1, max_length=4000)
+    top_k: int | None = Field(None, ge=1, le=100)
+    stream: bool = True
+
+
+class QueryAnswer(BaseModel):
+    """The whole answer, when ``stream`` is false."""
+
+    answer: str
+    citations: list[dict[str, Any]]
+    sources: list[dict[str, Any]]
+
+
+def answer_events(state: ServerState, question: str, top_k: int | None) -> Iterator[dict[str, Any]]:
+    """The RAG answer events for one question (runs on the model thread)."""
+    from lorag.rag.answer import answer_stream
+
+    return iter(answer_stream(state.config, question, top_k=top_k, generator=state.generator()))
+
+
+@router.post("/api/query", response_model=QueryAnswer, responses={200: {"content": {"text/event-stream": {}}}})
+async def query(body: QueryBody, state: State) -> Any:
+    """Answer a question from the documents: an SSE stream (sources, token..., done) or one JSON answer."""
+    events = state.gate.stream(lambda: answer_events(state, body.question, body.top_k))
+    if body.stream:
+        return sse_response(_frames(state, events))
+    sources: list[dict[str, Any]] = []
+    async for event in events:
+        if event["type"] == "sources":
+            sources = event["hits"]
+        elif event["type"] == "done":
+            return QueryAnswer(answer=event["answer"], citations=state.name_sources(event["citations"]),
+                               sources=state.name_sources(sources))
+    raise LoragError("the answer ended without a result.")
+
+
+async def _frames(state: ServerState, events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
+    sources: list[dict[str, Any]] = []
+    try:
+        async for event in events:
+            kind = event["type"]
+            if kind == "sources":
+                sources = state.name_sources(event["hits"])
+                yield sse_event("sources", {"hits": sources})
+            elif kind == "token":
+                yield sse_event("token", {"text": event["text"]})
+            elif kind == "done":
+                citations = state.name_sources(event["citations"])
+                done = {"answer": event["answer"], "citations": citations, "sources": sources}
+                yield sse_event("done", done)
+    except LoragError as exc:
+        yield sse_event("error", {"error": str(exc)})
+    except Exception as exc:  # the response has started: report in-band instead of a broken stream
+        log.exception("query stream failed")
+        yield sse_event("error", {"error": f"internal error ({type(exc).__name__}); see the server log"})
+
+
+@router.get("/api/search")
+async def search(
+    state: State,
+    q: Annotated[str, Query(min_length=1, max_length=4000)],
+    top_k: Annotated[int | None, Query(ge=1, le=100)] = None,
+) -> dict[str, Any]:
+    """Retrieval only: the best-matching passages for ``q``."""
+
+    def work() -> list[dict[str, Any]]:
+        from lorag.rag.retrieve import search as run_search
+
+        return state.name_sources([hit.to_dict() for hit in run_search(state.config, q, top_k=top_k)])
+
+    return {"query": q, "hits": await state.gate.run(work)}

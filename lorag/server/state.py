@@ -1,0 +1,79 @@
+"""What the running server holds: the current config, the loaded generator, the model gate and the jobs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lorag.config import Config, load_config
+from lorag.server.gate import ModelGate
+from lorag.server.uploads import UploadIndex
+
+if TYPE_CHECKING:
+    from lorag.generate.base import Generator
+    from lorag.server.jobs import JobManager
+    from lorag.server.jobstore import Job
+
+log = logging.getLogger(__name__)
+
+
+class ServerState:
+    """Shared state of one app; the generator loads lazily and is dropped whenever the model config changes."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.gate = ModelGate()
+        self.jobs: JobManager | None = None
+        self._generator: Generator | None = None
+        self._generator_lock = threading.Lock()
+        self._uploads: UploadIndex | None = None
+
+    @property
+    def uploads(self) -> UploadIndex:
+        """The index of uploaded files (under the current config's data dir)."""
+        data_dir = self.config.data_dir
+        if self._uploads is None or self._uploads.folder != data_dir / "uploads":
+            self._uploads = UploadIndex(data_dir / "uploads", data_dir / "uploads.db")
+        return self._uploads
+
+    def name_sources(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Add a display ``name`` to hits or citations: the original upload name, else the file name."""
+        names = self.uploads.original_names()
+        return [{**item, "name": names.get(item["source"], Path(item["source"]).name)} for item in items]
+
+    def generator(self) -> Generator:
+        """The generator for the current config, loaded on first use (call it on the model thread)."""
+        with self._generator_lock:
+            if self._generator is None:
+                from lorag.generate.generator import load_generator
+
+                self._generator = load_generator(self.config)
+            return self._generator
+
+    def set_config(self, config: Config) -> None:
+        """Adopt a new config; the next query loads the model it names."""
+        model_changed = config.settings.llm != self.config.settings.llm
+        self.config = config
+        if model_changed:
+            self.drop_generator()
+
+    def reload_config(self) -> None:
+        """Re-read the config file (after a build switched the model)."""
+        self.set_config(load_config(self.config.path))
+
+    def drop_generator(self) -> None:
+        with self._generator_lock:
+            old, self._generator = self._generator, None
+        close = getattr(old, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:
+                log.warning("closing the old generator failed", exc_info=True)
+
+    def after_build(self, job: Job) -> None:
+        """A build finished: pick up the config it wrote and drop the old model."""
+        self.reload_config()
+        self.drop_generator()

@@ -1,0 +1,85 @@
+// UI text: Japanese first, English on toggle. Keys are looked up by data-i18n attributes and t().
+"use strict";
+const MESSAGES = {
+  ja: {
+    "tab.chat": "チャット", "tab.documents": "文書", "tab.models": "モデル",
+    "token.button": "トークン", "token.title": "API トークン",
+    "token.help": "変更操作（アップロード・削除・モデル作成）にはトークンが必要です。`lorag serve` が表示した URL から開くと自動で設定されます。",
+    "token.cancel": "キャンセル", "token.save": "保存", "token.saved": "トークンを保存しました",
+    "token.needed": "この操作にはトークンが必要です",
+    "chat.empty": "文書について質問してください。回答には出典番号が付きます。",
+    "chat.placeholder": "例：経費はいつまでに申請すればよいですか？", "chat.send": "送信",
+    "chat.source": "出典", "chat.sources": "出典", "chat.thinking": "検索中…", "chat.you": "あなた",
+    "chat.page": "ページ", "chat.chars": "文字位置",
+    "docs.upload": "アップロード", "docs.uploadButton": "アップロードして取り込む", "docs.list": "取り込み済みの文書",
+    "docs.name": "名前", "docs.chunks": "チャンク", "docs.added": "追加日時", "docs.empty": "まだ文書がありません。",
+    "docs.delete": "削除", "docs.reingest": "再取り込み", "docs.confirmDelete": "この文書を削除しますか？",
+    "docs.uploading": "アップロード中…", "docs.ingesting": "取り込み中…", "docs.done": "取り込みました",
+    "docs.choose": "ファイルを選んでください", "docs.failed": "失敗",
+    "models.current": "現在のモデル", "models.plan": "このマシンでの実行計画", "models.build": "LoRA から GGUF を作成",
+    "models.loraPath": "LoRA アダプターのパス", "models.quant": "量子化", "models.mode": "方式",
+    "models.modeMerge": "マージ", "models.modeAdapter": "アダプター（実行時適用）", "models.name": "名前（任意）",
+    "models.start": "作成開始", "models.cancel": "中止", "models.status": "状態", "models.history": "ジョブ履歴",
+    "models.created": "作成", "models.available": "利用できるモデル", "models.result": "結果",
+    "models.size": "サイズ", "models.kl": "KL ダイバージェンス（平均）", "models.top1": "トップ1一致率",
+    "models.gguf": "GGUF", "models.switched": "設定を新しいモデルに切り替えました", "models.shared": "同じ作成ジョブが進行中のため、そのジョブを表示します",
+    "models.backend": "バックエンド", "models.model": "モデル", "models.adapter": "アダプター", "models.context": "コンテキスト長",
+    "models.fits": "収まる", "models.noFit": "収まらない", "models.needsBuild": "要ビルド", "models.chosen": "採用",
+    "models.ollamaDown": "Ollama に接続できません", "models.ollamaModels": "Ollama のモデル", "models.noArtifacts": "作成済みの GGUF はまだありません。",
+    "status.queued": "待機中", "status.running": "実行中", "status.succeeded": "完了", "status.failed": "失敗", "status.cancelled": "中止",
+    "stage.validate": "検証", "stage.merge": "マージ", "stage.convert": "GGUF 変換", "stage.quantize": "量子化",
+    "stage.verify": "忠実度の確認", "stage.modelfile": "Modelfile", "stage.register": "登録", "stage.config": "設定の切り替え",
+    "error": "エラー",
+  },
+  en: {
+    "tab.chat": "Chat", "tab.documents": "Documents", "tab.models": "Models",
+    "token.button": "Token", "token.title": "API token",
+    "token.help": "Changes (upload, delete, model builds) need the token. Opening the URL printed by `lorag serve` sets it automatically.",
+    "token.cancel": "Cancel", "token.save": "Save", "token.saved": "Token saved",
+    "token.needed": "This action needs the token",
+    "chat.empty": "Ask a question about your documents. Answers cite their sources by number.",
+    "chat.placeholder": "e.g. By when must expenses be claimed?", "chat.send": "Send",
+    "chat.source": "Source", "chat.sources": "Sources", "chat.thinking": "Searching…", "chat.you": "You",
+    "chat.page": "page", "chat.chars": "characters",
+    "docs.upload": "Upload", "docs.uploadButton": "Upload and ingest", "docs.list": "Ingested documents",
+    "docs.name": "Name", "docs.chunks": "Chunks", "docs.added": "Added", "docs.empty": "No documents yet.",
+    "docs.delete": "Delete", "docs.reingest": "Re-ingest", "docs.confirmDelete": "Delete this document?",
+    "docs.uploading": "Uploading…", "docs.ingesting": "Ingesting…", "docs.done": "Ingested",
+    "docs.choose": "Choose files first", "docs.failed": "failed",
+    "models.current": "Current model", "models.plan": "Plan for this machine", "models.build": "Build a GGUF from a LoRA",
+    "models.loraPath": "LoRA adapter path", "models.quant": "Quantization", "models.mode": "Mode",
+    "models.modeMerge": "Merge", "models.modeAdapter": "Adapter (applied at run time)", "models.name": "Name (optional)",
+    "models.start": "Start build", "models.cancel": "Cancel", "models.status": "Status", "models.history": "Job history",
+    "models.created": "Created", "models.available": "Available models", "models.result": "Result",
+    "models.size": "Size", "models.kl": "KL divergence (mean)", "models.top1": "Top-1 agreement",
+    "models.gguf": "GGUF", "models.switched": "The config now uses the new model", "models.shared": "The same build is already running; showing it",
+    "models.backend": "Backend", "models.model": "Model", "models.adapter": "Adapter", "models.context": "Context",
+    "models.fits": "fits", "models.noFit": "does not fit", "models.needsBuild": "needs build", "models.chosen": "chosen",
+    "models.ollamaDown": "Ollama is not reachable", "models.ollamaModels": "Ollama models", "models.noArtifacts": "No GGUF built yet.",
+    "status.queued": "queued", "status.running": "running", "status.succeeded": "done", "status.failed": "failed", "status.cancelled": "cancelled",
+    "stage.validate": "Validate", "stage.merge": "Merge", "stage.convert": "Convert to GGUF", "stage.quantize": "Quantize",
+    "stage.verify": "Check fidelity", "stage.modelfile": "Modelfile", "stage.register": "Register", "stage.config": "Switch config",
+    "error": "Error",
+  },
+};
+
+let LANG = localStorage.getItem("lorag-lang") || "ja";
+
+function t(key) {
+  return (MESSAGES[LANG] && MESSAGES[LANG][key]) || MESSAGES.ja[key] || key;
+}
+
+function applyLanguage() {
+  document.documentElement.lang = LANG;
+  document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  document.querySelectorAll("[data-i18n-placeholder]").forEach((el) => { el.placeholder = t(el.dataset.i18nPlaceholder); });
+  const toggle = document.getElementById("lang-toggle");
+  if (toggle) toggle.textContent = LANG === "ja" ? "English" : "日本語";
+}
+
+function toggleLanguage() {
+  LANG = LANG === "ja" ? "en" : "ja";
+  localStorage.setItem("lorag-lang", LANG);
+  applyLanguage();
+  document.dispatchEvent(new Event("lorag:language"));
+}
