@@ -91,7 +91,7 @@ def inspect_path(path: str | Path, search_paths: tuple[str, ...] | list[str] = (
     if p.is_file():
         return inspect_gguf(p)
     if (p / "adapter_config.json").exists() or any(p.glob("adapter_model.*")):
-        return _inspect_adapter(p, search_paths)
+        return inspect_adapter(p, search_paths)
     if (p / "config.json").exists():
         return inspect_hf(p)
     ggufs = sorted(p.glob("*.gguf"))
@@ -102,16 +102,17 @@ def inspect_path(path: str | Path, search_paths: tuple[str, ...] | list[str] = (
                      "Point at the model directory itself.")
 
 
-def _inspect_adapter(p: Path, search_paths: tuple[str, ...] | list[str]) -> ModelInfo:
+def inspect_adapter(p: Path, search_paths: tuple[str, ...] | list[str] = (), base: Path | None = None) -> ModelInfo:
+    """Inspect a PEFT adapter on its base (``base`` overrides the one adapter_config.json names)."""
     from lorag.models.adapter import check_adapter_matches_base, read_adapter, resolve_base
 
     adapter = read_adapter(p, search_paths)
-    base_dir = adapter.base_path or resolve_base(adapter.base_name, search_paths, p)
+    base_dir = base or adapter.base_path or resolve_base(adapter.base_name, search_paths, p)
     check_adapter_matches_base(adapter, base_dir)
-    base = inspect_hf(base_dir)
-    info = ModelInfo(**{**_shared_fields(base), "kind": "adapter", "path": str(p)})
-    info.has_chat_template = adapter.chat_template is not None or base.has_chat_template
-    info.adapter, info.base = adapter, base
+    base_info = inspect_hf(base_dir)
+    info = ModelInfo(**{**_shared_fields(base_info), "kind": "adapter", "path": str(p)})
+    info.has_chat_template = adapter.chat_template is not None or base_info.has_chat_template
+    info.adapter, info.base = adapter, base_info
     info.details = {"adapter_params": adapter_param_count(adapter)}
     return info
 

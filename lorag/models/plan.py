@@ -78,7 +78,8 @@ def _placements(need: int, hw: Hardware) -> list[tuple[str, bool, int, int]]:
     out = []
     if hw.gpus:
         out.append(("gpu", need <= gpu_room, need, 0))
-        out.append(("offload", gpu_room < need <= gpu_room + ram_room, gpu_room, max(need - gpu_room, 0)))
+        if need > gpu_room:  # offloading only makes sense when the whole model does not fit
+            out.append(("offload", need <= gpu_room + ram_room, gpu_room, need - gpu_room))
     out.append(("cpu", need <= ram_room, 0, need))
     return out
 
@@ -113,7 +114,7 @@ def _candidates(info: ModelInfo, hw: Hardware, n_ctx: int, quant: str, bnb: str)
     ggufs = [quant] + [q for q in GGUF_CHOICES if q != quant]
     gg = [o for q in ggufs for o in _option(info, "llamacpp", q, n_ctx, hw, True)]
     ollama = [PlanOption("ollama", o.precision, o.placement, o.memory_bytes, o.fits, True, o.gpu_bytes, o.ram_bytes,
-                         o.weights_bytes, o.kv_bytes, "built, then registered with Ollama")
+                         o.weights_bytes, o.kv_bytes, "build, then register")
               for o in _option(info, "llamacpp", quant, n_ctx, hw, True) if o.placement != "offload"]
     return _rank(hf, gg, ollama, bnb)
 
