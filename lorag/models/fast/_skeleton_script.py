@@ -1,0 +1,55 @@
+"""Run llama.cpp's own converter lazily on a model directory and dump what its GGUF would hold, without data.
+
+Executed as a script with the llama.cpp tree's gguf-py first on sys.path (its ``gguf`` is newer than PyPI's,
+and both cannot live in one process). Writes meta.json (KV order and types, tensor names/shapes/types),
+kv.bin (each KV pair exactly as the converter serialises it) and small.bin (the converter's own data for
+tensors the fast path does not stream itself: norms, biases, generated tensors).
+Arguments: TREE MODEL_DIR OUT_DIR STREAMED_REGEX
+"""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+
+def main() -> None:
+    tree, model_dir, out_dir, streamed = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), re.compile(sys.argv[4])
+    sys.path[:0] = [tree, str(Path(tree) / "gguf-py")]
+    import gguf
+    import torch
+    from conversion import ModelBase, ModelType, get_model_architecture, get_model_class
+
+    with torch.inference_mode():
+        hparams = ModelBase.load_hparams(model_dir, False)
+        hf_arch = get_model_architecture(hparams, ModelType.TEXT)
+        cls = get_model_class(hf_arch, mmproj=False)
+        model = cls(model_dir, gguf.LlamaFileType.MOSTLY_F16, out_dir / "skeleton.gguf")
+        model.prepare_tensors()
+        model.prepare_metadata(vocab_only=False)
+        writer = model.gguf_writer
+        kv_bin = bytearray()
+        kv_meta = []
+        for key, val in writer.kv_data[0].items():
+            start = len(kv_bin)
+            kv_bin += writer._pack_val(key, gguf.GGUFValueType.STRING, add_vtype=False)
+            kv_bin += writer._pack_val(val.value, val.type, add_vtype=True, sub_type=val.sub_type)
+            plain = val.value if val.type != gguf.GGUFValueType.ARRAY else None
+            kv_meta.append([key, start, len(kv_bin) - start, int(val.type), plain])
+        tensors = []
+        with open(out_dir / "small.bin", "wb") as small:
+            for name, info in writer.tensors[0].items():
+                entry = [name, [int(d) for d in info.shape], int(info.dtype), int(info.nbytes), -1]
+                if not streamed.fullmatch(name):
+                    # the converter's own bytes for this tensor, exactly as it would write them
+                    entry[4] = small.tell()
+                    info.tensor.tofile(small)
+                tensors.append(entry)
+    (out_dir / "kv.bin").write_bytes(bytes(kv_bin))
+    meta = {"hf_arch": hf_arch, "gguf_arch": gguf.MODEL_ARCH_NAMES[model.model_arch], "kv": kv_meta,
+            "tensors": tensors, "alignment": writer.data_alignment, "hparams": model.hparams}
+    (out_dir / "meta.json").write_text(json.dumps(meta, default=str), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""What the reference converter would put in the GGUF (metadata, tensor list), taken from the converter itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lorag.errors import BuildError
+
+# Tensors the fast path reads, merges and quantizes itself; everything else (norms, biases, generated rope
+# tables) is small and taken byte for byte from the converter.
+STREAMED = (r"token_embd\.weight|output\.weight"
+            r"|blk\.\d+\.(attn_q|attn_k|attn_v|attn_output|ffn_gate|ffn_up|ffn_down)\.weight")
+_SKIP_FILES = {"README.md", "adapter_config.json", ".gitattributes"}
+
+
+@dataclass(frozen=True)
+class SkeletonTensor:
+    """One tensor as the converter's F16 GGUF would describe it (shape in numpy order: rows last)."""
+
+    name: str
+    shape: tuple[int, ...]
+    ggml_type: int
+    nbytes: int
+    small_offset: int  # -1 when the fast path streams it
+
+
+@dataclass
+class Skeleton:
+    """KV pairs (raw, in order) and tensor list of the converter's output, plus the small tensors' bytes."""
+
+    hf_arch: str
+    gguf_arch: str
+    kv: list[tuple[str, bytes, int, Any]]
+    tensors: list[SkeletonTensor]
+    alignment: int
+    hparams: dict[str, Any]
+    small_path: Path
+
+    def small_bytes(self, tensor: SkeletonTensor) -> bytes:
+        """The converter's bytes for a small (non-streamed) tensor."""
+        with open(self.small_path, "rb") as fh:
+            fh.seek(tensor.small_offset)
+            return fh.read(tensor.nbytes)
+
+    def value(self, key: str, default: Any = None) -> Any:
+        """A scalar KV value by key."""
+        return next((plain for k, _, _, plain in self.kv if k == key), default)
+
+
+def stage_model_dir(base_dir: Path, adapter_dir: Path | None, chat_template: str | None, out_dir: Path) -> Path:
+    """A directory that looks like the reference route's merged model: base files (weights linked), the
+    fine-tune's tokenizer files and its chat template."""
+    if adapter_dir is not None:
+        from lorag.models.workdir import stage_model_dir as stage
+
+        stage(base_dir, adapter_dir, out_dir, link_weights=True)
+    else:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for entry in sorted(base_dir.iterdir()):
+            if entry.is_file() and entry.name not in _SKIP_FILES and not (out_dir / entry.name).exists():
+                os.symlink(entry.resolve(), out_dir / entry.name)
+    if chat_template is not None:
+        _pin_template(out_dir, chat_template)
+    return out_dir
+
+
+def _pin_template(out_dir: Path, template: str) -> None:
+    # Same precedence as the converter: tokenizer_config.json's chat_template wins over chat_template.jinja.
+    cfg_path = out_dir / "tokenizer_config.json"
+    cfg: dict[str, Any] = {}
+    if cfg_path.is_file():
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    if "chat_template" in cfg:
+        if cfg["chat_template"] != template:
+            cfg["chat_template"] = template
+            if cfg_path.is_symlink():
+                cfg_path.unlink()
+            cfg_path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return
+    jinja = out_dir / "chat_template.jinja"
+    if jinja.is_symlink():
+        jinja.unlink()
+    jinja.write_text(template, encoding="utf-8")
+
+
+def read_skeleton(model_dir: Path, work_dir: Path, tree: Path) -> Skeleton:
+    """Run the converter lazily on ``model_dir`` (reads only headers and tokenizer) and load what it reports."""
+    script = Path(__file__).with_name("_skeleton_script.py")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(tree / "gguf-py")}
+    proc = subprocess.run([sys.executable, str(script), str(tree), str(model_dir), str(work_dir), STREAMED],
+                          cwd=tree, env=env, capture_output=True, text=True, encoding="utf-8", errors="replace")
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-8:])
+        raise BuildError(f"llama.cpp's converter could not read {model_dir} (exit {proc.returncode}):\n{tail}",
+                         "The base model may be an architecture llama.cpp does not support.")
+    meta = json.loads((work_dir / "meta.json").read_text(encoding="utf-8"))
+    raw = (work_dir / "kv.bin").read_bytes()
+    kv = [(k, raw[start:start + length], vtype, plain) for k, start, length, vtype, plain in meta["kv"]]
+    tensors = [SkeletonTensor(n, tuple(s), t, nb, off) for n, s, t, nb, off in meta["tensors"]]
+    return Skeleton(meta["hf_arch"], meta["gguf_arch"], kv, tensors, int(meta["alignment"]), meta["hparams"],
+                    work_dir / "small.bin")
+
+
+def remove_quietly(path: Path) -> None:
+    """Delete a scratch directory, ignoring errors."""
+    shutil.rmtree(path, ignore_errors=True)
