@@ -83,7 +83,7 @@ def watch_worker(
             cancel.set()
             on_event({"type": "progress", "stage": "cancel", "percent": 0, "message": "cancelling"})
         if cancelled_at is not None and time.monotonic() - cancelled_at > CANCEL_GRACE_S and process.is_alive():
-            terminate_tree(process.pid)
+            terminate_tree(process)
         try:
             if receiver.poll(0.2):
                 message = receiver.recv()
@@ -101,7 +101,7 @@ def watch_worker(
     throttle.flush()
     process.join(5)
     if process.is_alive():
-        terminate_tree(process.pid)
+        terminate_tree(process)
     receiver.close()
     return _outcome(result, error, cancelled_at is not None, process.exitcode)
 
@@ -140,21 +140,24 @@ class _Throttle:
             self.pending = None
 
 
-def terminate_tree(pid: int | None) -> None:
-    """Terminate a process and its children (converter subprocesses), killing what ignores SIGTERM."""
-    if not pid:
-        return
+def terminate_tree(process: Any) -> None:
+    """Terminate a worker process and its children (converter subprocesses); kill what ignores SIGTERM."""
     import psutil
 
     try:
-        parent = psutil.Process(pid)
-        procs = [*parent.children(recursive=True), parent]
+        children = psutil.Process(process.pid).children(recursive=True)
     except psutil.Error:
-        return
-    for proc in procs:
+        children = []
+    for child in children:
         with contextlib.suppress(psutil.Error):
-            proc.terminate()
-    _, alive = psutil.wait_procs(procs, timeout=3)
-    for proc in alive:
+            child.terminate()
+    # The worker itself goes through multiprocessing, which reaps it (psutil reaping it would confuse is_alive()).
+    process.terminate()
+    _, alive = psutil.wait_procs(children, timeout=3)
+    for child in alive:
         with contextlib.suppress(psutil.Error):
-            proc.kill()
+            child.kill()
+    process.join(3)
+    if process.is_alive():
+        process.kill()
+        process.join(3)

@@ -1,0 +1,134 @@
+"""The HTTP API against a real uvicorn server, a real store and the bundled Gemma 3 270M via llama.cpp."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.server.conftest import TEST_DOCS, LiveServer, sse_events
+
+QUESTION = "経費はいつまでに申請すればよいですか？"
+
+
+def test_page_and_static_files_are_served(live: LiveServer) -> None:
+    with live.client(auth=False) as client:
+        page = client.get("/")
+        assert page.status_code == 200
+        assert "<title>lorag</title>" in page.text
+        assert client.get("/static/app.js").status_code == 200
+        assert client.get("/api/health").json() == {"status": "ok"}
+
+
+def test_documents_are_listed_with_names(live: LiveServer) -> None:
+    with live.client(auth=False) as client:
+        docs = client.get("/api/documents").json()["documents"]
+    assert sorted(d["name"] for d in docs if not d["uploaded"]) == sorted(TEST_DOCS)
+    assert all(d["n_chunks"] > 0 for d in docs)
+
+
+def test_search_returns_ranked_hits(live: LiveServer) -> None:
+    with live.client(auth=False) as client:
+        reply = client.get("/api/search", params={"q": "経費の申請期限", "top_k": 2})
+    assert reply.status_code == 200
+    hits = reply.json()["hits"]
+    assert [h["rank"] for h in hits] == [1, 2]
+    assert hits[0]["name"] == "経費精算規程.pdf"
+    assert "翌月10日" in hits[0]["text"]
+
+
+@pytest.mark.slow
+def test_query_streams_sources_tokens_then_done(live: LiveServer) -> None:
+    with live.client(auth=False) as client:
+        reply = client.post("/api/query", json={"question": QUESTION, "top_k": 2})
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("text/event-stream")
+    events = sse_events(reply)
+    names = [name for name, _ in events]
+    assert names[0] == "sources" and names[-1] == "done"
+    assert "token" in names and set(names[1:-1]) == {"token"}
+    sources = events[0][1]["hits"]
+    assert sources[0]["name"] == "経費精算規程.pdf"
+    done = events[-1][1]
+    assert done["answer"] == "".join(data["text"] for name, data in events if name == "token").strip()
+    assert [c["n"] for c in done["citations"]] == [1, 2]
+    assert done["citations"][0]["name"] == "経費精算規程.pdf"
+    assert done["sources"] == sources
+
+
+@pytest.mark.slow
+def test_query_without_stream_returns_json(live: LiveServer) -> None:
+    with live.client(auth=False) as client:
+        reply = client.post("/api/query", json={"question": QUESTION, "top_k": 1, "stream": False})
+    assert reply.status_code == 200
+    body = reply.json()
+    assert set(body) == {"answer", "citations", "sources"}
+    assert body["answer"]
+    assert body["citations"][0]["source"].endswith("経費精算規程.pdf")
+    assert "翌月10日" in body["sources"][0]["text"]
+
+
+def test_query_validation_errors_are_422_json(live: LiveServer) -> None:
+    with live.client(auth=False) as client:
+        reply = client.post("/api/query", json={"question": "", "top_k": 0})
+    assert reply.status_code == 422
+    fields = {f["field"] for f in reply.json()["fields"]}
+    assert fields == {"question", "top_k"}
+
+
+@pytest.mark.slow
+def test_upload_list_search_reingest_delete(live: LiveServer) -> None:
+    text = "社内報\n社員食堂のカレーライスは毎週金曜日に提供されます。価格は450円です。\n".encode()
+    with live.client() as client:
+        reply = client.post("/api/documents", files=[("files", ("食堂の案内.txt", text, "text/plain"))])
+        assert reply.status_code == 201, reply.text
+        assert len(reply.json()["report"]["added"]) == 1
+        doc = next(d for d in client.get("/api/documents").json()["documents"] if d["uploaded"])
+        assert doc["name"] == "食堂の案内.txt"
+        stored = Path(doc["path"])
+        assert stored.parent == live.state.config.data_dir / "uploads"
+        assert stored.name != "食堂の案内.txt" and stored.suffix == ".txt"  # a server-chosen name
+        hits = client.get("/api/search", params={"q": "カレーライス", "top_k": 1}).json()["hits"]
+        assert hits[0]["name"] == "食堂の案内.txt"
+        again = client.post(f"/api/documents/{doc['id']}/reingest")
+        assert again.status_code == 200
+        assert again.json()["report"]["added"] == [str(stored)]
+        new_id = again.json()["document"]["id"]
+        assert client.delete(f"/api/documents/{new_id}").status_code == 200
+        assert not stored.exists()
+        names = [d["name"] for d in client.get("/api/documents").json()["documents"]]
+        assert "食堂の案内.txt" not in names
+        assert client.delete(f"/api/documents/{new_id}").status_code == 404
+
+
+def test_upload_of_unsupported_type_is_refused(live: LiveServer) -> None:
+    with live.client() as client:
+        reply = client.post("/api/documents", files=[("files", ("tool.exe", b"MZ\x90\x00", "application/octet-stream"))])
+    assert reply.status_code == 400
+    assert "not supported" in reply.json()["error"]
+    assert list((live.state.config.data_dir / "uploads").glob("*.exe")) == []
+
+
+def test_models_lists_current_and_reports_ollama_unreachable(live: LiveServer) -> None:
+    with live.client(auth=False) as client:
+        body = client.get("/api/models").json()
+    assert body["current"]["bundled"] is True
+    assert body["artifacts"] == []
+    assert body["ollama"]["reachable"] is False and "error" in body["ollama"]
+
+
+def test_plan_for_the_configured_model(live: LiveServer) -> None:
+    with live.client(auth=False) as client:
+        reply = client.get("/api/models/plan")
+    assert reply.status_code == 200, reply.text
+    plan = reply.json()
+    assert plan["model"]["kind"] == "gguf"
+    assert plan["chosen"] is not None and plan["reason"]
+
+
+def test_unknown_job_is_404(live: LiveServer) -> None:
+    with live.client() as client:
+        assert client.get("/api/jobs/nope").json() == {"error": "no job with id 'nope'."}
+        assert client.get("/api/jobs/nope").status_code == 404
+        assert client.post("/api/jobs/nope/cancel").status_code == 404
+        assert client.get("/api/jobs").json() == {"jobs": []}
