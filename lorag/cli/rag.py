@@ -1,3 +1,127 @@
-"""Commands: rag."""
+"""Commands: init, ingest, remove, ask, search."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lorag.cli.apps import app
+
+
+def _config() -> Any:
+    from lorag.config import load_config
+
+    return load_config()
+
+
+def _shown(path: str) -> str:
+    """A path relative to the current directory when it is inside it, else absolute."""
+    p = Path(path)
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)
+
+
+@app.command()
+def init(force: Annotated[bool, typer.Option("--force", help="Overwrite an existing lorag.yaml.")] = False) -> None:
+    """Write a commented lorag.yaml with the default settings."""
+    from lorag.config import config_path, init_config
+
+    path = init_config(config_path(), force=force)
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def ingest(paths: Annotated[list[str], typer.Argument(help="Files or folders (walked recursively).")]) -> None:
+    """Add or update documents in the store (unchanged files are skipped)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from lorag.rag.ingest import ingest_paths
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        files = bar.add_task("files", total=None)
+        step = bar.add_task("", total=None, visible=False)
+
+        def progress(event: dict[str, Any]) -> None:
+            if event["stage"] == "parse":
+                bar.update(files, completed=event["done"], total=event["total"])
+            if event["path"]:
+                name = Path(event["path"]).name
+                bar.update(step, description=f"{event['stage']} {name}", completed=event["done"],
+                           total=event["total"], visible=True)
+
+        report = ingest_paths(_config(), paths, progress=progress)
+    _print_report(report)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def _print_report(report: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("result", "files", box=None)
+    for label in ("added", "updated", "unchanged", "removed"):
+        table.add_row(label, str(len(getattr(report, label))))
+    table.add_row("failed", str(len(report.failed)))
+    Console().print(table)
+    err = Console(stderr=True)
+    for path, reason in report.failed:
+        err.print(f"[bold red]failed:[/] {_shown(path)}: {reason}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def remove(paths: Annotated[list[str], typer.Argument(help="Files or folders to remove from the store.")]) -> None:
+    """Remove documents from the store."""
+    from lorag.rag.ingest import remove_paths
+
+    n = remove_paths(_config(), paths)
+    typer.echo(f"removed {n} document{'s' if n != 1 else ''}")
+
+
+@app.command()
+def ask(question: Annotated[str, typer.Argument(help="The question, e.g. 有給休暇は何日ですか？")],
+        top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, help="How many chunks to use.")] = None,
+        ) -> None:
+    """Answer a question from your documents, with numbered sources."""
+    from lorag.rag.answer import answer_stream
+
+    done: dict[str, Any] = {}
+    for event in answer_stream(_config(), question, top_k=top_k):
+        if event["type"] == "token":
+            typer.echo(event["text"], nl=False)
+        elif event["type"] == "done":
+            done = event
+    typer.echo("")
+    if done.get("citations"):
+        typer.echo("\n出典:")
+        for c in done["citations"]:
+            page = f" p.{c['page']}" if c["page"] is not None else ""
+            typer.echo(f"  [{c['n']}] {_shown(c['source'])}{page} (chars {c['start']}-{c['end']})")
+
+
+@app.command()
+def search(query: Annotated[str, typer.Argument(help="What to look for.")],
+           top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, help="How many hits.")] = None,
+           as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False) -> None:
+    """Show the chunks that best match a query (hybrid BM25 + dense)."""
+    from lorag.rag.retrieve import search as run_search
+
+    hits = run_search(_config(), query, top_k)
+    if as_json:
+        fields = ("rank", "score", "source", "page", "start", "end", "text")
+        typer.echo(json.dumps([{f: h.to_dict()[f] for f in fields} for h in hits], ensure_ascii=False, indent=2))
+        return
+    if not hits:
+        typer.echo("no matches (is anything ingested? try `lorag ingest PATH`)")
+    for h in hits:
+        page = f" p.{h.page}" if h.page is not None else ""
+        snippet = " ".join(h.text.split())[:120]
+        typer.echo(f"{h.rank}. {_shown(h.source)}{page} ({h.start}-{h.end}) score={h.score:.4f}\n   {snippet}")

@@ -1,0 +1,128 @@
+"""Japanese-aware chunking: split at sentence ends and line structure, pack into overlapping chunks.
+
+Every chunk keeps its character offsets into the page text, so ``text[start:end] == chunk.text``.
+
+Usage::
+
+    for chunk in chunk_text(page.text, chunk_chars=400, overlap_chars=80, page=page.number):
+        print(chunk.page, chunk.start, chunk.end, chunk.text[:20])
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# A sentence ends at 。！？!? (and a full stop followed by space), plus any closing brackets or quotes;
+# a line break always ends a segment so headings and list items stay separate.
+_SEGMENT = re.compile(
+    r"""[^\n]*?(?:[。！？!?]+[」』）)"'”’]*|\.(?=\s)[」』）)"'”’]*|(?=\n)|$)""",
+)
+_HEADING = re.compile(r"^\s*(?:#{1,6}\s|第[0-9一二三四五六七八九十百]+[章節条]|[0-9]+(?:\.[0-9]+)*[.)]?\s)")
+_SOFT_BREAKS = "、,;；:： \t"
+
+
+@dataclass(frozen=True)
+class TextChunk:
+    """A piece of a page: its text and where it sits (``start``/``end`` index the page text)."""
+
+    text: str
+    start: int
+    end: int
+    page: int | None = None
+
+
+@dataclass(frozen=True)
+class _Segment:
+    start: int
+    end: int
+    heading: bool = False  # starts a new section: a good place to begin a chunk
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+def split_segments(text: str, max_chars: int) -> list[_Segment]:
+    """Split ``text`` into sentence/line segments no longer than ``max_chars`` (whitespace-only dropped)."""
+    segments: list[_Segment] = []
+    for match in _SEGMENT.finditer(text):
+        start, end = match.span()
+        piece = text[start:end]
+        if not piece.strip():
+            continue
+        line_start = start == 0 or text[start - 1] == "\n"
+        heading = line_start and (_after_blank_line(text, start) or bool(_HEADING.match(piece)))
+        segments.extend(_split_long(text, _Segment(start, end, heading), max_chars))
+    return segments
+
+
+def _after_blank_line(text: str, start: int) -> bool:
+    """True at the start of the text or of a paragraph (an empty line before ``start``)."""
+    before = text[max(0, start - 40) : start]
+    gap = before[len(before.rstrip()) :]
+    return len(gap) == start or gap.count("\n") >= 2
+
+
+def _split_long(text: str, seg: _Segment, max_chars: int) -> list[_Segment]:
+    """Cut a segment longer than ``max_chars``, preferring a comma or space near the limit."""
+    pieces: list[_Segment] = []
+    start, heading = seg.start, seg.heading
+    while seg.end - start > max_chars:
+        cut = start + max_chars
+        window = text[start + max_chars // 2 : cut]
+        soft = max(window.rfind(ch) for ch in _SOFT_BREAKS)
+        if soft >= 0:
+            cut = start + max_chars // 2 + soft + 1
+        pieces.append(_Segment(start, cut, heading))
+        start, heading = cut, False
+    pieces.append(_Segment(start, seg.end, heading))
+    return pieces
+
+
+def chunk_text(text: str, chunk_chars: int = 400, overlap_chars: int = 80, page: int | None = None) -> list[TextChunk]:
+    """Pack sentence segments into chunks of at most ``chunk_chars`` with about ``overlap_chars`` overlap."""
+    overlap_chars = min(overlap_chars, chunk_chars // 2)
+    segments = split_segments(text, chunk_chars)
+    chunks: list[TextChunk] = []
+    current: list[_Segment] = []
+    for seg in segments:
+        size = seg.end - current[0].start if current else seg.length
+        starts_section = seg.heading and current and (current[-1].end - current[0].start) >= chunk_chars // 4
+        if current and (size > chunk_chars or starts_section):
+            chunks.append(_make_chunk(text, current, page))
+            current = [] if starts_section else _overlap(text, current, overlap_chars, chunk_chars - seg.length)
+        current.append(seg)
+    if current:
+        chunks.append(_make_chunk(text, current, page))
+    return [c for c in chunks if c.text]
+
+
+def _overlap(text: str, segments: list[_Segment], overlap_chars: int, room: int) -> list[_Segment]:
+    """The tail of the previous chunk to repeat: whole sentences when they fit, else the last characters."""
+    budget = min(overlap_chars, room)
+    if budget <= 0:
+        return []
+    tail: list[_Segment] = []
+    end = segments[-1].end
+    for seg in reversed(segments):
+        if end - seg.start > budget:
+            break
+        tail.insert(0, seg)
+    if tail:
+        return tail
+    # No whole sentence fits: fall back to a character overlap, started after a space when possible.
+    start = end - budget
+    space = text.find(" ", start, end)
+    if 0 <= space < end - 1 and space - start < budget // 2:
+        start = space + 1
+    return [_Segment(start, end)]
+
+
+def _make_chunk(text: str, segments: list[_Segment], page: int | None) -> TextChunk:
+    """A chunk spanning ``segments``, with surrounding whitespace trimmed and offsets adjusted."""
+    start, end = segments[0].start, segments[-1].end
+    raw = text[start:end]
+    lead = len(raw) - len(raw.lstrip())
+    trail = len(raw) - len(raw.rstrip())
+    return TextChunk(raw.strip(), start + lead, end - trail, page)
