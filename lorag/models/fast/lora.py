@@ -25,13 +25,20 @@ class LoraWeights:
     pairs: dict[str, tuple[Any, Any, float]]
     fan_in_fan_out: bool
 
+    def to(self, device: str) -> LoraWeights:
+        """The same adapter with its factors on ``device``."""
+        if device == "cpu":
+            return self
+        return LoraWeights({k: (a.to(device), b.to(device), s) for k, (a, b, s) in self.pairs.items()},
+                           self.fan_in_fan_out)
+
     def merged(self, name: str, weight: Any) -> Any:
         """``weight + scale·B·A`` in fp32, cast back to the weight's dtype (PEFT's merge, bit for bit on CPU)."""
         pair = self.pairs.get(name)
         if pair is None:
             return weight
         a, b, scale = pair
-        delta = (b.to(weight.device).float() @ a.to(weight.device).float()) * scale
+        delta = (b.float() @ a.float()) * scale
         if self.fan_in_fan_out:
             delta = delta.T
         if tuple(delta.shape) != tuple(weight.shape):

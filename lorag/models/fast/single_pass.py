@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from lorag.models.fast.ggml import GGML_TYPE_NAMES, quantize_rows, tensor_nbytes
 from lorag.models.fast.gguf_writer import OutputTensor, TensorStream, header_bytes, quantized_kv
 from lorag.models.fast.lora import FastPathUnsupported, LoraWeights, load_lora
 from lorag.models.fast.mixture import FTYPES, MixturePlanner, quantize_order
+from lorag.models.fast.reader import Prefetcher, TensorLocation, index_model
 from lorag.models.fast.skeleton import Skeleton, SkeletonTensor, read_skeleton, remove_quietly, stage_model_dir
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -35,7 +36,7 @@ def supports_fast_path(architecture: str) -> bool:
 def build_gguf_single_pass(
     base_dir: Path, adapter_dir: Path | None, out_path: Path, qtype: str, chat_template: str | None,
     progress: ProgressFn | None = None, cancel: Any = None, device: str = "auto", *,
-    model_name: str | None = None, threads: int = 0,
+    model_name: str | None = None, threads: int = 0, read_ahead_bytes: int = 2 << 30,
 ) -> dict[str, Any]:
     """Build ``out_path`` (GGUF, ``qtype``) from a base model and an optional LoRA adapter in one pass.
 
@@ -53,10 +54,16 @@ def build_gguf_single_pass(
     if not supports_fast_path(hf_arch):
         raise FastPathUnsupported(f"the fast build path does not handle {hf_arch}.")
     stage = StageProgress(progress, "fast_build", cancel)
-    lora = load_lora(adapter_dir) if adapter_dir is not None else LoraWeights({}, False)
     dev = _pick_device(device)
+    lora = load_lora(adapter_dir) if adapter_dir is not None else LoraWeights({}, False)
+    lora = lora.to(dev)
+    sources = _sources(base_dir, lora)
+    # Reading starts now, while llama.cpp's converter works out the metadata in another process.
+    reader = Prefetcher([(n, sources[n]) for n in quantize_order(list(sources))], read_ahead_bytes)
+    reader.start()
     scratch = out_path.parent / f".{out_path.name}.fast"
     remove_quietly(scratch)
+    stats = _Stats()
     try:
         staged = stage_model_dir(base_dir, adapter_dir, chat_template, scratch / (model_name or base_dir.name))
         from lorag.models.convert import ensure_converters
@@ -64,21 +71,28 @@ def build_gguf_single_pass(
         skeleton = read_skeleton(staged, scratch / "skeleton", ensure_converters())
         t_meta = time.monotonic() - started
         plan = _plan(skeleton, qtype)
-        sources = _sources(base_dir, skeleton, lora)
+        streamed = [out.name for out, src in plan if src.small_offset < 0]
+        if [n for n in quantize_order(list(sources)) if n in set(streamed)] != streamed or set(streamed) - set(sources):
+            raise FastPathUnsupported(f"the converter's tensors differ from the fast path's: {sorted(streamed)[:4]}")
+        if set(sources) - set(streamed):  # e.g. a tied lm_head the converter drops: read only what is written
+            reader.close()
+            reader = Prefetcher([(n, sources[n]) for n in streamed], read_ahead_bytes)
+            reader.start()
         header = header_bytes(quantized_kv([(k, raw) for k, raw, _, _ in skeleton.kv], FTYPES[qtype][1]),
                               [out for out, _ in plan], skeleton.alignment)
-        stats = _Stats()
         with atomic_open(out_path, "wb") as fh:
             fh.write(header)
             stream = TensorStream(fh, skeleton.alignment)
-            _stream_tensors(plan, sources, skeleton, lora, dev, stream, stage, stats, threads)
+            _stream_tensors(plan, reader, skeleton, lora, dev, stream, stage, stats, threads)
     finally:
+        reader.close()
         remove_quietly(scratch)
     total = time.monotonic() - started
+    stats.busy["read"] = reader.seconds
     return {
         "gguf": str(out_path), "quantization": qtype, "device": dev, "size_bytes": out_path.stat().st_size,
         "seconds": round(total, 3), "stages": {"metadata": round(t_meta, 3), "stream": round(total - t_meta, 3)},
-        "bytes_read": stats.bytes_read, "tensors": len(plan), "types": stats.types,
+        "bytes_read": sum(loc.nbytes for loc in sources.values()), "tensors": len(plan), "types": stats.types,
         "profile": {k: round(v, 3) for k, v in stats.busy.items()},
     }
 
@@ -126,41 +140,39 @@ def _plan(skeleton: Skeleton, qtype: str) -> list[tuple[OutputTensor, SkeletonTe
     return plan
 
 
-def _sources(base_dir: Path, skeleton: Skeleton, lora: LoraWeights) -> dict[str, tuple[Path, str]]:
-    """GGUF name → (safetensors file, HF tensor name) for every streamed tensor."""
-    index = base_dir / "model.safetensors.index.json"
-    if index.is_file():
-        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-    else:
-        from safetensors import safe_open
-
-        with safe_open(str(base_dir / "model.safetensors"), framework="pt") as fh:
-            weight_map = {k: "model.safetensors" for k in fh.keys()}  # noqa: SIM118
+def _sources(base_dir: Path, lora: LoraWeights) -> dict[str, TensorLocation]:
+    """GGUF name → safetensors location for every tensor the fast path streams."""
+    index = index_model(base_dir)
+    unknown = [k for k in lora.pairs if k not in index]
+    if unknown:
+        raise BuildError(f"the adapter changes weights the base model does not have ({', '.join(unknown[:4])}).",
+                         "The adapter was trained on a different architecture; pass the right --base.")
     sources = {}
-    for hf_name, file in weight_map.items():
+    for hf_name, loc in index.items():
         name = arch.gguf_name(hf_name)
         if name is not None:
-            sources[name] = (base_dir / file, hf_name)
-    missing = [t.name for t in skeleton.tensors if t.small_offset < 0 and t.name not in sources]
-    unknown = [k for k in lora.pairs if k not in weight_map]
-    if missing or unknown:
-        raise FastPathUnsupported(f"tensors the fast path cannot place: {(missing + unknown)[:4]}")
+            sources[name] = loc
     return sources
 
 
-def _stream_tensors(plan: list[tuple[OutputTensor, SkeletonTensor]], sources: dict[str, tuple[Path, str]],
-                    skeleton: Skeleton, lora: LoraWeights, dev: str, stream: TensorStream, stage: Any,
-                    stats: _Stats, threads: int) -> None:
+def _stream_tensors(plan: list[tuple[OutputTensor, SkeletonTensor]], reader: Prefetcher, skeleton: Skeleton,
+                    lora: LoraWeights, dev: str, stream: TensorStream, stage: Any, stats: _Stats,
+                    threads: int) -> None:
     total = sum(out.nbytes for out, _ in plan)
     cpu_pool = ThreadPoolExecutor(threads or os.cpu_count() or 1) if dev == "cpu" else None
-    # Reading (page faults on the mmap) runs ahead of the merge/quantize loop; writing runs behind it.
-    with ThreadPoolExecutor(3) as readers, ThreadPoolExecutor(1) as writer:
-        reads = _read_ahead(plan, sources, skeleton, readers, stats, depth=3)
+    # Writing runs one tensor behind the merge/quantize loop; reading runs ahead of it (Prefetcher).
+    with ThreadPoolExecutor(1) as writer:
         pending: Future[None] | None = None
         done = 0
-        for (out, src), loaded in zip(plan, reads, strict=True):
+        for out, src in plan:
             stage.check_cancel()
-            data = _convert(out, src, loaded, sources, skeleton, lora, dev, stats, cpu_pool)
+            if src.small_offset >= 0:
+                loaded: Any = skeleton.small_bytes(src)
+                hf_name = ""
+            else:
+                loaded = reader.take(out.name)
+                hf_name = reader.location(out.name).name
+            data = _convert(out, src, loaded, hf_name, skeleton, lora, dev, stats, cpu_pool)
             if pending is not None:
                 pending.result()
             pending = writer.submit(_timed_write, stream, out, data, stats)
@@ -173,40 +185,7 @@ def _stream_tensors(plan: list[tuple[OutputTensor, SkeletonTensor]], sources: di
         cpu_pool.shutdown()
 
 
-def _read_ahead(plan: list[tuple[OutputTensor, SkeletonTensor]], sources: dict[str, tuple[Path, str]],
-                skeleton: Skeleton, pool: ThreadPoolExecutor, stats: _Stats, depth: int) -> Iterator[Any]:
-    futures: list[Future[Any]] = []
-    items = iter(plan)
-    for _ in range(depth):
-        item = next(items, None)
-        if item is not None:
-            futures.append(pool.submit(_load, item, sources, skeleton, stats))
-    while futures:
-        result = futures.pop(0).result()
-        item = next(items, None)
-        if item is not None:
-            futures.append(pool.submit(_load, item, sources, skeleton, stats))
-        yield result
-
-
-def _load(item: tuple[OutputTensor, SkeletonTensor], sources: dict[str, tuple[Path, str]], skeleton: Skeleton,
-          stats: _Stats) -> Any:
-    out, src = item
-    started = time.monotonic()
-    if src.small_offset >= 0:
-        data: Any = skeleton.small_bytes(src)
-    else:
-        from safetensors import safe_open
-
-        path, hf_name = sources[out.name]
-        with safe_open(str(path), framework="pt") as fh:
-            data = fh.get_tensor(hf_name)
-        stats.bytes_read += data.numel() * data.element_size()
-    stats.busy["read"] += time.monotonic() - started
-    return data
-
-
-def _convert(out: OutputTensor, src: SkeletonTensor, loaded: Any, sources: dict[str, tuple[Path, str]],
+def _convert(out: OutputTensor, src: SkeletonTensor, loaded: Any, hf_name: str,
              skeleton: Skeleton, lora: LoraWeights, dev: str, stats: _Stats, pool: ThreadPoolExecutor | None) -> Any:
     import numpy as np
     import torch
@@ -219,7 +198,6 @@ def _convert(out: OutputTensor, src: SkeletonTensor, loaded: Any, sources: dict[
             return values
         rows = torch.from_numpy(values.astype(np.float32).reshape(-1, src.shape[-1]))
     else:
-        hf_name = sources[out.name][1]
         weight = loaded.to(dev, non_blocking=True) if dev != "cpu" else loaded
         weight = lora.merged(hf_name, weight)
         weight = arch.rotary_permute(weight, hf_name, skeleton.gguf_arch, skeleton.hparams)

@@ -1,0 +1,126 @@
+"""Read safetensors tensors with plain file reads (the GIL is released while the disk works), ahead of use."""
+
+from __future__ import annotations
+
+import json
+import struct
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_DTYPES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}
+
+
+@dataclass(frozen=True)
+class TensorLocation:
+    """Where one tensor's bytes live in a safetensors file."""
+
+    path: Path
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    start: int
+    nbytes: int
+
+
+def index_file(path: Path) -> dict[str, TensorLocation]:
+    """Parse a safetensors header: tensor name → location."""
+    with open(path, "rb") as fh:
+        (size,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(size))
+    base = 8 + size
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        out[name] = TensorLocation(path, name, info["dtype"], tuple(info["shape"]), base + begin, end - begin)
+    return out
+
+
+def index_model(base_dir: Path) -> dict[str, TensorLocation]:
+    """All tensors of a model directory (single file or sharded with an index)."""
+    index = base_dir / "model.safetensors.index.json"
+    files = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())) if index.is_file() \
+        else ["model.safetensors"]
+    out: dict[str, TensorLocation] = {}
+    for file in files:
+        out.update(index_file(base_dir / file))
+    return out
+
+
+def read_tensor(loc: TensorLocation) -> Any:
+    """Load one tensor into a fresh CPU torch tensor."""
+    import numpy as np
+    import torch
+
+    if loc.dtype not in _DTYPES:
+        raise ValueError(f"{loc.name}: unsupported dtype {loc.dtype}")
+    raw = np.empty(loc.nbytes, dtype=np.uint8)
+    with open(loc.path, "rb", buffering=0) as fh:
+        fh.seek(loc.start)
+        view = memoryview(raw.data)
+        done = 0
+        while done < loc.nbytes:
+            got = fh.readinto(view[done:])
+            if not got:
+                raise OSError(f"{loc.path} ended inside tensor {loc.name}")
+            done += got
+    return torch.from_numpy(raw).view(getattr(torch, _DTYPES[loc.dtype])).reshape(loc.shape)
+
+
+class Prefetcher:
+    """Loads tensors in a fixed order on worker threads, keeping at most ``budget`` bytes loaded but unused."""
+
+    def __init__(self, order: list[tuple[str, TensorLocation]], budget: int, workers: int = 3) -> None:
+        self._order = order
+        self._where = dict(order)
+        self._budget = budget
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="lorag-read")
+        self._futures: dict[str, Future[Any]] = {}
+        self._next = 0
+        self._held = 0
+        self._lock = threading.Lock()
+        self.seconds = 0.0
+
+    def start(self) -> None:
+        """Begin reading (call early: reads overlap whatever the caller does next)."""
+        self._fill()
+
+    def location(self, key: str) -> TensorLocation:
+        """Where the tensor read for ``key`` comes from."""
+        return self._where[key]
+
+    def take(self, key: str) -> Any:
+        """The tensor read for ``key`` (keys are taken in order), waiting for its read if needed."""
+        future = self._futures.pop(key)
+        tensor, seconds = future.result()
+        with self._lock:
+            self._held -= tensor.numel() * tensor.element_size()
+            self.seconds += seconds
+        self._fill()
+        return tensor
+
+    def close(self) -> None:
+        """Stop reading; pending reads are dropped."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _fill(self) -> None:
+        with self._lock:
+            while self._next < len(self._order):
+                key, loc = self._order[self._next]
+                if self._futures and self._held + loc.nbytes > self._budget:
+                    break
+                self._futures[key] = self._pool.submit(_timed_read, loc)
+                self._held += loc.nbytes
+                self._next += 1
+
+
+def _timed_read(loc: TensorLocation) -> tuple[Any, float]:
+    import time
+
+    started = time.monotonic()
+    tensor = read_tensor(loc)
+    return tensor, time.monotonic() - started
