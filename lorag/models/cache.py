@@ -41,13 +41,16 @@ def sha256_file(path: Path, cache_dir: Path | None = None) -> str:
 
 
 def hash_tree(directory: Path, cache_dir: Path | None = None) -> str:
-    """One digest for every file in a directory (names and contents), following symlinks."""
+    """One digest for the files directly in a directory (names and contents), following symlinks.
+
+    Subfolders are left out: the converter and the merge read only top-level files, and model repos often
+    carry large extras there (``original/``, ``checkpoint-*/``).
+    """
     digest = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        rel = path.relative_to(directory).as_posix()
-        if rel.startswith(".") or rel == "README.md":
+    for path in sorted(p for p in directory.iterdir() if p.is_file()):
+        if path.name.startswith(".") or path.name == "README.md":
             continue
-        digest.update(rel.encode() + b"\0" + sha256_file(path, cache_dir).encode() + b"\n")
+        digest.update(path.name.encode() + b"\0" + sha256_file(path, cache_dir).encode() + b"\n")
     return digest.hexdigest()
 
 

@@ -67,10 +67,16 @@ def converter_version() -> str:
     return f"{LLAMA_CPP_VERSION}-{digest.hexdigest()[:12]}"
 
 
-def convert_hf(model_dir: Path, outfile: Path, progress: StageProgress, outtype: str = "f16") -> None:
-    """Convert an HF model directory to a GGUF with llama.cpp's convert_hf_to_gguf.py."""
+def convert_hf(model_dir: Path, outfile: Path, progress: StageProgress, model_name: str | None = None) -> None:
+    """Convert an HF model directory to an F16 GGUF with llama.cpp's convert_hf_to_gguf.py.
+
+    F16 (also for bf16 bases) because every llama.cpp backend runs it; bf16 weights only lose range beyond
+    ±65504, which real weights never reach and the F16 fidelity check would catch.
+    """
     tree = ensure_converters()
-    args = [str(tree / "convert_hf_to_gguf.py"), str(model_dir), "--outtype", outtype, "--outfile", str(outfile)]
+    args = [str(tree / "convert_hf_to_gguf.py"), str(model_dir), "--outtype", "f16", "--outfile", str(outfile)]
+    if model_name:
+        args += ["--model-name", model_name]
     _run(args, tree, progress, "convert_hf_to_gguf.py")
 
 

@@ -51,7 +51,7 @@ def _build_merged(plan: Plan, tmp: Path, timings: dict[str, float], progress: Pr
         template = stage_model_dir(plan.base_dir, plan.adapter_dir, merged)
     f16 = tmp / "model-F16.gguf"
     with timed(timings, "convert"):
-        convert_hf(merged, f16, StageProgress(progress, "convert", cancel))
+        convert_hf(merged, f16, StageProgress(progress, "convert", cancel), plan.ollama_name.split(":")[0])
         check_embedded_template(f16, template)
     out = quantize_stage(f16, tmp, plan.qtype, timings, progress, cancel)
     with timed(timings, "verify"):

@@ -146,7 +146,9 @@ def _gb(n: int) -> str:
 
 def _check_config_writable(path: Path) -> None:
     target = path if path.exists() else path.parent
-    if not os.access(target, os.W_OK) or (path.exists() and not os.access(path.parent, os.W_OK)):
+    # Mode bits too: root passes os.access() on a 0444 file, but the user marked it read-only on purpose.
+    no_write_bits = path.exists() and not path.stat().st_mode & 0o222
+    if no_write_bits or not os.access(target, os.W_OK) or (path.exists() and not os.access(path.parent, os.W_OK)):
         raise ConfigError(f"{path} is read-only, so the build could not switch the model; nothing was built.",
                           "Make the config writable, or build without --update-config.")
 

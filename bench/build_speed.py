@@ -1,0 +1,323 @@
+"""Reference route vs single-pass fast route for building a quantized GGUF from base + LoRA, side by side.
+
+Reference: merge LoRA shard by shard (lorag.models.merge) → convert_hf_to_gguf.py --outtype f16 →
+llama.cpp quantize (the llama-quantize binary if given, else llama_cpp.llama_model_quantize).
+Fast: lorag.models.fast.build_gguf_single_pass (one read of the base, no intermediate files).
+Each stage runs as its own process so its wall time and peak RSS are its own; a sampler tracks the disk
+space used under the work directory. Prints a table (and --json the summary).
+
+    python bench/build_speed.py --base DIR --adapter DIR [--qtype Q4_K_M] [--device auto|cpu|cuda]
+        [--work DIR] [--llama-quantize BIN] [--threads N] [--drop-caches] [--json] [--json-out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import mmap
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _tree() -> Path:
+    from lorag.models.convert import ensure_converters
+
+    return ensure_converters()
+
+
+# ---------------------------------------------------------------- stages (each runs in a child process)
+
+def stage_merge(base: str, adapter: str, merged: str) -> None:
+    from lorag.models.merge import load_adapter_weights, merge_model
+    from lorag.models.progress import StageProgress
+    from lorag.models.workdir import stage_model_dir
+
+    out = Path(merged)
+    stage_model_dir(Path(base), Path(adapter), out)
+    merge_model(Path(base), load_adapter_weights(Path(adapter)), out, StageProgress(None, "merge"))
+
+
+def stage_quantize_py(f16: str, out: str, ftype: int, threads: int) -> None:
+    import ctypes
+
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.nthread = threads
+    params.ftype = ftype
+    if llama_cpp.llama_model_quantize(f16.encode(), out.encode(), ctypes.byref(params)) != 0:
+        raise SystemExit("llama_model_quantize failed")
+
+
+def stage_fast(base: str, adapter: str, out: str, qtype: str, device: str, threads: int, stats: str) -> None:
+    from lorag.models.fast import build_gguf_single_pass
+
+    result = build_gguf_single_pass(Path(base), Path(adapter), Path(out), qtype, None, device=device,
+                                    model_name="merged", threads=threads)
+    Path(stats).write_text(json.dumps(result), encoding="utf-8")
+
+
+STAGES = {"merge": stage_merge, "quantize_py": stage_quantize_py, "fast": stage_fast}
+
+
+# ---------------------------------------------------------------- measuring
+
+def _dir_bytes(path: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def run_stage(name: str, argv: list[str], work: Path, reads: int, writes_to: list[Path]) -> dict[str, Any]:
+    """Run one stage as a child process; wall time, peak RSS (wait4), peak disk used under ``work``."""
+    base_disk = _dir_bytes(work)
+    peak = [base_disk]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.2):
+            peak[0] = max(peak[0], _dir_bytes(work))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    started = time.monotonic()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    sampler.start()
+    assert proc.stdout is not None
+    tail = proc.stdout.read().decode(errors="replace").splitlines()[-15:]
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.monotonic() - started
+    done.set()
+    sampler.join()
+    peak[0] = max(peak[0], _dir_bytes(work))
+    if os.waitstatus_to_exitcode(status) != 0:
+        print("\n".join(tail), file=sys.stderr)
+        raise SystemExit(f"stage {name} failed")
+    written = sum(_dir_bytes(p) if p.is_dir() else p.stat().st_size for p in writes_to if p.exists())
+    return {"stage": name, "seconds": seconds, "read": reads, "written": written,
+            "peak_rss": usage.ru_maxrss * 1024, "peak_extra_disk": peak[0] - base_disk}
+
+
+def _self(stage: str, *args: Any) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve()), "--stage", stage, "--stage-args", json.dumps(list(args))]
+
+
+def drop_caches() -> bool:
+    """Empty the page cache (root only), so each route reads its input from the disk."""
+    try:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def disk_speeds(files: list[Path], sample: int, scratch: Path) -> tuple[float, float, str]:
+    """Sequential read (O_DIRECT when the filesystem allows it) and write+fsync speeds in bytes/s."""
+    chunk = 64 << 20
+    buf = mmap.mmap(-1, chunk)
+    how = "O_DIRECT"
+    done, started = 0, time.monotonic()
+    for path in files:
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECT", 0))
+        except OSError:
+            fd, how = os.open(path, os.O_RDONLY), "buffered"
+        try:
+            while done < sample:
+                try:
+                    got = os.readv(fd, [buf])
+                except OSError:
+                    os.close(fd)
+                    fd, how = os.open(path, os.O_RDONLY), "buffered"
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    got = os.readv(fd, [buf])
+                if got <= 0:
+                    break
+                done += got
+        finally:
+            os.close(fd)
+        if done >= sample:
+            break
+    read_speed = done / (time.monotonic() - started)
+    target = scratch / "write-test.bin"
+    block = os.urandom(16 << 20)
+    started = time.monotonic()
+    with open(target, "wb") as fh:
+        for _ in range(max(1, min(sample, 2 << 30) // len(block))):
+            fh.write(block)
+        fh.flush()
+        os.fsync(fh.fileno())
+    write_speed = target.stat().st_size / (time.monotonic() - started)
+    target.unlink()
+    return read_speed, write_speed, how
+
+
+def compare(reference: Path, fast: Path, f16: Path | None, sample: int) -> dict[str, Any]:
+    """Whole-file identity, same header (names/types/shapes/metadata), and RMSE vs F16 on sampled tensors."""
+    import hashlib
+
+    import numpy as np
+
+    sys.path.insert(0, str(_tree() / "gguf-py"))
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+
+    def digest(p: Path) -> str:
+        h = hashlib.sha256()
+        with open(p, "rb") as fh:
+            while block := fh.read(64 << 20):
+                h.update(block)
+        return h.hexdigest()
+
+    ra, rb = GGUFReader(reference), GGUFReader(fast)
+    with open(reference, "rb") as fa, open(fast, "rb") as fb:
+        same_header = ra.data_offset == rb.data_offset and fa.read(ra.data_offset) == fb.read(rb.data_offset)
+    out: dict[str, Any] = {"identical": digest(reference) == digest(fast), "same_header": same_header}
+    differing = sum(1 for ta, tb in zip(ra.tensors, rb.tensors, strict=True)
+                    if not np.array_equal(np.asarray(ta.data), np.asarray(tb.data)))
+    out["tensors_with_different_bytes"] = differing
+    if f16 is None or not f16.exists() or out["identical"]:
+        return out
+    rf = {t.name: t for t in GGUFReader(f16).tensors}
+    rows: list[dict[str, Any]] = []
+    for ta, tb in zip(ra.tensors, rb.tensors, strict=True):
+        if ta.tensor_type.name in ("F32", "F16") or len(rows) >= sample and "output" not in ta.name:
+            continue
+        n_rows = min(512, int(ta.shape[1]) if len(ta.shape) > 1 else 1)
+        ref_rows = np.asarray(rf[ta.name].data)[:n_rows].astype(np.float32)
+        per_row = ta.data.shape[-1]
+        da = dequantize(np.asarray(ta.data)[:n_rows].reshape(-1)[: n_rows * per_row], ta.tensor_type)
+        db = dequantize(np.asarray(tb.data)[:n_rows].reshape(-1)[: n_rows * per_row], tb.tensor_type)
+        da, db = da.reshape(ref_rows.shape), db.reshape(ref_rows.shape)
+        rows.append({"tensor": ta.name, "type": ta.tensor_type.name,
+                     "rmse_llama_cpp": float(np.sqrt(((da - ref_rows) ** 2).mean())),
+                     "rmse_fast": float(np.sqrt(((db - ref_rows) ** 2).mean())),
+                     "bytes_differ": float((np.asarray(ta.data)[:n_rows] != np.asarray(tb.data)[:n_rows]).mean())})
+    out["rmse_vs_f16"] = rows
+    return out
+
+
+# ---------------------------------------------------------------- main
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:7.2f} GB"
+
+
+def print_table(rows: list[dict[str, Any]], floor: dict[str, Any]) -> None:
+    print(f"{'route/stage':<28}{'seconds':>9}{'read':>12}{'written':>12}{'peak RSS':>12}{'peak extra disk':>17}")
+    for r in rows:
+        print(f"{r['stage']:<28}{r['seconds']:9.1f}{_gb(r['read']):>12}{_gb(r['written']):>12}"
+              f"{_gb(r['peak_rss']):>12}{_gb(r['peak_extra_disk']):>17}")
+    print(f"{'I/O floor (read in + write out)':<28}{floor['io_floor_s']:9.1f}   read {floor['read_Bps'] / 1e9:.2f} GB/s "
+          f"({floor['read_mode']}), write {floor['write_Bps'] / 1e9:.2f} GB/s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stage")
+    ap.add_argument("--stage-args")
+    ap.add_argument("--base", type=Path)
+    ap.add_argument("--adapter", type=Path)
+    ap.add_argument("--qtype", default="Q4_K_M")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--work", type=Path, default=Path("bench-work"))
+    ap.add_argument("--llama-quantize", type=Path)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--drop-caches", action="store_true", help="empty the page cache before each route (root)")
+    ap.add_argument("--floor-sample", type=int, default=4 << 30, help="bytes to read/write for the disk speeds")
+    ap.add_argument("--rmse-sample", type=int, default=6)
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--json-out", type=Path)
+    args = ap.parse_args()
+    if args.stage:
+        STAGES[args.stage](*json.loads(args.stage_args))
+        return
+    run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    from lorag.models.fast.mixture import FTYPES
+    from lorag.models.fast.reader import index_model
+
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    base_bytes = sum(loc.nbytes for loc in index_model(args.base).values())
+    adapter_bytes = (args.adapter / "adapter_model.safetensors").stat().st_size
+    merged, f16, ref_out, fast_out = work / "merged", work / "ref-f16.gguf", work / "ref.gguf", work / "fast.gguf"
+    tree = _tree()
+    rows: list[dict[str, Any]] = []
+    cold = drop_caches() if args.drop_caches else False
+    rows.append(run_stage("reference: merge+save", _self("merge", str(args.base), str(args.adapter), str(merged)),
+                          work, base_bytes + adapter_bytes, [merged]))
+    rows.append(run_stage("reference: convert f16", [sys.executable, str(tree / "convert_hf_to_gguf.py"), str(merged),
+                          "--outtype", "f16", "--outfile", str(f16)], work, _dir_bytes(merged), [f16]))
+    merged_disk = _dir_bytes(merged)
+    ftype = FTYPES[args.qtype][1]
+    quant_cmd = ([str(args.llama_quantize), str(f16), str(ref_out), args.qtype, str(args.threads)]
+                 if args.llama_quantize else _self("quantize_py", str(f16), str(ref_out), ftype, args.threads))
+    rows.append(run_stage("reference: quantize", quant_cmd, work, f16.stat().st_size, [ref_out]))
+    ref_total = sum(r["seconds"] for r in rows)
+    ref_peak_disk = merged_disk + f16.stat().st_size + ref_out.stat().st_size
+    rows.append({"stage": "reference: total", "seconds": ref_total, "read": sum(r["read"] for r in rows),
+                 "written": sum(r["written"] for r in rows), "peak_rss": max(r["peak_rss"] for r in rows),
+                 "peak_extra_disk": ref_peak_disk})
+    import shutil
+
+    shutil.rmtree(merged, ignore_errors=True)  # disk room on the device; the F16 GGUF stays for the RMSE check
+    cold = drop_caches() if args.drop_caches else False
+    stats_file = work / "fast-stats.json"
+    fast = run_stage("fast: single pass", _self("fast", str(args.base), str(args.adapter), str(fast_out), args.qtype,
+                                                args.device, args.threads, str(stats_file)),
+                     work, base_bytes + adapter_bytes, [fast_out])
+    rows.append(fast)
+    fast_stats = json.loads(stats_file.read_text())
+    shards = sorted({loc.path for loc in index_model(args.base).values()})
+    read_bps, write_bps, how = disk_speeds(shards, args.floor_sample, work)
+    out_bytes = fast_out.stat().st_size
+    floor = {"io_floor_s": base_bytes / read_bps + out_bytes / write_bps, "read_Bps": read_bps, "write_Bps": write_bps,
+             "read_mode": how}
+    check = compare(ref_out, fast_out, f16, args.rmse_sample)
+    print_table(rows, floor)
+    print(f"fast route inside: {json.dumps(fast_stats['stages'])} busy {json.dumps(fast_stats['profile'])} "
+          f"device {fast_stats['device']}, page cache dropped before each route: {cold}")
+    print(f"ratio reference/fast: {ref_total / fast['seconds']:.2f}x; fast vs I/O floor: "
+          f"{fast['seconds'] / floor['io_floor_s']:.2f}x; identical: {check['identical']}, same header: "
+          f"{check['same_header']}, tensors with different bytes: {check['tensors_with_different_bytes']}")
+    for r in check.get("rmse_vs_f16", []):
+        print(f"  {r['tensor']:<28}{r['type']:>6}  rmse llama.cpp {r['rmse_llama_cpp']:.6g}  fast {r['rmse_fast']:.6g}"
+              f"  bytes differ {100 * r['bytes_differ']:.2f}%")
+    summary = {"reference_s": round(ref_total, 2), "fast_s": round(fast["seconds"], 2),
+               "ratio": round(ref_total / fast["seconds"], 2), "io_floor_s": round(floor["io_floor_s"], 2),
+               "output_bytes": out_bytes, "fast_peak_extra_disk_bytes": fast["peak_extra_disk"],
+               "fast_peak_rss_bytes": fast["peak_rss"], "identical": check["identical"],
+               "same_header": check["same_header"], "device": fast_stats["device"], "stages": rows,
+               "fast_profile": fast_stats, "floor": floor, "rmse_vs_f16": check.get("rmse_vs_f16", []),
+               "cpu_count": os.cpu_count()}
+    if args.json_out:
+        args.json_out.write_text(json.dumps(summary, indent=1))
+    if args.json:
+        print(json.dumps({k: summary[k] for k in ("reference_s", "fast_s", "ratio", "io_floor_s", "output_bytes",
+                                                  "fast_peak_extra_disk_bytes", "fast_peak_rss_bytes", "identical")}))
+    if not args.keep:
+        for p in (f16, ref_out, fast_out, stats_file):
+            p.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()
