@@ -65,14 +65,27 @@ def error_body(exc: e.LoragError) -> dict[str, Any]:
     return body
 
 
+OPENAI_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                      404: "not_found_error", 422: "invalid_request_error"}
+
+
+def reply(request: Request, body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> JSONResponse:
+    """A JSON error; under /v1 in OpenAI's shape ``{"error": {"message", "type", ...}}`` so its clients show it."""
+    if request.url.path.startswith("/v1/"):
+        kind = OPENAI_ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+        body = {"error": {"message": body["error"], "type": kind, "param": None, "code": None,
+                          **({"fields": body["fields"]} if "fields" in body else {})}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
 async def _lorag_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, e.LoragError)
-    return JSONResponse(error_body(exc), status_code=status_for(exc))
+    return reply(request, error_body(exc), status_for(exc))
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+    return reply(request, {"error": str(exc.detail)}, exc.status_code, exc.headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -82,13 +95,13 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         for err in exc.errors()
     ]
     text = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
-    return JSONResponse({"error": f"invalid request: {text}", "fields": fields}, status_code=422)
+    return reply(request, {"error": f"invalid request: {text}", "fields": fields}, 422)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # A bug, not a user mistake: log the traceback on the server, send one line to the client.
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return JSONResponse({"error": f"internal error ({type(exc).__name__}); see the server log"}, status_code=500)
+    return reply(request, {"error": f"internal error ({type(exc).__name__}); see the server log"}, 500)
 
 
 def install_error_handlers(app: FastAPI) -> None:

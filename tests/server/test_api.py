@@ -103,7 +103,8 @@ def test_upload_list_search_reingest_delete(live: LiveServer) -> None:
 
 def test_upload_of_unsupported_type_is_refused(live: LiveServer) -> None:
     with live.client() as client:
-        reply = client.post("/api/documents", files=[("files", ("tool.exe", b"MZ\x90\x00", "application/octet-stream"))])
+        exe = ("tool.exe", b"MZ\x90\x00", "application/octet-stream")
+        reply = client.post("/api/documents", files=[("files", exe)])
     assert reply.status_code == 400
     assert "not supported" in reply.json()["error"]
     assert list((live.state.config.data_dir / "uploads").glob("*.exe")) == []

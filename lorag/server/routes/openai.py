@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from lorag.config import Config
+from lorag.errors import LoragError
 from lorag.server.auth import require_reader
 from lorag.server.errors import NotFoundError
 from lorag.server.routes import get_state
@@ -28,6 +29,7 @@ router = APIRouter(tags=["openai"], dependencies=[Depends(require_reader)])
 State = Annotated[ServerState, Depends(get_state)]
 RAG_MODEL = "lorag-rag"
 BUNDLED_MODEL = "gemma-3-270m"
+BASE_MODEL_STOPS = ["\n質問", "\n\n"]
 
 
 class ChatMessage(BaseModel):
@@ -76,6 +78,8 @@ async def chat_completions(body: ChatRequest, state: State) -> Any:
     known = {RAG_MODEL, configured_model_id(state.config), state.config.settings.llm.model}
     if body.model not in known:
         raise NotFoundError(f"model {body.model!r} not found; use one of: {', '.join(sorted(known - {''}))}.")
+    if body.model == RAG_MODEL and not any(m.role == "user" and m.text().strip() for m in body.messages):
+        raise LoragError("the lorag-rag model needs a user message with the question.")
     pieces = state.gate.stream(lambda: _pieces(state, body))
     reply = _Reply(body.model)
     if body.stream:
@@ -92,17 +96,36 @@ def _pieces(state: ServerState, body: ChatRequest) -> Iterator[dict[str, Any]]:
 
     llm = state.config.settings.llm
     generator = state.generator()
+    messages = [{"role": m.role, "content": m.text()} for m in body.messages]
+    stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+    # A base model (no chat template) gets the conversation as a 質問/答え completion prompt instead.
+    shape: dict[str, Any] = (
+        {"messages": messages} if generator.supports_chat
+        else {"prompt": completion_prompt(messages), "stop": [*stop, *BASE_MODEL_STOPS]}
+    )
     request = GenerationRequest(
-        messages=[{"role": m.role, "content": m.text()} for m in body.messages],
         max_tokens=body.max_completion_tokens or body.max_tokens or llm.max_tokens,
         temperature=llm.temperature if body.temperature is None else body.temperature,
         top_p=body.top_p or llm.top_p,
-        stop=[body.stop] if isinstance(body.stop, str) else list(body.stop or []),
         seed=body.seed,
+        **({"stop": stop} | shape),
     )
     for text in generator.stream(request):
         yield {"text": text}
     yield {"usage": generator.usage}
+
+
+def completion_prompt(messages: list[dict[str, str]]) -> str:
+    """A chat as a plain prompt for base models: system text, then 質問：/答え： turns, ending with 答え：."""
+    lines = []
+    for message in messages:
+        if message["role"] == "system":
+            lines.append(message["content"] + "\n")
+        elif message["role"] == "assistant":
+            lines.append(f"答え：{message['content']}")
+        else:
+            lines.append(f"質問：{message['content']}")
+    return "\n".join(lines) + "\n答え："
 
 
 def _rag_pieces(state: ServerState, body: ChatRequest) -> Iterator[dict[str, Any]]:
@@ -119,7 +142,8 @@ def _rag_pieces(state: ServerState, body: ChatRequest) -> Iterator[dict[str, Any
         if event["type"] == "token":
             yield {"text": event["text"]}
         elif event["type"] == "done":
-            yield {"text": sources_text(event["citations"]), "citations": event["citations"]}
+            named = state.name_sources(event["citations"])
+            yield {"text": sources_text(named), "citations": named}
     yield {"usage": generator.usage}
 
 
@@ -127,7 +151,8 @@ def sources_text(citations: list[dict[str, Any]]) -> str:
     """The sources appended to a RAG answer, one line each."""
     if not citations:
         return ""
-    lines = [f"[{c['n']}] {c['source']}" + (f" (p.{c['page']})" if c.get("page") else "") for c in citations]
+    lines = [f"[{c['n']}] {c.get('name') or c['source']}" + (f" (p.{c['page']})" if c.get("page") else "")
+             for c in citations]
     return "\n\n出典 / Sources:\n" + "\n".join(lines)
 
 
@@ -150,8 +175,6 @@ class _Reply:
 
     async def chunks(self, pieces: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
         import json
-
-        from lorag.errors import LoragError
 
         yield self._chunk({"role": "assistant", "content": ""})
         try:
