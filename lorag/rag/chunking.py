@@ -18,7 +18,8 @@ from dataclasses import dataclass
 _SEGMENT = re.compile(
     r"""[^\n]*?(?:[。！？!?]+[」』）)"'”’]*|\.(?=\s)[」』）)"'”’]*|(?=\n)|$)""",
 )
-_HEADING = re.compile(r"^\s*(?:#{1,6}\s|第[0-9一二三四五六七八九十百]+[章節条]|[0-9]+(?:\.[0-9]+)*[.)]?\s)")
+_HEADING = re.compile(r"^\s*(?:#{1,6}\s|第[0-9一二三四五六七八九十百]+[章節](?:\s|$))")
+_NUMBERED = re.compile(r"^\s*(?:第[0-9一二三四五六七八九十百]+条|[0-9]+(?:\.[0-9]+)*[.)]?\s)")
 _SOFT_BREAKS = "、,;；:： \t"
 
 
@@ -36,7 +37,8 @@ class TextChunk:
 class _Segment:
     start: int
     end: int
-    heading: bool = False  # starts a new section: a good place to begin a chunk
+    # 2: a heading (always begins a chunk); 1: a new paragraph (begins one if the current chunk is not tiny)
+    heading: int = 0
 
     @property
     def length(self) -> int:
@@ -52,7 +54,12 @@ def split_segments(text: str, max_chars: int) -> list[_Segment]:
         if not piece.strip():
             continue
         line_start = start == 0 or text[start - 1] == "\n"
-        heading = line_start and (_after_blank_line(text, start) or bool(_HEADING.match(piece)))
+        heading = 0
+        if line_start:
+            if _HEADING.match(piece):
+                heading = 2
+            elif _NUMBERED.match(piece) or _after_blank_line(text, start):
+                heading = 1
         segments.extend(_split_long(text, _Segment(start, end, heading), max_chars))
     return segments
 
@@ -75,7 +82,7 @@ def _split_long(text: str, seg: _Segment, max_chars: int) -> list[_Segment]:
         if soft >= 0:
             cut = start + max_chars // 2 + soft + 1
         pieces.append(_Segment(start, cut, heading))
-        start, heading = cut, False
+        start, heading = cut, 0
     pieces.append(_Segment(start, seg.end, heading))
     return pieces
 
@@ -88,7 +95,8 @@ def chunk_text(text: str, chunk_chars: int = 400, overlap_chars: int = 80, page:
     current: list[_Segment] = []
     for seg in segments:
         size = seg.end - current[0].start if current else seg.length
-        starts_section = seg.heading and current and (current[-1].end - current[0].start) >= chunk_chars // 4
+        starts_section = bool(current) and (
+            seg.heading == 2 or (seg.heading == 1 and current[-1].end - current[0].start >= chunk_chars // 4))
         if current and (size > chunk_chars or starts_section):
             chunks.append(_make_chunk(text, current, page))
             current = [] if starts_section else _overlap(text, current, overlap_chars, chunk_chars - seg.length)

@@ -104,13 +104,21 @@ class _TextExtractor(HTMLParser):
         if tag in self.SKIP:
             self._skip_depth += 1
         elif tag in self.BLOCKS:
-            self.parts.append("\n\n" if tag.startswith("h") or tag == "p" else "\n")
+            self._break(tag)
 
     def handle_endtag(self, tag: str) -> None:
         if tag in self.SKIP:
             self._skip_depth = max(0, self._skip_depth - 1)
         elif tag in self.BLOCKS:
-            self.parts.append("\n\n" if tag.startswith("h") or tag == "p" else "\n")
+            self._break(tag)
+
+    def _break(self, tag: str) -> None:
+        """End the current line; headings and paragraphs also leave an empty line (a paragraph break)."""
+        wanted = 2 if tag in ("p", "h1", "h2", "h3", "h4", "h5", "h6", "title") else 1
+        tail = "".join(self.parts[-3:])
+        have = len(tail) - len(tail.rstrip("\n"))
+        if have < wanted:
+            self.parts.append("\n" * (wanted - have))
 
     def handle_data(self, data: str) -> None:
         if not self._skip_depth:
