@@ -86,6 +86,10 @@ const formatBytes = (n) => {
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
   return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 };
+const formatDate = (iso) => {
+  const date = new Date(iso);
+  return isNaN(date) ? iso : date.toLocaleString(LANG === "ja" ? "ja-JP" : "en-GB");
+};
 const formatTime = (seconds) => new Date(seconds * 1000).toLocaleString(LANG === "ja" ? "ja-JP" : "en-GB");
 
 // ---- tabs -------------------------------------------------------------------------------------
@@ -175,7 +179,7 @@ async function loadDocuments() {
   $("#docs-empty").hidden = documents.length > 0;
   $("#doc-rows").innerHTML = documents.map((d) => `
     <tr data-id="${d.id}">
-      <td>${escapeHtml(d.name)}</td><td class="num">${d.n_chunks}</td><td>${escapeHtml(d.added_at)}</td>
+      <td>${escapeHtml(d.name)}</td><td class="num">${d.n_chunks}</td><td>${escapeHtml(formatDate(d.added_at))}</td>
       <td class="actions">
         <button class="ghost small" data-act="reingest">${t("docs.reingest")}</button>
         <button class="danger small" data-act="delete">${t("docs.delete")}</button>
@@ -222,6 +226,7 @@ function upload(event) {
     if (pct >= 100) status.textContent = t("docs.ingesting");
   };
   xhr.onload = () => {
+    bar.firstElementChild.style.width = "100%";
     let body = {};
     try { body = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
     if (xhr.status === 401) { askToken(); status.textContent = t("token.needed"); return; }
