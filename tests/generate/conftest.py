@@ -1,0 +1,22 @@
+"""GGUF fixtures made from the tiny models with llama.cpp's reference converters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.generate.gguf_helpers import convert_hf, convert_lora
+from tests.helpers.fake_ollama import fake_ollama  # noqa: F401  (fixture)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_gguf(tiny_qwen2: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiny_qwen2 as an F16 GGUF."""
+    return convert_hf(tiny_qwen2, tmp_path_factory.mktemp("gguf") / "tiny-qwen2-f16.gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_lora_gguf(tiny_qwen2: Path, tiny_qwen2_adapter: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiny_qwen2_adapter as a GGUF LoRA."""
+    return convert_lora(tiny_qwen2_adapter, tiny_qwen2, tmp_path_factory.mktemp("gguf") / "tiny-qwen2-lora.gguf")
