@@ -109,14 +109,20 @@ def _load(model_path: Path, lora_path: Path | None, n_ctx: int, threads: int) ->
     except ImportError as exc:
         raise GenerationError("llama-cpp-python is not installed.", "Run `pip install llama-cpp-python`.") from exc
     _quiet_llama_logs()
+    what = f"{model_path.name} with LoRA {lora_path.name}" if lora_path else model_path.name
+    hint = "Check that the GGUF is complete, of a supported architecture, and that the LoRA was made for this base."
     try:
-        return Llama(model_path=str(model_path), lora_path=str(lora_path) if lora_path else None, n_ctx=n_ctx,
-                     n_threads=threads, verbose=False)
+        llm = Llama(model_path=str(model_path), lora_path=str(lora_path) if lora_path else None, n_ctx=n_ctx,
+                    n_threads=threads, verbose=False)
     except (ValueError, RuntimeError, OSError) as exc:
-        what = f"{model_path.name} with LoRA {lora_path.name}" if lora_path else model_path.name
-        raise GenerationError(f"llama.cpp could not load {what}: {exc}.",
-                              "Check that the GGUF is complete, of a supported architecture, and that the LoRA "
-                              "was made for this base model.") from exc
+        raise GenerationError(f"llama.cpp could not load {what}: {exc}.", hint) from exc
+    # llama-cpp-python 0.3.x compares the adapter pointer with None, so a LoRA that fails to load (wrong
+    # architecture, wrong shapes) comes back as a NULL pointer and is silently ignored: check it here.
+    if lora_path is not None and not getattr(llm, "_lora_adapter", True):
+        llm.close()
+        raise GenerationError(f"llama.cpp could not load {what}: the LoRA does not fit this model "
+                              "(architecture or tensor shapes differ).", hint)
+    return llm
 
 
 def _check_gguf_magic(path: Path, what: str) -> None:

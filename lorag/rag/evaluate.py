@@ -35,10 +35,12 @@ class FaqPair:
 
 def faq_pairs(path: Path = FAQ_JA, max_chars: int = 500, min_chars: int = 40) -> list[FaqPair]:
     """Split the FAQ into (heading, body) pairs; the body never contains its own heading."""
-    lines = gzip.open(path, "rt", encoding="utf-8").read().splitlines()
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        lines = fh.read().splitlines()
     start = next(i for i, line in enumerate(lines) if _CHAPTER.match(line))  # skip the table of contents
     pairs: list[FaqPair] = []
-    number, heading, body, in_heading = "", "", [], False
+    number, heading, in_heading = "", "", False
+    body: list[str] = []
     for line in lines[start:]:
         match = _HEADING.match(line)
         if match or _CHAPTER.match(line):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from lorag.rag.chunking import chunk_text, split_segments
 
 JA = "東京は日本の首都です。人口は約1400万人です！本当ですか？はい、本当です。"
@@ -24,7 +26,8 @@ def test_small_text_is_one_chunk() -> None:
 
 
 def test_offsets_point_back_and_sizes_hold() -> None:
-    text = ("# 規程\n\n" + "経費は翌月10日までに申請してください。領収書を添付します。" * 30 + "\n\n## 付則\n\n施行日は4月1日です。\n")
+    body = "経費は翌月10日までに申請してください。領収書を添付します。" * 30
+    text = "# 規程\n\n" + body + "\n\n## 付則\n\n施行日は4月1日です。\n"
     chunks = chunk_text(text, chunk_chars=100, overlap_chars=30, page=3)
     assert len(chunks) > 5
     for c in chunks:
@@ -39,7 +42,7 @@ def test_chunks_end_at_sentence_ends_and_overlap_by_sentences() -> None:
     text = "経費は翌月10日までに申請してください。" * 20  # 20 sentences of 20 characters
     chunks = chunk_text(text, chunk_chars=100, overlap_chars=30)
     assert all(c.text.endswith("。") for c in chunks)
-    for a, b in zip(chunks, chunks[1:], strict=False):
+    for a, b in itertools.pairwise(chunks):
         assert b.start == a.end - 20  # exactly one sentence repeated
     assert chunks[0].text == text[:100]
 

