@@ -1,7 +1,7 @@
 """Read the replaced system's `rag_config.yaml` keys and map them onto lorag's, with a warning each.
 
 Mapping (old `llm.*` key → lorag):
-- `load_in_8bit: true`  → `llm.quantization: 4bit` (the old flag really loaded 4-bit weights)
+- `load_in_8bit: true`  → `llm.quantization: 4bit` (the old flag really loaded 4-bit weights); false → `none`
 - `load_in_4bit: true`  → `llm.quantization: 4bit`
 - `use_finetuned: true` + `finetuned_model_path`/`model_path`/`lora_path` → `llm.model`
 - `use_finetuned: false` + `ollama_model` → `llm.backend: ollama`, `llm.model: <ollama_model>`
@@ -38,6 +38,7 @@ def translate_legacy(data: dict[str, Any]) -> dict[str, Any]:
         new["quantization"] = "4bit"
     elif "load_in_8bit" in old:
         _warn("load_in_8bit", "llm.quantization: none")
+        new["quantization"] = "none"
     if old.get("load_in_4bit"):
         _warn("load_in_4bit", "llm.quantization: 4bit")
         new["quantization"] = "4bit"

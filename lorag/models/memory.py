@@ -204,8 +204,10 @@ def overhead_bytes(info: ModelInfo, precision: str, n_ctx: int, n_batch: int = 5
     """Working memory beside weights and KV cache: compute buffers (llama.cpp) or activations (transformers)."""
     h, inter, vocab = info.hidden_size, info.intermediate_size or 4 * info.hidden_size, info.vocab_size
     if precision.upper() in GGUF_TYPES:
-        # llama.cpp's compute buffer: logits for a batch plus the widest intermediate activations, fp32.
-        return 4 * n_batch * (vocab + 2 * inter + 4 * h) + 4 * min(n_ctx, n_batch) * n_batch * info.heads
+        # llama.cpp's compute buffer for one micro-batch (fp32 activations and attention scores over the
+        # context; flash attention, on by default on GPUs, keeps the scores from growing past a few k tokens)
+        # plus the output buffer holding one row of logits.
+        return 4 * n_batch * (6 * h + 2 * inter) + 4 * n_batch * min(n_ctx, 8192) * info.heads + 8 * vocab
     tokens = min(n_ctx, n_batch)
     acts = 2 * tokens * (4 * h + 3 * inter) + 4 * tokens * tokens * max(info.heads, 1)
     logits = 4 * 2 * vocab * 2  # last-token logits in fp32, twice (logits + softmax copy)

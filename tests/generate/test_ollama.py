@@ -51,7 +51,7 @@ def test_ollama_not_running() -> None:
 
 
 def test_unknown_model(fake_ollama: FakeOllama) -> None:
-    with pytest.raises(OllamaError, match="has no model 'nope:1b'.*ollama pull nope:1b"):
+    with pytest.raises(OllamaError, match=r"has no model 'nope:1b'.*ollama pull nope:1b"):
         OllamaGenerator("nope:1b", fake_ollama.url)
     gen = OllamaGenerator("nope:1b", fake_ollama.url, check=False)
     with pytest.raises(OllamaError, match="failed for 'nope:1b'"):
