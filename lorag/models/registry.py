@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,12 @@ class Registration:
     uploaded: list[str]
 
 
+def renders_jinja(version: str) -> bool:
+    """Whether this Ollama version renders the GGUF's Jinja chat template itself (0.30 and later)."""
+    parts = [int(p) for p in re.findall(r"\d+", version)[:3]]
+    return bool(parts) and tuple(parts + [0] * (3 - len(parts))) >= (0, 30, 0)
+
+
 def register_model(
     client: OllamaClient, name: str, gguf: Path, spec: ModelSpec, progress: StageProgress,
     adapter: Path | None = None, digests: dict[str, str] | None = None,
@@ -30,6 +37,9 @@ def register_model(
     digests = digests or {}
     version = client.version()
     progress.update(1, message=f"Ollama {version} at {client.host}")
+    if spec.template is None and not renders_jinja(version):
+        progress.update(1, message=f"Ollama {version} predates Jinja templates and the chat format is unknown: "
+                        "it will prompt the model without its chat template; upgrade Ollama to 0.30 or later")
     files = {"model.gguf": gguf, **({"adapter.gguf": adapter} if adapter else {})}
     total = sum(p.stat().st_size for p in files.values())
     done, uploaded, refs = 0, [], {}
@@ -44,7 +54,7 @@ def register_model(
             uploaded.append(label)
         done += path.stat().st_size
         progress.fraction(done, total, f"{label} on server")
-    payload = create_payload(name, refs, spec)
+    payload = create_payload(name, refs, spec, version)
     client.create(payload, lambda status: progress.update(99, done, total, status))
     shown = client.show(name)
     if not shown:
@@ -53,13 +63,15 @@ def register_model(
     return Registration(name=name, version=version, uploaded=uploaded)
 
 
-def create_payload(name: str, refs: dict[str, str], spec: ModelSpec) -> dict[str, Any]:
-    """The /api/create body: files by digest, plus template, parameters and system for older servers."""
+def create_payload(name: str, refs: dict[str, str], spec: ModelSpec, server_version: str = "") -> dict[str, Any]:
+    """The /api/create body: files by digest, parameters, and the Go template for servers older than 0.30."""
     payload: dict[str, Any] = {"model": name, "files": {"model.gguf": refs["model.gguf"]},
                                "parameters": spec.parameters, "stream": True}
     if "adapter.gguf" in refs:
         payload["adapters"] = {"adapter.gguf": refs["adapter.gguf"]}
-    if spec.template is not None:
+    # From 0.30 Ollama renders the Jinja template embedded in the GGUF: the fine-tune's exact one, so a Go
+    # TEMPLATE (an approximation) would only get in its way. Older servers need it or prompt bare.
+    if spec.template is not None and not renders_jinja(server_version):
         payload["template"] = spec.template
     if spec.system:
         payload["system"] = spec.system

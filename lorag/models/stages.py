@@ -91,12 +91,9 @@ def check_embedded_template(gguf: Path, template: str | None) -> None:
 
 def read_gguf_string(gguf: Path, key: str) -> str | None:
     """One string metadata value of a GGUF file, or None."""
-    from gguf import GGUFReader
+    from lorag.models.gguf_meta import gguf_string
 
-    field = GGUFReader(str(gguf)).get_field(key)
-    if field is None:
-        return None
-    return bytes(field.parts[field.data[0]]).decode("utf-8")
+    return gguf_string(gguf, key)
 
 
 def verify_stage(plan: Plan, ref_dir: Path, f16: Path, out: Path, progress: StageProgress,

@@ -220,11 +220,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _details(gguf: Path) -> dict[str, Any]:
-    from gguf import GGUFReader
+    from lorag.models.gguf_meta import gguf_string
 
-    reader = GGUFReader(str(gguf))
-    field_ = reader.get_field("general.architecture")
-    arch = bytes(field_.parts[field_.data[0]]).decode() if field_ else ""
+    arch = gguf_string(gguf, "general.architecture") or ""
     return {"format": "gguf", "family": arch, "families": [arch]}
 
 

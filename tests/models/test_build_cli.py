@@ -20,8 +20,10 @@ def test_cli_json(qwen2_q4, build_config: Path, tiny_qwen2: Path, tiny_qwen2_ada
     from lorag.cli import main
 
     monkeypatch.setenv("LORAG_CONFIG", str(build_config))
-    main(["model", "build", "--lora-path", str(tiny_qwen2_adapter), "--base", str(tiny_qwen2),
-          "--name", "tiny-qwen2", "--json"])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["model", "build", "--lora-path", str(tiny_qwen2_adapter), "--base", str(tiny_qwen2),
+              "--name", "tiny-qwen2", "--json"])
+    assert exit_info.value.code == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) >= {"gguf", "modelfile", "quantization", "size_bytes", "stages", "fidelity", "registered_as",
                         "config_updated", "cache_hit"}

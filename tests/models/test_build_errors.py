@@ -77,7 +77,7 @@ def test_corrupt_adapter_file(build_config: Path, tiny_qwen2_adapter: Path, tmp_
     adapter = _copy(tiny_qwen2_adapter, tmp_path / "ad")
     weights = adapter / "adapter_model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
-    err = expect_failure(build_config, BuildRequest(lora_path=adapter, quantization="Q5_K_M"), LoragError, "")
+    err = expect_failure(build_config, BuildRequest(lora_path=adapter, quantization="Q5_K_M"), LoragError, "adapter")
     assert "adapter" in str(err) and ("unreadable" in str(err) or "corrupt" in str(err))
 
 

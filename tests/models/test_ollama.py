@@ -137,3 +137,17 @@ def test_live_ollama_register_show_delete(qwen2_q4) -> None:
         assert "<|im_end|>" in shown.get("parameters", "")
         assert name in [m["name"] for m in client.tags()]
         client.delete(name)
+
+
+def test_go_template_only_for_servers_before_0_30() -> None:
+    from lorag.models.registry import create_payload, renders_jinja
+
+    spec = model_spec("<|im_start|>{{ m }}<|im_end|>", 2048, 0.2, 0.95)
+    refs = {"model.gguf": "sha256:" + "0" * 64, "adapter.gguf": "sha256:" + "1" * 64}
+    old = create_payload("m:q4", refs, spec, "0.12.6")
+    new = create_payload("m:q4", refs, spec, "0.30.1")
+    assert old["template"] == spec.template and "template" not in new
+    assert old["adapters"] == {"adapter.gguf": "sha256:" + "1" * 64}
+    assert new["parameters"]["stop"] == ["<|im_end|>", "<|im_start|>"]
+    assert (renders_jinja("0.29.9"), renders_jinja("0.30.0"), renders_jinja("1.2"), renders_jinja("")) == (
+        False, True, True, False)
