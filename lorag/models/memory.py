@@ -211,7 +211,8 @@ def overhead_bytes(info: ModelInfo, precision: str, n_ctx: int, n_batch: int = 5
     tokens = min(n_ctx, n_batch)
     acts = 2 * tokens * (4 * h + 3 * inter) + 4 * tokens * tokens * max(info.heads, 1)
     logits = 4 * 2 * vocab * 2  # last-token logits in fp32, twice (logits + softmax copy)
-    dequant = 2 * max(h * inter, vocab * h if precision == "8bit" else 0) if precision in ("4bit", "8bit") else 0
+    # bitsandbytes during prefill: 4-bit dequantizes one whole weight to bf16; LLM.int8 keeps an int32 product.
+    dequant = {"4bit": 2 * h * inter, "8bit": 4 * tokens * inter}.get(precision, 0)
     return acts + logits + dequant
 
 
