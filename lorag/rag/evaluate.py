@@ -87,6 +87,8 @@ def faq_retriever(pairs: list[FaqPair], tokenizer: str, embedder: Embedder, rrf_
 def evaluate(retriever: Retriever, pairs: list[FaqPair], mode: str, depth: int = 10) -> dict[str, float]:
     """MRR@depth, recall@1 and recall@5 of ``mode`` with each heading as the query for its own body."""
     reciprocal, at1, at5 = 0.0, 0, 0
+    if mode in ("dense", "hybrid"):
+        retriever.prime_queries([p.heading for p in pairs])
     for i, pair in enumerate(pairs):
         ranked = [cid for cid, _ in retriever.rank(pair.heading, depth, mode)]
         if i in ranked:

@@ -106,6 +106,7 @@ class Retriever:
         self._whitespace_factory = whitespace
         self._whitespace: BM25Index | None = None
         self.rrf_k, self.candidates = rrf_k, candidates
+        self._query_vectors: dict[str, np.ndarray] = {}
 
     @classmethod
     def from_passages(cls, ids: Sequence[int], texts: Sequence[str], token_lists: Sequence[list[str]],
@@ -128,10 +129,19 @@ class Retriever:
         rankings = [self.bm25.rank(tokenize(query, self.tokenizer), depth), self._dense(query, depth)]
         return rrf([r for r in rankings if r], self.rrf_k)[:k]
 
+    def prime_queries(self, queries: Sequence[str]) -> None:
+        """Embed many queries in batches up front (several times faster than one by one), for evaluation."""
+        if self.embedder.dim:
+            unique = list(dict.fromkeys(queries))
+            self._query_vectors.update(zip(unique, self.embedder.embed_queries(unique), strict=True))
+
     def _dense(self, query: str, k: int) -> Ranking:
         if self.embedder.dim == 0 or not len(self.dense.ids):
             return []
-        return self.dense.rank(self.embedder.embed_queries([query])[0], k)
+        vector = self._query_vectors.get(query)
+        if vector is None:
+            vector = self.embedder.embed_queries([query])[0]
+        return self.dense.rank(vector, k)
 
     def whitespace_index(self) -> BM25Index:
         if self._whitespace is None:
