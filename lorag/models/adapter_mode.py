@@ -47,7 +47,7 @@ def build_adapter_mode(plan: Plan, tmp: Path, timings: dict[str, float], progres
 
 def cached_base_gguf(plan: Plan, staged: Path, progress: StageProgress) -> Path:
     """The base's F16 GGUF with the fine-tune's tokenizer, converted once per base + tokenizer files."""
-    from lorag.models.cache import build_key, hash_tree
+    from lorag.models.cache import build_key, build_lock, hash_tree
     from lorag.models.convert import convert_hf, converter_version
 
     side = staged.parent / "side-files"
@@ -58,19 +58,21 @@ def cached_base_gguf(plan: Plan, staged: Path, progress: StageProgress) -> Path:
     key = build_key({"base": plan.base_hash, "files": hash_tree(side), "converter": converter_version()})
     shutil.rmtree(side)
     bases = plan.output_dir / "bases"
-    bases.mkdir(exist_ok=True)
-    target = bases / f"base-{key[:16]}-F16.gguf"
-    if target.is_file():
-        progress.update(100, message=f"base GGUF cached: {target.name}")
-        return target
-    fd, partial = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".gguf", dir=bases)
-    os.close(fd)
-    try:
-        convert_hf(staged, Path(partial), progress)
-        os.replace(partial, target)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
+    name = f"base-{key[:16]}"
+    target = bases / f"{name}-F16.gguf"
+    # Builds of different adapters on one base share this file: the second waits for the first's conversion.
+    with build_lock(bases, name, wait_s=6 * 3600):
+        if target.is_file():
+            progress.update(100, message=f"base GGUF cached: {target.name}")
+            return target
+        fd, partial = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{name}-", suffix=".gguf", dir=bases)
+        os.close(fd)
+        try:
+            convert_hf(staged, Path(partial), progress)
+            os.replace(partial, target)
+        except BaseException:
+            Path(partial).unlink(missing_ok=True)
+            raise
     return target
 
 

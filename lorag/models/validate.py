@@ -163,13 +163,19 @@ def _check_ollama(host: str) -> None:
 def clean_stale_builds(output_dir: Path) -> int:
     """Remove temp dirs of interrupted builds; a dir whose build still holds its lock is left alone."""
     removed = 0
-    for entry in output_dir.glob(TMP_PREFIX + "*"):
-        if not entry.is_dir():
-            continue
-        lock_name = entry.name[len(TMP_PREFIX):].rsplit("-", 1)[0]
-        with _try_lock(output_dir / f".{lock_name}.lock") as free:
-            if free:
-                shutil.rmtree(entry, ignore_errors=True)
+    # Build dirs: .lorag-tmp-<name>-<random>/ ; partial base conversions: bases/.lorag-tmp-<name>-<random>.gguf
+    for folder, want_dir in ((output_dir, True), (output_dir / "bases", False)):
+        for entry in folder.glob(TMP_PREFIX + "*") if folder.is_dir() else []:
+            if entry.is_dir() != want_dir:
+                continue
+            lock_name = entry.name[len(TMP_PREFIX):].rsplit("-", 1)[0]
+            with _try_lock(folder / f".{lock_name}.lock") as free:
+                if not free:
+                    continue
+                if want_dir:
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
                 removed += 1
     return removed
 

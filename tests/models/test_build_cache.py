@@ -73,8 +73,11 @@ def test_stale_temp_dirs_cleaned_and_lock_refuses_second_build(
     config = load_config(build_config)
     stale = config.output_dir / ".lorag-tmp-tiny-qwen2-000000000000-abc123_x"
     (stale / "merged").mkdir(parents=True)
+    partial_base = config.output_dir / "bases" / ".lorag-tmp-base-0123456789abcdef-k3j_x9a.gguf"
+    partial_base.parent.mkdir(exist_ok=True)
+    partial_base.write_bytes(b"GGUF")
     run_build(config, _request(tiny_qwen2_adapter, tiny_qwen2))
-    assert not stale.exists()
+    assert not stale.exists() and not partial_base.exists()
     with build_lock(config.output_dir, qwen2_q4.gguf.parent.name), \
             pytest.raises(BuildError, match=r"a build of this model .* is already running"):
         run_build(config, _request(tiny_qwen2_adapter, tiny_qwen2))
@@ -87,3 +90,15 @@ def test_hash_cache_by_size_and_mtime(tmp_path: Path) -> None:
     assert json.loads((tmp_path / ".hash-cache.json").read_text())[str(f.resolve())]["sha256"] == first
     f.write_bytes(b"b" * 101)
     assert sha256_file(f, tmp_path) != first
+
+
+def test_kl_above_build_kl_warn_is_a_warning(qwen2_q4, build_config: Path, tiny_qwen2: Path,
+                                             tiny_qwen2_adapter: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from lorag.config import update_config
+
+    config = update_config(build_config, {"build.kl_warn": 0.0})
+    with caplog.at_level("WARNING", logger="lorag.models.stages"):
+        result = run_build(config, _request(tiny_qwen2_adapter, tiny_qwen2))
+    assert result.cache_hit
+    assert any("build.kl_warn 0.0" in w for w in result.warnings)
+    assert any("build.kl_warn" in r.message for r in caplog.records)
