@@ -205,7 +205,7 @@ def inspect_hf(p: Path) -> ModelInfo:
     info.tied_embeddings = bool(cfg.get("tie_word_embeddings", False))
     info.context_length = int(cfg.get("max_position_embeddings", 0))
     info.has_chat_template = has_chat_template(p)
-    info.tokenizer_bytes = tokenizer_gguf_bytes(p, info.vocab_size)
+    info.tokenizer_bytes = tokenizer_gguf_bytes(p, info.vocab_size, _sentencepiece(p, cfg))
     quant = cfg.get("quantization_config") or {}
     shapes, dtypes = safetensors_shapes(p)
     info.tensors = config_tensor_shapes(cfg) if quant or not shapes else shapes
@@ -234,8 +234,13 @@ def has_chat_template(p: Path) -> bool:
     return tc.exists() and bool(read_json(tc).get("chat_template"))
 
 
-def tokenizer_gguf_bytes(p: Path, vocab_size: int) -> int:
-    """Bytes the tokenizer will take as GGUF metadata (token strings, types, merges, template)."""
+def _sentencepiece(p: Path, cfg: dict[str, Any]) -> bool:
+    """llama.cpp writes SentencePiece vocabularies (scores, no merges) for these models."""
+    return (p / "tokenizer.model").exists() or str(cfg.get("model_type", "")).startswith("gemma")
+
+
+def tokenizer_gguf_bytes(p: Path, vocab_size: int, sentencepiece: bool = False) -> int:
+    """Bytes the tokenizer will take as GGUF metadata (token strings, types, merges or scores, template)."""
     tj = p / "tokenizer.json"
     if not tj.exists():
         # Without a tokenizer: about 7 bytes per BPE token, the same again for merges, plus array overheads.
@@ -246,8 +251,9 @@ def tokenizer_gguf_bytes(p: Path, vocab_size: int) -> int:
     count = max(vocab_size, len(vocab) + len(added))
     tokens = sum(8 + len(t.encode("utf-8")) for t in vocab) + sum(8 + len(a["content"].encode()) for a in added)
     tokens += (count - len(vocab) - len(added)) * (8 + 12)  # "[PAD123456]" fillers up to the config's vocab size
-    merges = sum(8 + len((m if isinstance(m, str) else " ".join(m)).encode("utf-8")) for m in model.get("merges", []))
-    scores = 4 * count if model.get("type") == "Unigram" else 0
+    merges = 0 if sentencepiece else sum(8 + len((m if isinstance(m, str) else " ".join(m)).encode("utf-8"))
+                                         for m in model.get("merges", []))
+    scores = 4 * count if sentencepiece or model.get("type") == "Unigram" else 0
     template = 0
     if (p / "tokenizer_config.json").exists():
         template = len(str(read_json(p / "tokenizer_config.json").get("chat_template") or "").encode())

@@ -103,7 +103,10 @@ def _candidates(info: ModelInfo, hw: Hardware, n_ctx: int, quant: str, bnb: str)
         return [PlanOption("ollama", info.quantization or "?", "gpu" if hw.gpus else "cpu", 0, True,
                            note="Ollama manages its own memory")]
     if info.kind == "gguf":
-        return _option(info, "llamacpp", info.quantization or "F16", n_ctx, hw, False)
+        own = _option(info, "llamacpp", info.quantization or "F16", n_ctx, hw, False)
+        return own + [PlanOption("ollama", o.precision, o.placement, o.memory_bytes, o.fits, False, o.gpu_bytes,
+                                 o.ram_bytes, o.weights_bytes, o.kv_bytes, "register the GGUF with Ollama")
+                      for o in own if o.placement != "offload"]
     hf: list[PlanOption] = []
     if info.kind == "bnb":
         hf += _option(info, "transformers", info.quantization, n_ctx, hw, False)

@@ -56,3 +56,16 @@ def test_unknown_model(fake_ollama: FakeOllama) -> None:
     gen = OllamaGenerator("nope:1b", fake_ollama.url, check=False)
     with pytest.raises(OllamaError, match="failed for 'nope:1b'"):
         list(gen.stream(GenerationRequest(messages=CHAT)))
+
+
+@pytest.mark.slow
+def test_inspect_an_ollama_name(fake_ollama: FakeOllama, tiny_qwen2_gguf: Path) -> None:
+    from lorag.models.hardware import pretend_hardware
+    from lorag.models.inspect import inspect_path
+    from lorag.models.plan import plan_model
+
+    register(fake_ollama, tiny_qwen2_gguf, "tiny:latest")
+    info = inspect_path("tiny:latest", ollama_host=fake_ollama.url)
+    assert (info.kind, info.architecture, info.path) == ("ollama", "qwen2", "tiny:latest")
+    plan = plan_model(info, pretend_hardware(0, 8 * 10**9))
+    assert plan.chosen == 0 and plan.reason == "tiny:latest is an Ollama model; Ollama runs it"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,22 @@ def test_predicted_gguf_sizes_match_llama_cpp(reference_ggufs: list[tuple[Path, 
         assert _within(size, real.file_bytes, 0.03), (gguf.name, size, real.file_bytes)
         assert _within(size, real.file_bytes, 0.0001), (gguf.name, size, real.file_bytes)
     assert len(reference_ggufs) == 16
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("LORAG_TEST_GEMMA_HF"), reason="~70-220 s of CPU: set LORAG_TEST_GEMMA_HF=1")
+def test_gemma_hf_form_predicts_the_real_gguf(gemma_gguf: Path, tmp_path: Path) -> None:
+    """Gemma 3 270M dequantized into an HF model: its HF tensor names map to the GGUF's, types and size agree."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(gemma_gguf.parent, gguf_file=gemma_gguf.name, dtype=torch.bfloat16)
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(tmp_path / "gemma")
+    AutoTokenizer.from_pretrained(gemma_gguf.parent, gguf_file=gemma_gguf.name).save_pretrained(tmp_path / "gemma")
+    hf, real = inspect_path(tmp_path / "gemma"), inspect_path(gemma_gguf)
+    assert hf.n_params == real.n_params
+    assert {n: t for n, t, _ in gguf_plan(hf, "Q4_K_M")} == {n: t for n, t, _ in real.gguf_tensors}
+    assert _within(gguf_size_bytes(hf, "Q4_K_M"), real.file_bytes, 0.03)

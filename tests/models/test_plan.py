@@ -83,7 +83,8 @@ def test_gguf_plan_runs_the_file_itself(tmp_path: Path) -> None:
     from lorag.generate.llamacpp import bundled_model_path
 
     plan = plan_model(inspect_path(bundled_model_path()), _hw(0, 4), 4096)  # type: ignore[arg-type]
-    assert [(o.backend, o.precision, o.needs_build) for o in plan.options] == [("llamacpp", "Q4_K_M", False)]
+    assert [(o.backend, o.precision, o.needs_build) for o in plan.options] == [("llamacpp", "Q4_K_M", False),
+                                                                                ("ollama", "Q4_K_M", False)]
     assert plan.chosen == 0
 
 
