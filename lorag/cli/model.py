@@ -78,10 +78,11 @@ def plan_cmd(
 
     cfg = load_config()
     info = inspect_path(path, _search_paths(), cfg.settings.llm.ollama_host)
-    hw = probe_hardware()
     if gpu_memory is not None or ram is not None:
         hw = pretend_hardware(parse_size(gpu_memory) if gpu_memory is not None else None,
-                              parse_size(ram) if ram is not None else None, hw)
+                              parse_size(ram) if ram is not None else None)
+    else:
+        hw = probe_hardware()
     plan = plan_model(info, hw, context or cfg.settings.llm.context, cfg.settings.build.quantization,
                       cfg.settings.llm.quantization)
     if as_json:

@@ -107,13 +107,24 @@ def probe_hardware() -> Hardware:
     import psutil
 
     vm = psutil.virtual_memory()
-    return Hardware(gpus=probe_gpus(), ram_total=int(vm.total), ram_available=int(vm.available),
-                    cpu_cores=psutil.cpu_count(logical=False) or os.cpu_count() or 1)
+    return Hardware(gpus=probe_gpus(), ram_total=int(vm.total), ram_available=int(vm.available), cpu_cores=_cores())
+
+
+def _cores() -> int:
+    import psutil
+
+    return int(psutil.cpu_count(logical=False) or os.cpu_count() or 1)
 
 
 def pretend_hardware(gpu_memory: int | None = None, ram: int | None = None, base: Hardware | None = None) -> Hardware:
     """Hardware for planning another machine: the given GPU memory (0 = no GPU) and RAM, all of it free."""
-    hw = base or probe_hardware()
+    if base is None:  # only probe what the caller did not give (probing GPUs may import torch)
+        import psutil
+
+        vm = psutil.virtual_memory()
+        base = Hardware(gpus=probe_gpus() if gpu_memory is None else [], ram_total=int(vm.total),
+                        ram_available=int(vm.available), cpu_cores=_cores())
+    hw = base
     gpus = hw.gpus
     if gpu_memory is not None:
         gpus = [GPU(0, "planned GPU", gpu_memory, gpu_memory)] if gpu_memory > 0 else []
