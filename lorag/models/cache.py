@@ -8,7 +8,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from lorag.atomic import atomic_write_text
@@ -19,7 +19,7 @@ PIPELINE_VERSION = "1"  # bump when lorag's own merge/convert steps change what 
 _CHUNK = 8 * 1024 * 1024
 
 
-def sha256_file(path: Path, cache_dir: Path | None = None) -> str:
+def sha256_file(path: Path, cache_dir: Path | None = None, on_bytes: Callable[[int], None] | None = None) -> str:
     """SHA-256 of a file's contents, remembered by (path, size, mtime) so unchanged files hash instantly."""
     path = path.resolve()
     st = path.stat()
@@ -32,6 +32,8 @@ def sha256_file(path: Path, cache_dir: Path | None = None) -> str:
     with open(path, "rb") as fh:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
+            if on_bytes:
+                on_bytes(len(chunk))
     hexdigest = digest.hexdigest()
     if cache_dir is not None:
         cache = _load(cache_dir)  # re-read: another build may have added entries meanwhile
@@ -40,7 +42,7 @@ def sha256_file(path: Path, cache_dir: Path | None = None) -> str:
     return hexdigest
 
 
-def hash_tree(directory: Path, cache_dir: Path | None = None) -> str:
+def hash_tree(directory: Path, cache_dir: Path | None = None, on_bytes: Callable[[int], None] | None = None) -> str:
     """One digest for the files directly in a directory (names and contents), following symlinks.
 
     Subfolders are left out: the converter and the merge read only top-level files, and model repos often
@@ -50,7 +52,7 @@ def hash_tree(directory: Path, cache_dir: Path | None = None) -> str:
     for path in sorted(p for p in directory.iterdir() if p.is_file()):
         if path.name.startswith(".") or path.name == "README.md":
             continue
-        digest.update(path.name.encode() + b"\0" + sha256_file(path, cache_dir).encode() + b"\n")
+        digest.update(path.name.encode() + b"\0" + sha256_file(path, cache_dir, on_bytes).encode() + b"\n")
     return digest.hexdigest()
 
 

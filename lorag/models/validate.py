@@ -74,7 +74,7 @@ def plan_build(config: Config, request: BuildRequest, progress: StageProgress) -
     output_dir.mkdir(parents=True, exist_ok=True)
     clean_stale_builds(output_dir)
     progress.update(20, message="hashing base weights and adapter (cached after the first build)")
-    plan = _make_plan(request, info, base_dir, adapter_dir, qtype, output_dir)
+    plan = _make_plan(request, info, base_dir, adapter_dir, qtype, output_dir, progress)
     plan.settings = config.settings
     if not (plan.final_dir / "build.json").is_file():
         # Not built before: check everything the build depends on (an identical earlier build already passed).
@@ -99,11 +99,19 @@ def _find_base(request: BuildRequest, info: AdapterInfo, search: list[str]) -> P
 
 
 def _make_plan(request: BuildRequest, info: AdapterInfo, base_dir: Path, adapter_dir: Path, qtype: str,
-               output_dir: Path) -> Plan:
+               output_dir: Path, progress: StageProgress) -> Plan:
     from lorag.models.cache import build_key, hash_tree
     from lorag.models.convert import converter_version
 
-    base_hash = hash_tree(base_dir, output_dir)
+    total = sum(p.stat().st_size for p in base_dir.iterdir() if p.is_file())
+    hashed = [0]
+
+    def on_bytes(n: int) -> None:
+        # Only files not hashed before reach here (a 64 GB base takes about a minute, once).
+        hashed[0] += n
+        progress.update(20 + 20 * hashed[0] / max(total, 1), hashed[0], total, "hashing base weights")
+
+    base_hash = hash_tree(base_dir, output_dir, on_bytes)
     parts = {"base": base_hash, "adapter": hash_tree(adapter_dir, output_dir), "quantization": qtype,
              "converter": converter_version(), "mode": request.mode}
     key = build_key(parts)
