@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import statistics
 import tempfile
@@ -76,12 +77,18 @@ def throughput(root: Path, embed_chars: int) -> None:
           f"{chars / tok_s:>9,.0f} {'-':>9} {'-':>9} {'-':>9}   ({len(pages)} pages)")
 
 
-def reference_chunks(n: int) -> list[tuple[str, list[str]]]:
-    """``n`` (text, tokens) chunks cut from the Debian Reference; repeated with a suffix when it runs out."""
+@functools.cache
+def reference_base() -> tuple[list[str], list[list[str]]]:
+    """The Debian Reference (ja) cut into 400-character chunks, with their Sudachi tokens."""
     with gzip.open(REFERENCE / "debian-reference.ja.txt.gz", "rt", encoding="utf-8") as fh:
         text = normalize_text(fh.read())
     base = [c.text for c in chunk_text(text, 400, 80)]
-    tokens = tokenize_many(base, "sudachi")
+    return base, tokenize_many(base, "sudachi")
+
+
+def reference_chunks(n: int) -> list[tuple[str, list[str]]]:
+    """``n`` (text, tokens) chunks cut from the Debian Reference; repeated with a suffix when it runs out."""
+    base, tokens = reference_base()
     out = []
     for i in range(n):
         j = i % len(base)
