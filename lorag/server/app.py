@@ -1,5 +1,15 @@
 """The FastAPI app: ``create_app(config)`` wires state, auth, error handlers, routes and the static page.
 
+Security (details in auth.py, paths.py, limits.py):
+- every mutating endpoint needs the bearer token from ``server.token_file`` (0600); reads and queries are
+  open to loopback clients only, anyone else needs the token for those too;
+- bound to loopback, only loopback Host headers are accepted (no DNS rebinding); CORS is off unless
+  ``server.cors_origins`` lists origins;
+- model paths must resolve (symlinks followed) inside ``models.roots``; ``..`` is refused; no endpoint
+  serves arbitrary files; uploads are size-limited (413) and stored under server-chosen names;
+- config changes cannot touch ``server.*``, ``models.roots`` or ``store.path``;
+- lorag errors become ``{"error": message}`` with 400/403/404/409/413/422/503, never a traceback.
+
 Usage::
 
     import uvicorn
@@ -11,8 +21,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -92,6 +103,7 @@ def _add_routes(app: FastAPI) -> None:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     @app.get("/api/health", tags=["meta"])
-    def health() -> dict[str, str]:
-        """Liveness check."""
-        return {"status": "ok"}
+    def health(request: Request) -> dict[str, Any]:
+        """Liveness check, plus the model queue: requests waiting, answered, and seconds the model was busy."""
+        state: ServerState = request.app.state.lorag
+        return {"status": "ok", "model_queue": state.gate.stats()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -69,7 +70,9 @@ OPENAI_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
                       404: "not_found_error", 422: "invalid_request_error"}
 
 
-def reply(request: Request, body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> JSONResponse:
+def reply(
+    request: Request, body: dict[str, Any], status: int, headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
     """A JSON error; under /v1 in OpenAI's shape ``{"error": {"message", "type", ...}}`` so its clients show it."""
     if request.url.path.startswith("/v1/"):
         kind = OPENAI_ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -26,6 +27,16 @@ class ModelGate:
         self._count_lock = threading.Lock()
         self.waiting = 0
         self.served = 0
+        self.busy_s = 0.0  # time the model thread spent working, to tell service time from queueing
+
+    def stats(self) -> dict[str, float]:
+        """Queue length, finished jobs and busy seconds of the model thread."""
+        return {"waiting": self.waiting, "served": self.served, "busy_s": round(self.busy_s, 3)}
+
+    def _done(self, started: float) -> None:
+        with self._count_lock:
+            self.served += 1
+            self.busy_s += time.perf_counter() - started
 
     def _enter(self) -> None:
         with self._count_lock:
@@ -41,10 +52,11 @@ class ModelGate:
 
         def job() -> T:
             self._started()
+            started = time.perf_counter()
             try:
                 return work()
             finally:
-                self.served += 1
+                self._done(started)
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, job)
 
@@ -62,6 +74,7 @@ class ModelGate:
 
         def job() -> None:
             self._started()
+            started = time.perf_counter()
             try:
                 if stop.is_set():  # the client left while we waited in the queue
                     return
@@ -78,7 +91,7 @@ class ModelGate:
             except BaseException as exc:
                 post(_ERROR, exc)
             finally:
-                self.served += 1
+                self._done(started)
                 post(_END, None)
 
         self._enter()

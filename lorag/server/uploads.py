@@ -69,7 +69,7 @@ class UploadIndex:
                 if size > max_bytes:
                     raise PayloadTooLargeError(f"{name} is larger than server.max_upload_mb.")
                 digest.update(block)
-                out.write(block)  # type: ignore[arg-type]
+                out.write(block)
         with self._db() as db:
             db.execute("INSERT INTO uploads VALUES (?,?,?,?,?)",
                        (target.name, name, size, digest.hexdigest(), time.time()))

@@ -17,7 +17,8 @@ def test_page_and_static_files_are_served(live: LiveServer) -> None:
         assert page.status_code == 200
         assert "<title>lorag</title>" in page.text
         assert client.get("/static/app.js").status_code == 200
-        assert client.get("/api/health").json() == {"status": "ok"}
+        health = client.get("/api/health").json()
+        assert health["status"] == "ok" and set(health["model_queue"]) == {"waiting", "served", "busy_s"}
 
 
 def test_documents_are_listed_with_names(live: LiveServer) -> None:

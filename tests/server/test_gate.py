@@ -1,0 +1,87 @@
+"""The model gate: one piece of model work at a time, in arrival order; abandoned streams stop early."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from lorag.server.gate import ModelGate
+
+
+def test_work_is_serialized_in_arrival_order() -> None:
+    gate = ModelGate()
+    log: list[str] = []
+    running = threading.Semaphore(1)
+
+    def work(name: str) -> Iterator[str]:
+        assert running.acquire(blocking=False), "two pieces of model work overlapped"
+        try:
+            for i in range(3):
+                log.append(f"{name}{i}")
+                time.sleep(0.01)
+                yield f"{name}{i}"
+        finally:
+            running.release()
+
+    async def consume(name: str) -> list[str]:
+        return [item async for item in gate.stream(lambda: work(name))]
+
+    async def main() -> list[list[str]]:
+        return list(await asyncio.gather(consume("a"), consume("b"), consume("c")))
+
+    assert asyncio.run(main()) == [["a0", "a1", "a2"], ["b0", "b1", "b2"], ["c0", "c1", "c2"]]
+    assert log == ["a0", "a1", "a2", "b0", "b1", "b2", "c0", "c1", "c2"]
+    assert gate.stats()["served"] == 3 and gate.stats()["waiting"] == 0
+    gate.close()
+
+
+def test_errors_reach_the_caller() -> None:
+    gate = ModelGate()
+
+    def broken() -> Iterator[str]:
+        yield "first"
+        raise ValueError("model crashed")
+
+    async def main() -> list[str]:
+        return [item async for item in gate.stream(broken)]
+
+    with pytest.raises(ValueError, match="model crashed"):
+        asyncio.run(main())
+    assert asyncio.run(_run(gate, lambda: 41 + 1)) == 42
+    gate.close()
+
+
+async def _run(gate: ModelGate, fn: object) -> object:
+    return await gate.run(fn)  # type: ignore[arg-type]
+
+
+def test_abandoned_stream_stops_and_frees_the_model() -> None:
+    gate = ModelGate()
+    produced: list[int] = []
+    closed = threading.Event()
+
+    def endless() -> Iterator[int]:
+        try:
+            for i in range(10_000):
+                produced.append(i)
+                time.sleep(0.005)
+                yield i
+        finally:
+            closed.set()
+
+    async def main() -> int:
+        stream = gate.stream(endless)
+        async for item in stream:
+            if item == 2:
+                break
+        await stream.aclose()  # what Starlette does when the client goes away
+        return await gate.run(lambda: 7)
+
+    assert asyncio.run(main()) == 7
+    assert closed.wait(5)
+    assert len(produced) < 100
+    gate.close()
