@@ -69,7 +69,7 @@ _GEMMA = TemplateFamily(
         "{{- $sys := .System }}{{- range $m := .Messages }}"
         "{{- if eq $m.Role \"user\" }}<start_of_turn>user\n"
         "{{ if $sys }}{{ $sys }}\n\n{{ $sys = \"\" }}{{ end }}{{ $m.Content }}<end_of_turn>\n"
-        "{{- else if eq $m.Role \"assistant\" }}<start_of_turn>model\n{{ $m.Content }}<end_of_turn>\n{{ end }}"
+        "{{ else if eq $m.Role \"assistant\" }}<start_of_turn>model\n{{ $m.Content }}<end_of_turn>\n{{ end }}"
         "{{- end }}<start_of_turn>model\n"
     ),
     stop=("<end_of_turn>", "<start_of_turn>"),
