@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from lorag.atomic import TMP_PREFIX, atomic_write_text
-from lorag.errors import BuildError
+from lorag.errors import BuildError, LoragError
 from lorag.models.progress import CancelFlag, ProgressFn, StageProgress
 
 if TYPE_CHECKING:
@@ -109,6 +109,18 @@ def _build_into_place(plan: Any, timings: dict[str, float], progress: ProgressFn
             shutil.rmtree(plan.final_dir)
         _share(tmp)
         tmp.rename(plan.final_dir)
+    except LoragError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise BuildError(f"writing the build files failed: {exc.strerror or exc} ({exc.filename or plan.output_dir}).",
+                         "Check free disk space and permissions of the output directory.") from exc
+    except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        log.debug("build failed", exc_info=True)
+        raise BuildError(f"the build failed unexpectedly: {type(exc).__name__}: {exc}",
+                         "Run with -v to see details, and report it.") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -71,7 +71,11 @@ def plan_build(config: Config, request: BuildRequest, progress: StageProgress) -
     if request.register == "ollama":
         _check_ollama(request.ollama_host or config.settings.llm.ollama_host)
     output_dir = Path(request.output_dir or config.output_dir).expanduser()
-    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BuildError(f"cannot create the output directory {output_dir}: {exc.strerror}.",
+                         "Pass --output with a writable directory.") from exc
     clean_stale_builds(output_dir)
     progress.update(20, message="hashing base weights and adapter (cached after the first build)")
     plan = _make_plan(request, info, base_dir, adapter_dir, qtype, output_dir, progress)

@@ -145,3 +145,22 @@ def test_cli_error_is_one_red_line(build_config: Path, tiny_qwen2_adapter: Path,
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert "error:" in err and "unknown quantization type 'Q3_X'" in err and "Traceback" not in err
+
+
+def test_disk_full_during_merge(build_config: Path, tiny_qwen2_adapter: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import lorag.models.merge as merge
+
+    def full(tensors: object, path: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(merge, "_save_shard", full)
+    expect_failure(build_config, BuildRequest(lora_path=tiny_qwen2_adapter, quantization="Q5_K_M"), BuildError,
+                   "writing the build files failed: No space left on device")
+
+
+def test_output_dir_not_creatable(build_config: Path, tiny_qwen2_adapter: Path, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    expect_failure(build_config, BuildRequest(lora_path=tiny_qwen2_adapter, output_dir=tmp_path / "file" / "out"),
+                   BuildError, "cannot create the output directory")
