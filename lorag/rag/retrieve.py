@@ -132,7 +132,7 @@ class Retriever:
     def prime_queries(self, queries: Sequence[str]) -> None:
         """Embed many queries in batches up front (several times faster than one by one), for evaluation."""
         if self.embedder.dim:
-            unique = list(dict.fromkeys(queries))
+            unique = [q for q in dict.fromkeys(queries) if q not in self._query_vectors]
             self._query_vectors.update(zip(unique, self.embedder.embed_queries(unique), strict=True))
 
     def _dense(self, query: str, k: int) -> Ranking:
