@@ -107,20 +107,34 @@ def verify_stage(plan: Plan, ref_dir: Path, f16: Path, out: Path, progress: Stag
         progress.update(100, message=note)
         return {"kl_mean": None, "top1": None, "notes": [note]}
     progress.update(5, message="reference logits (transformers, fp32)")
-    ids = fid.probe_ids(ref_dir)
-    reference = fid.reference_logits(ref_dir, ids, adapter_dir)
+    try:
+        ids = fid.probe_ids(ref_dir)
+        reference = fid.reference_logits(ref_dir, ids, adapter_dir)
+    except Exception as exc:  # transformers may not know this architecture; the GGUF can still be fine
+        note = f"fidelity check skipped: transformers could not run the fine-tune ({type(exc).__name__}: {exc})"
+        log.warning(note)
+        plan.notes.append(note)
+        return {"kl_mean": None, "top1": None, "notes": [note]}
     progress.update(40, message="F16 GGUF logits (llama.cpp)")
-    f16_fid = fid.measure(reference, ids, f16, lora)
+    f16_fid = _measure(fid, reference, ids, f16, lora)
     assert f16_fid.kl_mean is not None
     if f16_fid.kl_mean > fid.F16_KL_LIMIT:
         raise BuildError(f"the F16 GGUF disagrees with the merged model (KL {f16_fid.kl_mean:.2e} > "
                          f"{fid.F16_KL_LIMIT:g}): the conversion is broken, not just lossy.",
                          "Report this with the base model's config.json; do not use this GGUF.")
-    result = f16_fid if out == f16 else fid.measure(reference, ids, out, lora)
+    result = f16_fid if out == f16 else _measure(fid, reference, ids, out, lora)
     data = result.to_dict()
     data["f16_kl_mean"] = f16_fid.kl_mean
     progress.update(100, message=f"KL {result.kl_mean:.4f}, top-1 {result.top1:.0%}")
     return data
+
+
+def _measure(fid: Any, reference: Any, ids: list[int], gguf: Path, lora: Path | None) -> Any:
+    try:
+        return fid.measure(reference, ids, gguf, lora)
+    except (ValueError, RuntimeError, OSError) as exc:  # llama-cpp-python's load failures
+        raise BuildError(f"llama.cpp cannot load the built {gguf.name}: {exc}",
+                         "The GGUF is unusable; nothing was registered.") from exc
 
 
 def finish(config: Config, request: BuildRequest, plan: Plan, record: dict[str, Any], timings: dict[str, float],

@@ -164,3 +164,30 @@ def test_output_dir_not_creatable(build_config: Path, tiny_qwen2_adapter: Path, 
     (tmp_path / "file").write_text("x")
     expect_failure(build_config, BuildRequest(lora_path=tiny_qwen2_adapter, output_dir=tmp_path / "file" / "out"),
                    BuildError, "cannot create the output directory")
+
+
+def test_verify_skips_when_transformers_cannot_run_and_fails_when_llama_cpp_cannot_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    import lorag.models.fidelity as fid
+    from lorag.models.progress import StageProgress
+    from lorag.models.stages import verify_stage
+
+    plan = SimpleNamespace(base_bytes=1000, notes=[])
+    bogus = tmp_path / "model-F16.gguf"
+    bogus.write_bytes(b"GGUF" + b"\0" * 60)
+
+    def no_arch(*args: object) -> None:
+        raise ValueError("model type foo is not supported")
+
+    monkeypatch.setattr(fid, "probe_ids", lambda d: [1, 2, 3])
+    monkeypatch.setattr(fid, "reference_logits", no_arch)
+    result = verify_stage(plan, tmp_path, bogus, bogus, StageProgress(None, "verify"))  # type: ignore[arg-type]
+    assert result["kl_mean"] is None and "fidelity check skipped" in result["notes"][0]
+    monkeypatch.setattr(fid, "reference_logits", lambda d, ids, a=None: np.zeros((3, 10)))
+    with pytest.raises(BuildError, match=r"llama\.cpp cannot load the built model-F16\.gguf"):
+        verify_stage(plan, tmp_path, bogus, bogus, StageProgress(None, "verify"))  # type: ignore[arg-type]
