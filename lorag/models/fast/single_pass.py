@@ -23,7 +23,7 @@ from lorag.models.fast.lora import FastPathUnsupported, LoraWeights, load_lora
 from lorag.models.fast.mixture import FTYPES, MixturePlanner, quantize_order
 from lorag.models.fast.producer import Producer, StreamedTensor, plan_streamed
 from lorag.models.fast.reader import TensorLocation, index_model
-from lorag.models.fast.skeleton import Skeleton, read_skeleton, remove_quietly, stage_model_dir
+from lorag.models.fast.skeleton import Skeleton, SkeletonJob, remove_quietly, stage_model_dir
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -60,16 +60,19 @@ def build_gguf_single_pass(
     lora = (load_lora(adapter_dir) if adapter_dir is not None else LoraWeights({}, False)).to(dev)
     sources = _sources(base_dir, lora)
     gguf_arch = arch.NATIVE[hf_arch]
-    producer = None
-    if gguf_arch != "gemma3":  # gemma3's embedding rows are only known from the converter: start after it
-        producer = _producer(sources, qtype, config, gguf_arch, lora, dev, threads, memory_budget, None)
+    producer: Producer | None = None
+    job: SkeletonJob | None = None
     scratch = out_path.parent / f".{out_path.name}.fast"
     remove_quietly(scratch)
     try:
         staged = stage_model_dir(base_dir, adapter_dir, chat_template, scratch / (model_name or base_dir.name))
         from lorag.models.convert import ensure_converters
 
-        skeleton = read_skeleton(staged, scratch / "skeleton", ensure_converters())
+        job = SkeletonJob(staged, scratch / "skeleton", ensure_converters())
+        job.wait_imported()
+        if gguf_arch != "gemma3":  # gemma3's embedding rows are only known from the converter: start after it
+            producer = _producer(sources, qtype, config, gguf_arch, lora, dev, threads, memory_budget, None)
+        skeleton = job.result()
         t_meta = time.monotonic() - started
         if producer is None:
             rows = {t.name: t.shape[0] for t in skeleton.tensors if t.name in sources}
@@ -91,6 +94,8 @@ def build_gguf_single_pass(
                 done += out.nbytes
                 stage.fraction(done, total, out.name)
     finally:
+        if job is not None:
+            job.kill()
         if producer is not None:
             producer.close()
         remove_quietly(scratch)

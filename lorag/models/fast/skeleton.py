@@ -90,17 +90,50 @@ def _pin_template(out_dir: Path, template: str) -> None:
     jinja.write_text(template, encoding="utf-8")
 
 
+class SkeletonJob:
+    """llama.cpp's converter, run lazily on a staged directory in a child process (reads headers and tokenizer)."""
+
+    def __init__(self, model_dir: Path, work_dir: Path, tree: Path) -> None:
+        script = Path(__file__).with_name("_skeleton_script.py")
+        work_dir.mkdir(parents=True, exist_ok=True)
+        self.model_dir, self.work_dir = model_dir, work_dir
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(tree / "gguf-py")}
+        self._log = open(work_dir / "converter.log", "w+b")  # noqa: SIM115 - closed in result()
+        self._proc = subprocess.Popen([sys.executable, str(script), str(tree), str(model_dir), str(work_dir), STREAMED],
+                                      cwd=tree, env=env, stdout=subprocess.PIPE, stderr=self._log)
+
+    def wait_imported(self) -> None:
+        """Block until the converter has loaded its modules (or died)."""
+        assert self._proc.stdout is not None
+        self._proc.stdout.readline()
+
+    def result(self) -> Skeleton:
+        """Wait for the converter and load what it reported; BuildError with its last lines if it failed."""
+        rc = self._proc.wait()
+        self._log.seek(0)
+        output = self._log.read().decode("utf-8", "replace")
+        self._log.close()
+        if rc != 0:
+            tail = "\n".join(output.splitlines()[-8:])
+            raise BuildError(f"llama.cpp's converter could not read {self.model_dir} (exit {rc}):\n{tail}",
+                             "The base model may be an architecture llama.cpp does not support.")
+        return _load(self.work_dir)
+
+    def kill(self) -> None:
+        """Stop the converter if it still runs."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        if not self._log.closed:
+            self._log.close()
+
+
 def read_skeleton(model_dir: Path, work_dir: Path, tree: Path) -> Skeleton:
-    """Run the converter lazily on ``model_dir`` (reads only headers and tokenizer) and load what it reports."""
-    script = Path(__file__).with_name("_skeleton_script.py")
-    work_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(tree / "gguf-py")}
-    proc = subprocess.run([sys.executable, str(script), str(tree), str(model_dir), str(work_dir), STREAMED],
-                          cwd=tree, env=env, capture_output=True, text=True, encoding="utf-8", errors="replace")
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-8:])
-        raise BuildError(f"llama.cpp's converter could not read {model_dir} (exit {proc.returncode}):\n{tail}",
-                         "The base model may be an architecture llama.cpp does not support.")
+    """Run the converter lazily on ``model_dir`` and load what it reports (blocking)."""
+    return SkeletonJob(model_dir, work_dir, tree).result()
+
+
+def _load(work_dir: Path) -> Skeleton:
     meta = json.loads((work_dir / "meta.json").read_text(encoding="utf-8"))
     raw = (work_dir / "kv.bin").read_bytes()
     kv = [(k, raw[start:start + length], vtype, plain) for k, start, length, vtype, plain in meta["kv"]]
