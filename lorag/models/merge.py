@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lorag.errors import BuildError
+from lorag.models import shards as shards_mod
 from lorag.models.progress import StageProgress
 
 PEFT_PREFIX = "base_model.model."
@@ -213,19 +214,17 @@ def merge_model(base_dir: Path, weights: AdapterWeights, out_dir: Path, progress
     done, changed = 0, []
     for shard in shards:
         progress.fraction(done, total, f"merging {shard}")
-        tensors = _merge_shard(base_dir / shard, weights, lm_head)
-        changed += [k for k in tensors if k in weights.pairs or k in weights.replacements or k == lm_head.get("key")]
-        if lm_head and lm_head["embed"] in tensors:
+        written = _write_merged_shard(base_dir / shard, out_dir / shard, weights, lm_head)
+        changed += [k for k in written if k in weights.pairs or k in weights.replacements or k == lm_head.get("key")]
+        if lm_head and lm_head["key"] in written:
             weight_map[lm_head["key"]] = shard
-        _save_shard(tensors, out_dir / shard)
         done += (base_dir / shard).stat().st_size
-        del tensors
     if lm_head:
         config["tie_word_embeddings"] = False
         config.get("text_config", {}).pop("tie_word_embeddings", None)
     (out_dir / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if has_index:
-        _write_index(out_dir, weight_map)
+        shards_mod.write_index(out_dir, weight_map)
     progress.fraction(total, total, f"merged {len(changed)} tensors")
     return sorted(changed)
 
@@ -249,17 +248,23 @@ def _check_targets(weights: AdapterWeights, weight_map: dict[str, str], lm_head:
                          "The adapter was trained on a different architecture; pass the right --base.")
 
 
-def _merge_shard(path: Path, weights: AdapterWeights, lm_head: dict[str, str]) -> dict[str, Any]:
+def _write_merged_shard(src: Path, dst: Path, weights: AdapterWeights, lm_head: dict[str, str]) -> list[str]:
+    """Stream one shard: read a tensor, merge it, append it to ``dst``; return the names written."""
     from safetensors import safe_open
 
-    out: dict[str, Any] = {}
-    with safe_open(str(path), framework="pt") as fh:
-        for key in fh.keys():  # noqa: SIM118
-            original = fh.get_tensor(key)
-            out[key] = _apply(key, original, weights)
-            if lm_head and key == lm_head["embed"]:
-                out[lm_head["key"]] = _apply(lm_head["key"], original, weights)
-    return out
+    with safe_open(str(src), framework="pt") as fh:
+        layout = shards_mod.shard_layout(fh)
+        names = [name for name, _, _ in layout]
+        if lm_head and lm_head["embed"] in names:
+            _, dtype, shape = layout[names.index(lm_head["embed"])]
+            layout.insert(names.index(lm_head["embed"]) + 1, (lm_head["key"], dtype, shape))
+
+        def produce(name: str) -> Any:
+            source = lm_head["embed"] if lm_head and name == lm_head["key"] else name
+            return _apply(name, fh.get_tensor(source), weights)
+
+        shards_mod.write_shard(dst, layout, produce)
+    return [name for name, _, _ in layout]
 
 
 def _apply(key: str, tensor: Any, weights: AdapterWeights) -> Any:
@@ -273,30 +278,3 @@ def _apply(key: str, tensor: Any, weights: AdapterWeights) -> Any:
     if key in weights.pairs:
         tensor = merge_into(tensor, weights.pairs[key], weights.settings)
     return tensor.contiguous()
-
-
-def _save_shard(tensors: dict[str, Any], path: Path) -> None:
-    from safetensors.torch import save_file
-
-    save_file(tensors, str(path), metadata={"format": "pt"})
-
-
-def _write_index(out_dir: Path, weight_map: dict[str, str]) -> None:
-    total = 0
-    for shard in set(weight_map.values()):
-        from safetensors import safe_open
-
-        with safe_open(str(out_dir / shard), framework="pt") as fh:
-            for key in fh.keys():  # noqa: SIM118
-                sl = fh.get_slice(key)
-                count = 1
-                for dim in sl.get_shape():
-                    count *= dim
-                total += count * _dtype_bytes(sl.get_dtype())
-    index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
-    (out_dir / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
-
-
-def _dtype_bytes(dtype: str) -> int:
-    sizes = {"F64": 8, "F32": 4, "I64": 8, "I32": 4, "F16": 2, "BF16": 2, "I16": 2, "U8": 1, "I8": 1, "BOOL": 1}
-    return sizes.get(dtype, 2)

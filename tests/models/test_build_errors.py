@@ -150,12 +150,12 @@ def test_cli_error_is_one_red_line(build_config: Path, tiny_qwen2_adapter: Path,
 def test_disk_full_during_merge(build_config: Path, tiny_qwen2_adapter: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    import lorag.models.merge as merge
+    import lorag.models.shards as shards
 
-    def full(tensors: object, path: Path) -> None:
+    def full(path: Path, layout: object, produce: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(merge, "_save_shard", full)
+    monkeypatch.setattr(shards, "write_shard", full)
     expect_failure(build_config, BuildRequest(lora_path=tiny_qwen2_adapter, quantization="Q5_K_M"), BuildError,
                    "writing the build files failed: No space left on device")
 
