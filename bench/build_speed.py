@@ -13,6 +13,7 @@ space used under the work directory. Prints a table (and --json the summary).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import mmap
 import os
@@ -60,8 +61,7 @@ def stage_quantize_py(f16: str, out: str, ftype: int, threads: int) -> None:
 def stage_fast(base: str, adapter: str, out: str, qtype: str, device: str, threads: int, stats: str) -> None:
     from lorag.models.fast import build_gguf_single_pass
 
-    result = build_gguf_single_pass(Path(base), Path(adapter), Path(out), qtype, None, device=device,
-                                    model_name="merged", threads=threads)
+    result = build_gguf_single_pass(Path(base), Path(adapter), Path(out), qtype, None, device=device, threads=threads)
     Path(stats).write_text(json.dumps(result), encoding="utf-8")
 
 
@@ -74,10 +74,8 @@ def _dir_bytes(path: Path) -> int:
     total = 0
     for root, _, files in os.walk(path):
         for name in files:
-            try:
+            with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(root, name)).st_blocks * 512
-            except OSError:
-                pass
     return total
 
 
@@ -198,7 +196,7 @@ def compare(reference: Path, fast: Path, f16: Path | None, sample: int) -> dict[
     rf = {t.name: t for t in GGUFReader(f16).tensors}
     rows: list[dict[str, Any]] = []
     for ta, tb in zip(ra.tensors, rb.tensors, strict=True):
-        if ta.tensor_type.name in ("F32", "F16") or len(rows) >= sample and ta.name != "output.weight":
+        if ta.tensor_type.name in ("F32", "F16") or (len(rows) >= sample and ta.name != "output.weight"):
             continue
         n_rows = min(512, int(ta.shape[1]) if len(ta.shape) > 1 else 1)
         ref_rows = np.asarray(rf[ta.name].data)[:n_rows].astype(np.float32)
@@ -225,8 +223,8 @@ def print_table(rows: list[dict[str, Any]], floor: dict[str, Any]) -> None:
     for r in rows:
         print(f"{r['stage']:<28}{r['seconds']:9.1f}{_gb(r['read']):>12}{_gb(r['written']):>12}"
               f"{_gb(r['peak_rss']):>12}{_gb(r['peak_extra_disk']):>17}")
-    print(f"{'I/O floor (read in + write out)':<28}{floor['io_floor_s']:9.1f}   read {floor['read_Bps'] / 1e9:.2f} GB/s "
-          f"({floor['read_mode']}), write {floor['write_Bps'] / 1e9:.2f} GB/s")
+    print(f"{'I/O floor (read in + write out)':<28}{floor['io_floor_s']:9.1f}   "
+          f"read {floor['read_Bps'] / 1e9:.2f} GB/s ({floor['read_mode']}), write {floor['write_Bps'] / 1e9:.2f} GB/s")
 
 
 def main() -> None:

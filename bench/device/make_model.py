@@ -27,6 +27,7 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=152064)
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--shard-bytes", type=int, default=4 << 30)
+    ap.add_argument("--tied", action="store_true", help="tie lm_head to the embeddings (Qwen2.5-0.5B style)")
     args = ap.parse_args()
     import torch
     from safetensors.torch import save_file
@@ -40,7 +41,7 @@ def main() -> None:
     kv = args.kv_heads * head_dim
     cfg = Qwen2Config(vocab_size=args.vocab, hidden_size=h, intermediate_size=inter, num_hidden_layers=args.layers,
                       num_attention_heads=args.heads, num_key_value_heads=args.kv_heads, max_position_embeddings=32768,
-                      rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=False, bos_token_id=151643,
+                      rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=args.tied, bos_token_id=151643,
                       eos_token_id=151645, torch_dtype="bfloat16")
     cfg.architectures = ["Qwen2ForCausalLM"]
     args.base.mkdir(parents=True, exist_ok=True)
@@ -64,7 +65,8 @@ def main() -> None:
         tensors.append((p + "post_attention_layernorm.weight",
                         lambda: (1 + rand(h, std=0.1).float()).to(torch.bfloat16)))
     tensors.append(("model.norm.weight", lambda: (1 + rand(h, std=0.1).float()).to(torch.bfloat16)))
-    tensors.append(("lm_head.weight", lambda: rand(args.vocab, h)))
+    if not args.tied:
+        tensors.append(("lm_head.weight", lambda: rand(args.vocab, h)))
     _write_shards(args.base, tensors, args.shard_bytes, save_file)
 
     lora = {}

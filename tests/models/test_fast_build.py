@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,25 +18,24 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _reference_f16(base: Path, adapter: Path, work: Path) -> Path:
-    """PEFT merge_and_unload → save_pretrained (+ the base's tokenizer files) → convert_hf_to_gguf.py f16."""
+def _reference_f16(base: Path, adapter: Path, work: Path, model_name: str | None = None) -> Path:
+    """PEFT merge_and_unload → save_pretrained (+ tokenizer files and template) → convert_hf_to_gguf.py f16."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     from lorag.models.convert import ensure_converters
+    from lorag.models.workdir import stage_model_dir
 
     merged = work / "merged"
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16)
     PeftModel.from_pretrained(model, adapter).merge_and_unload().save_pretrained(merged, safe_serialization=True)
-    for entry in base.iterdir():
-        if entry.is_file() and not entry.name.endswith((".safetensors", ".index.json")) and entry.name not in (
-                "config.json", "generation_config.json", "README.md"):
-            shutil.copy2(entry, merged / entry.name)
+    stage_model_dir(base, adapter, merged)  # the pipeline's tokenizer files and chat template, as in the build
     tree = ensure_converters()
     f16 = work / "ref-f16.gguf"
+    name_args = ["--model-name", model_name] if model_name else []
     subprocess.run([sys.executable, str(tree / "convert_hf_to_gguf.py"), str(merged), "--outtype", "f16",
-                    "--outfile", str(f16)], cwd=tree, env={**os.environ, "PYTHONPATH": str(tree / "gguf-py")},
+                    "--outfile", str(f16), *name_args], cwd=tree, env={**os.environ, "PYTHONPATH": str(tree / "gguf-py")},
                    check=True, capture_output=True)
     return f16
 
@@ -81,8 +79,25 @@ def test_fast_gguf_is_byte_identical_to_reference(arch: str, qtype: str, referen
     adapter = request.getfixturevalue(f"tiny_{arch}_adapter")
     reference = _reference_quantize(reference_f16[arch], tmp_path / "ref.gguf", qtype)
     fast = tmp_path / "fast.gguf"
-    stats = build_gguf_single_pass(base, adapter, fast, qtype, None, device="cpu", model_name="merged")
+    stats = build_gguf_single_pass(base, adapter, fast, qtype, None, device="cpu")
     assert stats["size_bytes"] == reference.stat().st_size
+    assert _sha(fast) == _sha(reference), _describe_difference(reference, fast)
+
+
+@pytest.mark.slow
+def test_fast_gguf_matches_reference_with_model_name_and_template(tiny_qwen2: Path, tmp_path: Path) -> None:
+    """The pipeline passes --model-name and pins the fine-tune's chat template; the fast path does the same."""
+    from tests.helpers.tiny import make_tiny_adapter
+
+    template = "{% for m in messages %}<<{{ m['role'] }}>>{{ m['content'] }}{% endfor %}"
+    adapter = make_tiny_adapter(tiny_qwen2, tmp_path / "lora", r=4, seed=9, chat_template=template)
+    work = tmp_path / "ref"
+    work.mkdir()
+    f16 = _reference_f16(tiny_qwen2, adapter, work, model_name="my-finetune")
+    assert template.encode() in f16.read_bytes()
+    reference = _reference_quantize(f16, tmp_path / "ref.gguf", "Q8_0")
+    fast = tmp_path / "fast.gguf"
+    build_gguf_single_pass(tiny_qwen2, adapter, fast, "Q8_0", None, device="cpu", model_name="my-finetune")
     assert _sha(fast) == _sha(reference), _describe_difference(reference, fast)
 
 

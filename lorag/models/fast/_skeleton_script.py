@@ -4,7 +4,7 @@ Executed as a script with the llama.cpp tree's gguf-py first on sys.path (its ``
 and both cannot live in one process). Writes meta.json (KV order and types, tensor names/shapes/types),
 kv.bin (each KV pair exactly as the converter serialises it) and small.bin (the converter's own data for
 tensors the fast path does not stream itself: norms, biases, generated tensors).
-Arguments: TREE MODEL_DIR OUT_DIR STREAMED_REGEX
+Arguments: TREE MODEL_DIR OUT_DIR STREAMED_REGEX [MODEL_NAME]  (MODEL_NAME = the converter's --model-name)
 """
 
 import json
@@ -15,6 +15,7 @@ from pathlib import Path
 
 def main() -> None:
     tree, model_dir, out_dir, streamed = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), re.compile(sys.argv[4])
+    model_name = sys.argv[5] if len(sys.argv) > 5 and sys.argv[5] else None
     sys.path[:0] = [tree, str(Path(tree) / "gguf-py")]
     import gguf
     import torch
@@ -28,7 +29,7 @@ def main() -> None:
         hparams = ModelBase.load_hparams(model_dir, False)
         hf_arch = get_model_architecture(hparams, ModelType.TEXT)
         cls = get_model_class(hf_arch, mmproj=False)
-        model = cls(model_dir, gguf.LlamaFileType.MOSTLY_F16, out_dir / "skeleton.gguf")
+        model = cls(model_dir, gguf.LlamaFileType.MOSTLY_F16, out_dir / "skeleton.gguf", model_name=model_name)
         model.prepare_tensors()
         model.prepare_metadata(vocab_only=False)
         writer = model.gguf_writer

@@ -36,13 +36,14 @@ def supports_fast_path(architecture: str) -> bool:
 def build_gguf_single_pass(
     base_dir: Path, adapter_dir: Path | None, out_path: Path, qtype: str, chat_template: str | None,
     progress: ProgressFn | None = None, cancel: Any = None, device: str = "auto", *,
-    model_name: str | None = None, threads: int = 0, memory_budget: int = 3 << 30,
+    model_name: str | None = None, dir_name: str = "merged", threads: int = 0, memory_budget: int = 3 << 30,
 ) -> dict[str, Any]:
     """Build ``out_path`` (GGUF, ``qtype``) from a base model and an optional LoRA adapter in one pass.
 
-    ``model_name`` is the directory name the reference converter would see (it feeds general.name etc.);
-    it defaults to the base directory's name. ``memory_budget`` bounds the bytes read ahead plus the output
-    waiting for the header. Raises FastPathUnsupported when the reference route must be used instead.
+    ``model_name`` is what the reference passes as the converter's --model-name, ``dir_name`` the name of
+    the merged directory it converts (both feed general.name/basename/size_label). ``memory_budget`` bounds
+    the bytes read ahead plus the output waiting for the header. Raises FastPathUnsupported when the
+    reference route must be used instead.
     """
     from lorag.atomic import atomic_open
     from lorag.models.progress import StageProgress
@@ -65,10 +66,10 @@ def build_gguf_single_pass(
     scratch = out_path.parent / f".{out_path.name}.fast"
     remove_quietly(scratch)
     try:
-        staged = stage_model_dir(base_dir, adapter_dir, chat_template, scratch / (model_name or base_dir.name))
+        staged = stage_model_dir(base_dir, adapter_dir, chat_template, scratch / dir_name)
         from lorag.models.convert import ensure_converters
 
-        job = SkeletonJob(staged, scratch / "skeleton", ensure_converters())
+        job = SkeletonJob(staged, scratch / "skeleton", ensure_converters(), model_name)
         job.wait_imported()
         if gguf_arch != "gemma3":  # gemma3's embedding rows are only known from the converter: start after it
             producer = _producer(sources, qtype, config, gguf_arch, lora, dev, threads, memory_budget, None)

@@ -93,13 +93,14 @@ def _pin_template(out_dir: Path, template: str) -> None:
 class SkeletonJob:
     """llama.cpp's converter, run lazily on a staged directory in a child process (reads headers and tokenizer)."""
 
-    def __init__(self, model_dir: Path, work_dir: Path, tree: Path) -> None:
+    def __init__(self, model_dir: Path, work_dir: Path, tree: Path, model_name: str | None = None) -> None:
         script = Path(__file__).with_name("_skeleton_script.py")
         work_dir.mkdir(parents=True, exist_ok=True)
         self.model_dir, self.work_dir = model_dir, work_dir
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(tree / "gguf-py")}
         self._log = open(work_dir / "converter.log", "w+b")  # noqa: SIM115 - closed in result()
-        self._proc = subprocess.Popen([sys.executable, str(script), str(tree), str(model_dir), str(work_dir), STREAMED],
+        self._proc = subprocess.Popen([sys.executable, str(script), str(tree), str(model_dir), str(work_dir), STREAMED,
+                                       model_name or ""],
                                       cwd=tree, env=env, stdout=subprocess.PIPE, stderr=self._log)
 
     def wait_imported(self) -> None:
