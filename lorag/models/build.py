@@ -101,6 +101,10 @@ def run_build(
 
 def _build_into_place(plan: Any, timings: dict[str, float], progress: ProgressFn | None,
                       cancel: CancelFlag | None, builder: Any) -> dict[str, Any]:
+    from lorag.models.validate import check_before_building
+
+    # build.json existed at validation but the artifact is gone (deleted GGUF): run the checks skipped then.
+    check_before_building(plan, StageProgress(progress, "validate", cancel))
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{plan.dir_name}-", dir=plan.output_dir))
     try:
         record: dict[str, Any] = builder(plan, tmp, timings, progress, cancel)

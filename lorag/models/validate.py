@@ -46,8 +46,8 @@ class Plan:
 
 def plan_build(config: Config, request: BuildRequest, progress: StageProgress) -> Plan:
     """Validate the request and return the build plan; every failure here leaves no trace."""
-    from lorag.models.adapter import check_adapter_matches_base, read_adapter
-    from lorag.models.merge import load_adapter_weights, refuse_quantized_base
+    from lorag.models.adapter import read_adapter
+    from lorag.models.merge import refuse_quantized_base
     from lorag.models.quantize import normalize_qtype
 
     qtype = normalize_qtype(request.quantization)
@@ -82,12 +82,22 @@ def plan_build(config: Config, request: BuildRequest, progress: StageProgress) -
     plan.settings = config.settings
     if not (plan.final_dir / "build.json").is_file():
         # Not built before: check everything the build depends on (an identical earlier build already passed).
-        progress.update(40, message=f"checking adapter against base {base_dir}")
-        check_adapter_matches_base(info, base_dir)
-        plan.weights = load_adapter_weights(adapter_dir)
-        preflight_disk(plan)
+        check_before_building(plan, progress)
     progress.update(100, message=f"ok: {plan.final_dir.name}")
     return plan
+
+
+def check_before_building(plan: Plan, progress: StageProgress) -> None:
+    """Adapter against base, adapter tensors (rank, NaN/Inf) and free disk: what a cache hit may skip."""
+    from lorag.models.adapter import check_adapter_matches_base
+    from lorag.models.merge import load_adapter_weights
+
+    if plan.weights is not None:
+        return
+    progress.update(40, message=f"checking adapter against base {plan.base_dir}")
+    check_adapter_matches_base(plan.info, plan.base_dir)
+    plan.weights = load_adapter_weights(plan.adapter_dir)
+    preflight_disk(plan)
 
 
 def _find_base(request: BuildRequest, info: AdapterInfo, search: list[str]) -> Path:

@@ -51,6 +51,7 @@ def test_cancel_leaves_nothing(build_config: Path, tiny_qwen2: Path, tiny_qwen2_
     from lorag.config import load_config
 
     config = load_config(build_config)
+    config.output_dir.mkdir(parents=True, exist_ok=True)
     before = {p.name for p in config.output_dir.iterdir()}
     cancel = threading.Event()
 
@@ -61,7 +62,7 @@ def test_cancel_leaves_nothing(build_config: Path, tiny_qwen2: Path, tiny_qwen2_
     with pytest.raises(BuildCancelled, match="cancelled during merge"):
         run_build(config, _request(tiny_qwen2_adapter, tiny_qwen2, quantization="Q4_K_S"), progress, cancel)
     after = {p.name for p in config.output_dir.iterdir()}
-    assert {n for n in after - before if not n.endswith(".lock")} == set()
+    assert {n for n in after - before if not n.endswith(".lock") and n != ".hash-cache.json"} == set()
     assert not list(config.output_dir.glob(".lorag-tmp-*"))
 
 
@@ -102,3 +103,28 @@ def test_kl_above_build_kl_warn_is_a_warning(qwen2_q4, build_config: Path, tiny_
     assert result.cache_hit
     assert any("build.kl_warn 0.0" in w for w in result.warnings)
     assert any("build.kl_warn" in r.message for r in caplog.records)
+
+
+def test_build_json_without_gguf_is_rebuilt(build_config: Path, tiny_qwen2: Path, tiny_qwen2_adapter: Path) -> None:
+    import shutil
+
+    from lorag.config import load_config
+    from lorag.models.progress import StageProgress
+    from lorag.models.validate import plan_build
+
+    config = load_config(build_config)
+    request = _request(tiny_qwen2_adapter, tiny_qwen2, quantization="Q4_K_S")
+    final = plan_build(config, request, StageProgress(None, "validate")).final_dir
+    final.mkdir()
+    (final / "build.json").write_text(json.dumps({"gguf": "model-Q4_K_S.gguf"}))
+    cancel = threading.Event()
+
+    def progress(event: dict) -> None:
+        if event["stage"] == "merge":  # reaching the merge means the skipped checks ran and the build restarted
+            cancel.set()
+
+    try:
+        with pytest.raises(BuildCancelled, match="during merge"):
+            run_build(config, request, progress, cancel)
+    finally:
+        shutil.rmtree(final)
