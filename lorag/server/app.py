@@ -37,6 +37,15 @@ from lorag.server.state import ServerState
 from lorag.server.worker import WorkerTarget, run_build_job
 
 STATIC_DIR = Path(__file__).parent / "static"
+# The page keeps the token in localStorage: no inline or foreign scripts may run, and no site may frame it.
+PAGE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                               "frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def create_app(config: Config, job_target: WorkerTarget | None = None) -> FastAPI:
@@ -100,7 +109,7 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+        return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
 
     @app.get("/api/health", tags=["meta"])
     def health(request: Request) -> dict[str, Any]:

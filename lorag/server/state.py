@@ -29,6 +29,7 @@ class ServerState:
         self._generator: Generator | None = None
         self._generator_lock = threading.Lock()
         self._uploads: UploadIndex | None = None
+        self.plan_cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
     @property
     def uploads(self) -> UploadIndex:

@@ -122,10 +122,12 @@ def test_models_lists_current_and_reports_ollama_unreachable(live: LiveServer) -
 def test_plan_for_the_configured_model(live: LiveServer) -> None:
     with live.client(auth=False) as client:
         reply = client.get("/api/models/plan")
+        again = client.get("/api/models/plan")
     assert reply.status_code == 200, reply.text
     plan = reply.json()
     assert plan["model"]["kind"] == "gguf"
     assert plan["chosen"] is not None and plan["reason"]
+    assert again.json() == plan and len(live.state.plan_cache) == 1  # the second answer came from the cache
 
 
 def test_unknown_job_is_404(live: LiveServer) -> None:

@@ -67,6 +67,13 @@ def test_foreign_host_header_is_refused(bare: LiveServer) -> None:
         assert client.get("/api/config", headers={"Host": "evil.example"}).status_code == 400
 
 
+def test_page_forbids_foreign_scripts_and_framing(bare: LiveServer) -> None:
+    with bare.client(auth=False) as client:
+        headers = client.get("/").headers
+    assert "default-src 'self'" in headers["content-security-policy"]
+    assert headers["x-frame-options"] == "DENY"
+
+
 def test_cors_is_off_by_default(bare: LiveServer) -> None:
     with bare.client(auth=False) as client:
         reply = client.get("/api/config", headers={"Origin": "http://evil.example"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from lorag.server.state import ServerState
 
 router = APIRouter(tags=["models"], dependencies=[Depends(require_reader)])
 State = Annotated[ServerState, Depends(get_state)]
+PLAN_CACHE_S = 300.0  # inspecting a large GGUF takes seconds; free memory changes slowly
 PathParam = Annotated[str, Query(min_length=1, max_length=4096, description="a path inside models.roots")]
 
 
@@ -93,20 +95,34 @@ async def plan_model(state: State, path: Annotated[str | None, Query(max_length=
     """How a model (inside models.roots; default: the configured one) would run on this machine, and why."""
     config = state.config
     target = allowed_model_path(config, path) if path else _configured_model_path(config)
+    settings = config.settings
+    key = json.dumps([str(target), _mtime(target), settings.llm.context, settings.build.quantization,
+                      settings.llm.quantization, settings.models.search_paths])
+    cached = state.plan_cache.get(key)
+    if cached is not None and time.monotonic() - cached[0] < PLAN_CACHE_S:
+        return cached[1]
 
     def work() -> dict[str, Any]:
         from lorag.models.hardware import probe_hardware
         from lorag.models.inspect import inspect_path
         from lorag.models.plan import plan_model as make_plan
 
-        settings = config.settings
         info = inspect_path(target, settings.models.search_paths, settings.llm.ollama_host)
         plan = make_plan(info, probe_hardware(), n_ctx=settings.llm.context,
                          quantization=settings.build.quantization, bnb=settings.llm.quantization)
         result: dict[str, Any] = plan.to_dict()
         return result
 
-    return await run_in_threadpool(work)
+    result = await run_in_threadpool(work)
+    state.plan_cache[key] = (time.monotonic(), result)
+    return result
+
+
+def _mtime(target: Path | str) -> float:
+    try:
+        return Path(target).stat().st_mtime
+    except OSError:  # an Ollama name, not a file
+        return 0.0
 
 
 def _configured_model_path(config: Config) -> Path | str:

@@ -262,6 +262,7 @@ async function loadModels() {
 }
 
 async function loadPlan() {
+  if (!$("#plan-reason").textContent) $("#plan-reason").textContent = t("models.planning");
   try {
     const plan = await api("/api/models/plan");
     $("#plan-reason").textContent = plan.reason;
