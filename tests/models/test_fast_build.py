@@ -34,7 +34,8 @@ def _reference_f16(base: Path, adapter: Path, work: Path, model_name: str | None
     tree = ensure_converters()
     f16 = work / "ref-f16.gguf"
     name_args = ["--model-name", model_name] if model_name else []
-    subprocess.run([sys.executable, str(tree / "convert_hf_to_gguf.py"), str(merged), "--outtype", "f16",
+    convert = tree / "convert_hf_to_gguf.py"
+    subprocess.run([sys.executable, str(convert), str(merged), "--outtype", "f16",
                     "--outfile", str(f16), *name_args], cwd=tree, env={**os.environ, "PYTHONPATH": str(tree / "gguf-py")},
                    check=True, capture_output=True)
     return f16
