@@ -250,7 +250,9 @@ def update_config(path: Path, changes: dict[str, Any]) -> Config:
 
 def _write_with_backup(path: Path, text: str) -> None:
     if path.exists():
-        if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+        # Mode bits too: root passes os.access, but a file marked read-only is the user's "don't touch".
+        read_only = not path.stat().st_mode & 0o222 or not os.access(path, os.W_OK)
+        if read_only or not os.access(path.parent, os.W_OK):
             raise ConfigError(f"{path} is read-only; the config was not changed.", "Make it writable and try again.")
         shutil.copy2(path, path.with_name(path.name + ".bak"))
     try:

@@ -53,6 +53,7 @@ if [ $DEV = 1 ]; then
   [ -f /usr/share/doc/debian/FAQ/debian-faq.ja.txt.gz ] || need+=(debian-faq-ja)
   [ -x /usr/bin/chromium ] || need+=(chromium)
   fc-list 2>/dev/null | grep -qi ipaex || need+=(fonts-ipaexfont-gothic)
+  command -v go >/dev/null || need+=(golang-go)   # checks the Modelfile's Go TEMPLATEs with Go's own engine
   if [ ${#need[@]} -gt 0 ]; then
     echo "==> system packages for the tests: ${need[*]}"
     if [ "$(id -u)" = 0 ]; then

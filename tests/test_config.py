@@ -51,11 +51,12 @@ def test_invalid_update_leaves_file_untouched(config_file: Path) -> None:
     assert not list(config_file.parent.glob(".lorag-tmp-*"))
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
 def test_read_only_config_is_refused(config_file: Path) -> None:
     config_file.chmod(0o444)
+    before = config_file.read_bytes()
     with pytest.raises(ConfigError, match="read-only"):
         update_config(config_file, {"llm.model": "x"})
+    assert config_file.read_bytes() == before
 
 
 def test_read_only_config_is_refused_as_root(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
