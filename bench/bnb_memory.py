@@ -11,7 +11,9 @@ generates, and compares torch.cuda.max_memory_allocated with lorag.models.memory
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
 import sys
 import tempfile
 import time
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # keep the table clean
 
 from lorag.models.inspect import inspect_hf
 from lorag.models.memory import kv_cache_bytes, overhead_bytes, weights_bytes
@@ -68,17 +71,27 @@ def build_random_model(directory: Path, name: str) -> Path:
         model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
     model.save_pretrained(directory, safe_serialization=True)
     del model
-    torch.cuda.empty_cache()
+    _release()
     return directory
+
+
+def _release() -> None:
+    """Free the previous model for real: generate() leaves reference cycles that only the collector breaks."""
+    import torch
+
+    gc.collect()
+    torch.cuda.empty_cache()
 
 
 def measure(model_dir: Path, precision: str, prompt_tokens: int, new_tokens: int) -> dict[str, int]:
     """Load through lorag's transformers backend, generate, and return allocated bytes after load and at peak."""
     import torch
+    from transformers.utils import logging as hf_logging
 
     from lorag.generate.transformers import load_model
 
-    torch.cuda.empty_cache()
+    hf_logging.disable_progress_bar()
+    _release()
     torch.cuda.reset_peak_memory_stats()
     start = torch.cuda.memory_allocated()
     quant = precision if precision in ("4bit", "8bit") else "none"
@@ -91,7 +104,7 @@ def measure(model_dir: Path, precision: str, prompt_tokens: int, new_tokens: int
                        min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
     peak = torch.cuda.max_memory_allocated() - start
     del model
-    torch.cuda.empty_cache()
+    _release()
     return {"loaded": loaded, "peak": peak}
 
 
