@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from tests.generate.gguf_helpers import convert_hf, convert_lora
-from tests.helpers.fake_ollama import fake_ollama  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="session")
