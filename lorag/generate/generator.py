@@ -131,7 +131,17 @@ def _construct(config: Config, info: ModelInfo, option: PlanOption) -> Generator
     from lorag.generate.llamacpp import LlamaCppGenerator
 
     lora = info.details.get("gguf_lora")
-    return LlamaCppGenerator(Path(info.path), lora_path=lora, n_ctx=llm.context, threads=llm.threads)
+    return LlamaCppGenerator(Path(info.path), lora_path=lora, n_ctx=llm.context, threads=llm.threads,
+                             gpu_layers=gpu_layers(option, info.layers))
+
+
+def gpu_layers(option: PlanOption, n_layers: int) -> int:
+    """llama.cpp's n_gpu_layers for a planned placement: all (-1), a share of the layers, or none."""
+    if option.placement == "gpu":
+        return -1
+    if option.placement == "offload" and option.memory_bytes > 0 and n_layers:
+        return max(0, int(n_layers * option.gpu_bytes / option.memory_bytes))
+    return 0
 
 
 def _ollama(config: Config, name: str) -> Generator:

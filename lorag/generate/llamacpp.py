@@ -61,12 +61,12 @@ class LlamaCppGenerator:
     """A GGUF model in-process; ``supports_chat`` is True when the GGUF carries a chat template."""
 
     def __init__(self, model_path: Path | str, lora_path: Path | str | None = None, n_ctx: int = 4096,
-                 threads: int = 0) -> None:
+                 threads: int = 0, gpu_layers: int = 0) -> None:
         self.model_path = Path(model_path)
         self.lora_path = Path(lora_path) if lora_path else None
         self.name = self.model_path.name + (f"+{self.lora_path.name}" if self.lora_path else "")
         self.usage = Usage()
-        self._llm = _load(self.model_path, self.lora_path, n_ctx, threads or auto_threads())
+        self._llm = _load(self.model_path, self.lora_path, n_ctx, threads or auto_threads(), gpu_layers)
         template = self._llm.metadata.get("tokenizer.chat_template") or ""
         self.supports_chat = bool(template)
         # DeepSeek-R1 style templates open <think> in the prompt: the answer follows "</think>".
@@ -108,7 +108,7 @@ class LlamaCppGenerator:
             self.usage.prompt_tokens = max(0, int(self._llm.n_tokens) - self.usage.completion_tokens)
 
 
-def _load(model_path: Path, lora_path: Path | None, n_ctx: int, threads: int) -> Any:
+def _load(model_path: Path, lora_path: Path | None, n_ctx: int, threads: int, gpu_layers: int = 0) -> Any:
     """Load the GGUF (and LoRA) with llama.cpp; every failure becomes a GenerationError that names the file."""
     if not model_path.is_file():
         raise GenerationError(f"model file {model_path} does not exist.", "Set llm.model in lorag.yaml to a .gguf.")
@@ -127,7 +127,7 @@ def _load(model_path: Path, lora_path: Path | None, n_ctx: int, threads: int) ->
     hint = "Check that the GGUF is complete, of a supported architecture, and that the LoRA was made for this base."
     try:
         llm = Llama(model_path=str(model_path), lora_path=str(lora_path) if lora_path else None, n_ctx=n_ctx,
-                    n_threads=threads, verbose=False)
+                    n_threads=threads, n_gpu_layers=gpu_layers, verbose=False)
     except (ValueError, RuntimeError, OSError) as exc:
         raise GenerationError(f"llama.cpp could not load {what}: {exc}.", hint) from exc
     # llama-cpp-python 0.3.x compares the adapter pointer with None, so a LoRA that fails to load (wrong

@@ -115,3 +115,12 @@ def test_auto_quantize_builds_and_serves_the_gguf(config_file: Path, tiny_qwen2:
     assert gen.model_path.suffix == ".gguf" and gen.model_path.is_relative_to(config_file.parent)  # type: ignore[attr-defined]
     assert any("building GGUF Q4_K_M" in r.getMessage() for r in caplog.records)
     assert complete(gen, GenerationRequest(prompt="質問：", max_tokens=4, temperature=0.0)) is not None
+
+
+def test_gpu_layers_follow_the_plan() -> None:
+    from lorag.generate.generator import gpu_layers
+    from lorag.models.plan import PlanOption
+
+    assert gpu_layers(PlanOption("llamacpp", "Q4_K_M", "gpu", 100, True), 64) == -1
+    assert gpu_layers(PlanOption("llamacpp", "Q4_K_M", "offload", 100, True, gpu_bytes=25), 64) == 16
+    assert gpu_layers(PlanOption("llamacpp", "Q4_K_M", "cpu", 100, True), 64) == 0
