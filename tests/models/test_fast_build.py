@@ -14,6 +14,13 @@ import pytest
 from lorag.models.fast import FastPathUnsupported, build_gguf_single_pass, supports_fast_path
 
 
+@pytest.fixture(autouse=True)
+def _own_skeleton_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    # one cache for this module's tests, never the user's ~/.cache
+    root = tmp_path_factory.getbasetemp() / "fast-skeletons"
+    monkeypatch.setenv("LORAG_FAST_CACHE", str(root))
+
+
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -152,6 +159,20 @@ def _describe_difference(a: Path, b: Path) -> str:
         if (ta.name, ta.tensor_type) != (tb.name, tb.tensor_type) or not np.array_equal(ta.data, tb.data):
             lines.append(f"tensor {ta.name} {ta.tensor_type.name} vs {tb.name} {tb.tensor_type.name}")
     return "; ".join(lines[:10]) or "headers differ"
+
+
+@pytest.mark.slow
+def test_second_build_reuses_the_metadata_and_stays_identical(tiny_qwen2: Path, tiny_qwen2_adapter: Path,
+                                                               tmp_path: Path) -> None:
+    first = build_gguf_single_pass(tiny_qwen2, tiny_qwen2_adapter, tmp_path / "a.gguf", "Q8_0", None, device="cpu")
+    second = build_gguf_single_pass(tiny_qwen2, tiny_qwen2_adapter, tmp_path / "b.gguf", "Q8_0", None, device="cpu")
+    other = build_gguf_single_pass(tiny_qwen2, tiny_qwen2_adapter, tmp_path / "c.gguf", "Q8_0", "{{ x }}",
+                                   device="cpu")
+    assert second["metadata_cached"] is True
+    assert other["metadata_cached"] is False  # another chat template is another skeleton
+    assert first["metadata_cached"] in (True, False)
+    assert _sha(tmp_path / "a.gguf") == _sha(tmp_path / "b.gguf")
+    assert b"{{ x }}" in (tmp_path / "c.gguf").read_bytes()
 
 
 def test_supports_fast_path_names_the_native_architectures() -> None:

@@ -23,7 +23,8 @@ from lorag.models.fast.lora import FastPathUnsupported, LoraWeights, load_lora
 from lorag.models.fast.mixture import FTYPES, MixturePlanner, quantize_order
 from lorag.models.fast.producer import Producer, StreamedTensor, plan_streamed
 from lorag.models.fast.reader import TensorLocation, index_model
-from lorag.models.fast.skeleton import Skeleton, SkeletonJob, remove_quietly, stage_model_dir
+from lorag.models.fast.skeleton import Skeleton, SkeletonJob, load_skeleton, remove_quietly, stage_model_dir
+from lorag.models.fast.skeleton_cache import lookup, skeleton_key, store
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -69,11 +70,17 @@ def build_gguf_single_pass(
         staged = stage_model_dir(base_dir, adapter_dir, chat_template, scratch / dir_name)
         from lorag.models.convert import ensure_converters
 
-        job = SkeletonJob(staged, scratch / "skeleton", ensure_converters(), model_name)
-        job.wait_imported()
+        tree, work = ensure_converters(), scratch / "skeleton"
+        key = skeleton_key(staged, index_model(base_dir), {loc.name for loc in sources.values()}, model_name, tree)
+        cached = lookup(key, work)
+        if not cached:
+            job = SkeletonJob(staged, work, tree, model_name)
+            job.wait_imported()
         if gguf_arch != "gemma3":  # gemma3's embedding rows are only known from the converter: start after it
             producer = _producer(sources, qtype, config, gguf_arch, lora, dev, threads, memory_budget, None)
-        skeleton = job.result()
+        skeleton = load_skeleton(work) if job is None else job.result()
+        if job is not None:
+            store(key, work)
         t_meta = time.monotonic() - started
         if producer is None:
             rows = {t.name: t.shape[0] for t in skeleton.tensors if t.name in sources}
@@ -108,6 +115,7 @@ def build_gguf_single_pass(
     return {
         "gguf": str(out_path), "quantization": qtype, "device": dev, "size_bytes": out_path.stat().st_size,
         "seconds": round(total_s, 3), "stages": {"metadata": round(t_meta, 3), "total": round(total_s, 3)},
+        "metadata_cached": cached,
         "bytes_read": sum(loc.nbytes for loc in sources.values()), "tensors": len(plan), "types": types,
         "profile": {k: round(v, 3) for k, v in busy.items()},
     }

@@ -118,7 +118,7 @@ class SkeletonJob:
             tail = "\n".join(output.splitlines()[-8:])
             raise BuildError(f"llama.cpp's converter could not read {self.model_dir} (exit {rc}):\n{tail}",
                              "The base model may be an architecture llama.cpp does not support.")
-        return _load(self.work_dir)
+        return load_skeleton(self.work_dir)
 
     def kill(self) -> None:
         """Stop the converter if it still runs."""
@@ -134,7 +134,8 @@ def read_skeleton(model_dir: Path, work_dir: Path, tree: Path) -> Skeleton:
     return SkeletonJob(model_dir, work_dir, tree).result()
 
 
-def _load(work_dir: Path) -> Skeleton:
+def load_skeleton(work_dir: Path) -> Skeleton:
+    """Read the files a converter run (or the cache) left in ``work_dir``."""
     meta = json.loads((work_dir / "meta.json").read_text(encoding="utf-8"))
     raw = (work_dir / "kv.bin").read_bytes()
     kv = [(k, raw[start:start + length], vtype, plain) for k, start, length, vtype, plain in meta["kv"]]
