@@ -29,10 +29,14 @@ def _shown(path: str) -> str:
 @app.command()
 def init(force: Annotated[bool, typer.Option("--force", help="Overwrite an existing lorag.yaml.")] = False) -> None:
     """Write a commented lorag.yaml with the default settings."""
-    from lorag.config import config_path, init_config
+    from lorag.config import config_path, init_config, load_config
+    from lorag.server.auth import ensure_token, token_path
 
     path = init_config(config_path(), force=force)
+    config = load_config(path)
+    ensure_token(config)  # the web API's bearer token, readable by this user only (0600)
     typer.echo(f"wrote {path}")
+    typer.echo(f"API token in {token_path(config)}")
 
 
 @app.command()

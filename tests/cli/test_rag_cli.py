@@ -113,3 +113,12 @@ def test_ask_end_to_end_with_the_bundled_model(workspace: Path) -> None:
     lines = sources.splitlines()
     assert len(lines) == 3 and lines[0].startswith("  [1] docs/")
     assert "(chars " in lines[0]
+
+
+def test_init_writes_a_private_api_token(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "lorag", "-c", str(tmp_path / "lorag.yaml"), "init"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    token = tmp_path / ".lorag" / "token"
+    assert token.stat().st_mode & 0o777 == 0o600
+    assert len(token.read_text(encoding="utf-8").strip()) >= 32
