@@ -124,7 +124,8 @@ class Producer:
         if weight.shape[0] > item.shape[0]:  # the converter drops rows past the real vocabulary (gemma3)
             weight = weight[: item.shape[0]]
         # The reference's F16 GGUF holds round(merged → f16), which llama-quantize reads back as f32.
-        rows = weight.float().to(torch.float16).float().reshape(-1, item.shape[-1])
+        # (bf16 → f16 directly rounds exactly like bf16 → f32 → f16: every bf16 value is exact in f32.)
+        rows = weight.to(torch.float16).float().reshape(-1, item.shape[-1])
         self.busy["merge"] += time.monotonic() - started
         started = time.monotonic()
         if self.device != "cpu" and item.qtype in gpu_quant.TORCH_TYPES:
