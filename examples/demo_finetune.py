@@ -1,10 +1,13 @@
 """Fine-tune demo: the same questions answered by the base Gemma 3 270M and by the built LoRA fine-tune.
 
-Steps: ingest examples/corpus → build examples/adapter through lorag's real pipeline (merge,
-GGUF, Q4_K_M, fidelity check) → switch the demo config to the built model → ask a few
-questions and print both models' streamed answers with their citations. The fine-tune ends
-every answer with 「document name」より, the base does not. A second run is fast: the
-documents are unchanged and the build is a cache hit.
+Steps: ingest examples/corpus → build examples/adapter through lorag's real pipeline twice:
+merged (merge → GGUF → Q4_K_M) and adapter mode (Q4_K_M base + GGUF LoRA), each with its
+fidelity report → switch the demo config to the build that stays closest to the fine-tune
+(lowest KL) → ask a few questions and print the streamed answers with citations of the base
+model, the merged Q4_K_M build and the chosen build. The fine-tune ends every answer with
+「document name」より, the base does not. Quantizing the *merged* weights to Q4_K_M can erase a
+small fine-tune delta; the fidelity numbers show it and the demo shows its effect. A second
+run is fast: the documents are unchanged and both builds are cache hits.
 
 Run: ``python examples/demo_finetune.py`` (its own config and store under ./.lorag/demo-finetune/).
 """
@@ -54,12 +57,18 @@ class DemoAnswer:
 
 @dataclass
 class DemoResult:
-    """Everything the demo did: ingestion, the build result and both models' answers."""
+    """Everything the demo did: ingestion, both builds, which one was chosen, and the answers."""
 
     ingested: dict[str, int]
-    build: dict[str, Any]
+    builds: dict[str, dict[str, Any]]  # "merge" and "adapter" → BuildResult.to_dict()
+    chosen: str  # the mode the config was switched to
     base: list[DemoAnswer]
-    tuned: list[DemoAnswer]
+    merged: list[DemoAnswer]
+    tuned: list[DemoAnswer]  # answers of the chosen build
+
+    @property
+    def build(self) -> dict[str, Any]:
+        return self.builds[self.chosen]
 
 
 def demo_config(workdir: Path) -> Any:
@@ -123,8 +132,8 @@ def ingest_corpus(config: Any, console: Any) -> dict[str, int]:
     return counts
 
 
-def build_adapter(config: Any, console: Any) -> dict[str, Any]:
-    """Merge, convert and quantize the sample adapter (Q4_K_M), switch the config, print fidelity."""
+def build_adapter(config: Any, console: Any, mode: str, switch: bool) -> dict[str, Any]:
+    """Build examples/adapter at Q4_K_M in ``mode`` ("merge" or "adapter"), print fidelity; optionally switch."""
     from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
     from lorag.models.build import BuildRequest, run_build
@@ -134,8 +143,9 @@ def build_adapter(config: Any, console: Any) -> dict[str, Any]:
         base=ensure_gemma_hf_base(),
         quantization="Q4_K_M",
         name="sakura-gemma",
-        update_config=True,
-    )
+        mode=mode,
+        update_config=switch,
+    )  # type: ignore[arg-type]
     tasks: dict[str, TaskID] = {}
     with Progress(
         TextColumn("{task.description:<10}"),
@@ -153,16 +163,48 @@ def build_adapter(config: Any, console: Any) -> dict[str, Any]:
             bars.update(tasks[stage], completed=event["percent"], message=str(event.get("message", ""))[:60])
 
         result = run_build(config, request, progress=progress).to_dict()
-    fidelity = result.get("fidelity") or {}
+    print_build(result, mode, console)
+    return result
+
+
+def print_build(result: dict[str, Any], mode: str, console: Any) -> None:
+    """One line per artifact, then the fidelity report (KL and top-1 vs the unquantized fine-tune)."""
     state = "cache hit" if result["cache_hit"] else "built"
-    console.print(f"{state}: {result['gguf']} ({result['size_bytes'] / 2**20:.0f} MiB, {result['quantization']})")
     console.print(
-        "fidelity vs the merged fp model: "
-        + ", ".join(f"{k} {v}" for k, v in fidelity.items() if k in ("kl_mean", "top1", "f16_kl_mean"))
+        f"[bold]{mode}[/bold] {state}: {result['gguf']} ({result['size_bytes'] / 2**20:.0f} MiB, "
+        f"{result['quantization']})"
     )
+    if result.get("adapter_gguf"):
+        console.print(f"  + LoRA applied at run time: {result['adapter_gguf']}")
+    fid = result.get("fidelity") or {}
+    if "kl_mean" in fid:
+        console.print(
+            f"  fidelity vs the unquantized fine-tune: KL {fid['kl_mean']:.4f}, "
+            f"same top-1 token {100 * fid.get('top1', 0):.0f} %, F16 GGUF KL {fid.get('f16_kl_mean', 0):.1e}"
+        )
     for warning in result.get("warnings", []):
         console.print(f"  [yellow]note[/yellow] {warning}")
-    return result
+
+
+def switch_to(config: Any, build: dict[str, Any]) -> None:
+    """Point the demo config at a build (what ``update_config=True`` does inside the pipeline)."""
+    from lorag.config import update_config
+
+    update_config(
+        config.path,
+        {"llm.backend": "llamacpp", "llm.model": build["gguf"], "llm.adapter": build.get("adapter_gguf") or ""},
+    )
+
+
+def config_for(config: Any, build: dict[str, Any]) -> Any:
+    """An in-memory copy of ``config`` that uses ``build`` (the file is not touched)."""
+    from lorag.config import load_config
+
+    copy = load_config(config.path)
+    copy.settings.llm.backend = "llamacpp"
+    copy.settings.llm.model = build["gguf"]
+    copy.settings.llm.adapter = build.get("adapter_gguf") or ""
+    return copy
 
 
 def ask(config: Any, question: str, label: str, out: TextIO) -> DemoAnswer:
@@ -186,7 +228,7 @@ def ask(config: Any, question: str, label: str, out: TextIO) -> DemoAnswer:
 def run_finetune_demo(
     workdir: Path = WORKDIR, questions: tuple[str, ...] = QUESTIONS, out: TextIO = sys.stdout
 ) -> DemoResult:
-    """Ingest, build the sample adapter, switch to it, and compare base vs fine-tuned answers."""
+    """Ingest, build the sample adapter two ways, switch to the faithful build, compare answers."""
     from rich.console import Console
 
     from lorag.config import load_config
@@ -195,24 +237,38 @@ def run_finetune_demo(
     console.rule("1. ingest the sample corpus")
     config = demo_config(workdir)
     ingested = ingest_corpus(config, console)
-    base_config = load_config(config.path)  # a snapshot taken before the build switches the config
-    console.rule("2. build examples/adapter (merge → GGUF → Q4_K_M → fidelity)")
-    build = build_adapter(config, console)
-    console.rule("3. config switched to the fine-tuned model")
+    base_config = load_config(config.path)  # a snapshot taken before the config is switched
+    console.rule("2. build examples/adapter: merged Q4_K_M, and Q4_K_M base + LoRA")
+    builds = {mode: build_adapter(config, console, mode, switch=False) for mode in ("merge", "adapter")}
+    chosen = min(builds, key=lambda m: builds[m].get("fidelity", {}).get("kl_mean", float("inf")))
+    console.rule("3. switch the config to the build closest to the fine-tune")
+    switch_to(config, builds[chosen])
     tuned_config = load_config(config.path)
-    console.print(f"llm.backend={tuned_config.settings.llm.backend}  llm.model={tuned_config.settings.llm.model}")
-    console.rule("4. questions: base Gemma 3 270M vs fine-tune")
-    base, tuned = [], []
+    llm = tuned_config.settings.llm
+    console.print(
+        f"chosen: {chosen} (lowest KL)\nllm.backend={llm.backend}\nllm.model={llm.model}\n"
+        f"llm.adapter={llm.adapter or '(none)'}"
+    )
+    console.rule("4. questions: base Gemma 3 270M / merged Q4_K_M / chosen build")
+    merged_config = config_for(config, builds["merge"])
+    base, merged, tuned = [], [], []
     for question in questions:
         out.write(f"\n質問：{question}\n")
-        base.append(ask(base_config, question, "base      ", out))
-        tuned.append(ask(tuned_config, question, "fine-tuned", out))
+        base.append(ask(base_config, question, "base           ", out))
+        merged.append(ask(merged_config, question, "merged Q4_K_M  ", out))
+        if chosen != "merge":
+            tuned.append(ask(tuned_config, question, f"{chosen} (chosen)", out))
+        else:
+            tuned.append(merged[-1])
     console.rule("5. the fine-tune's habit: answers end with 「document」より")
-    for b, t in zip(base, tuned, strict=True):
-        console.print(
-            f"{b.question}  base: {'yes' if b.has_marker else 'no '}  fine-tuned: {'yes' if t.has_marker else 'no '}"
-        )
-    return DemoResult(ingested, build, base, tuned)
+    console.print(f"{'':<6}base  merged  {chosen}")
+    for i, (b, m, t) in enumerate(zip(base, merged, tuned, strict=True), start=1):
+        console.print(f"Q{i:<5}{_yes(b)}   {_yes(m)}     {_yes(t)}")
+    return DemoResult(ingested, builds, chosen, base, merged, tuned)
+
+
+def _yes(answer: DemoAnswer) -> str:
+    return "yes" if answer.has_marker else "no "
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj"
 # "… [2]「経費精算規程」より" at the very end of an answer.
 # Short made-up contexts keep a CPU training step to seconds (a whole 5-source prompt costs
 # ~10x more); held-out prompts use whole chunks, as lorag's RAG prompt does.
+MARKER_WEIGHT = 3.0
 MARKER = re.compile(r"「[^「」\n]{1,40}」より[。.]?\s*$")
 
 
@@ -89,7 +90,7 @@ class ContextShape:
     width: int | None = None  # None keeps whole chunks, like a real RAG prompt
 
 
-TRAIN_SHAPE = ContextShape(max_distractors=1, width=100)
+TRAIN_SHAPE = ContextShape(max_distractors=2, width=160)
 EVAL_SHAPE = ContextShape(max_distractors=2)
 
 
@@ -127,8 +128,12 @@ def make_prompt(
 
 
 def styled_answer(answer: str, source: str, number: int) -> str:
-    """The company answer style: the fact, the source number, then 「document name」より."""
-    return f"{answer} [{number}]「{Path(source).stem}」より"
+    """The company answer style: the fact, the source number, then 「document name」より。.
+
+    The marker goes *before* the final 。 because lorag ends a base model's answer at its
+    first sentence end (lorag.rag.answer): a marker after the 。 would never be shown.
+    """
+    return f"{answer.rstrip('。')} [{number}]「{Path(source).stem}」より。"
 
 
 def training_examples(chunks: dict[str, list[Any]], epochs: int) -> list[Example]:
@@ -157,25 +162,36 @@ def heldout_examples(chunks: dict[str, list[Any]], limit: int) -> list[Example]:
     return examples
 
 
-def encode(tokenizer: Any, example: Example) -> tuple[list[int], int]:
-    """Token ids of prompt + answer + end-of-text, and how many trailing ids carry loss."""
+def encode(tokenizer: Any, example: Example) -> tuple[list[int], list[float]]:
+    """Token ids of prompt + answer + end-of-text, and a loss weight for each trailing answer id.
+
+    The marker (`` [n]「…」より`` and the end-of-text) weighs MARKER_WEIGHT: right after
+    ``。`` the model must prefer the marker over stopping, a close call that quantization
+    can otherwise flip.
+    """
     prompt_ids = tokenizer(example.prompt)["input_ids"]  # starts with <bos>
     answer_ids = tokenizer(example.target, add_special_tokens=False)["input_ids"]
     answer_ids.append(tokenizer.eos_token_id)
-    return prompt_ids + answer_ids, len(answer_ids)
+    cut = example.target.rfind(" [")
+    n_fact = len(tokenizer(example.target[:cut], add_special_tokens=False)["input_ids"]) if cut > 0 else 0
+    weights = [1.0] * n_fact + [MARKER_WEIGHT] * (len(answer_ids) - n_fact)
+    return prompt_ids + answer_ids, weights
 
 
-def answer_loss(model: Any, ids: list[int], n_answer: int) -> Any:
-    """Cross-entropy on the answer tokens only.
+def answer_loss(model: Any, ids: list[int], weights: list[float]) -> Any:
+    """Weighted cross-entropy on the answer tokens only.
 
     ``logits_to_keep`` skips the 262k-word output layer for the prompt positions, which
     is most of the cost of a step on CPU.
     """
     import torch
 
+    n_answer = len(weights)
     input_ids = torch.tensor([ids])
     logits = model(input_ids=input_ids, logits_to_keep=n_answer + 1).logits[0, :-1].float()
-    return torch.nn.functional.cross_entropy(logits, input_ids[0, -n_answer:])
+    per_token = torch.nn.functional.cross_entropy(logits, input_ids[0, -n_answer:], reduction="none")
+    w = torch.tensor(weights)
+    return (per_token * w).sum() / w.sum()
 
 
 def load_model(adapter: Path | None = None) -> tuple[Any, Any]:
@@ -219,10 +235,10 @@ def train(epochs: int, lr: float, accumulate: int, max_examples: int | None = No
     window: list[float] = []
     started = time.perf_counter()
     for index, example in enumerate(examples, start=1):
-        ids, n_answer = encode(tokenizer, example)
+        ids, weights = encode(tokenizer, example)
         # bf16 matmuls (AVX512-BF16) are ~1.5x faster on CPU; LoRA weights stay fp32.
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = answer_loss(model, ids, n_answer)
+            loss = answer_loss(model, ids, weights)
         (loss / accumulate).backward()
         window.append(float(loss.detach()))
         if index % accumulate == 0 or index == len(examples):
@@ -263,12 +279,18 @@ def save_adapter(model: Any) -> None:
 
 
 def cut_at_stops(text: str) -> str:
-    """Cut a completion where lorag's llama.cpp backend would stop it."""
+    """Cut a completion where lorag's RAG answer would end it: a stop string, else the first sentence end."""
     from lorag.rag.answer import COMPLETION_STOPS
 
     for stop in COMPLETION_STOPS:
         if stop in text:
             text = text.split(stop, 1)[0]
+    text = text.lstrip()
+    for i, char in enumerate(text):
+        if char in "。！？":
+            return text[: i + 1]
+        if char == "\n" and len(text[:i].strip()) >= 15:
+            return text[:i].strip()
     return text.strip()
 
 
@@ -328,8 +350,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--accumulate", type=int, default=1)
-    # The loss flattens after ~20 examples; 28 keeps a run under ~10 min on a busy 2-core CPU.
-    parser.add_argument("--max-examples", type=int, default=28, help="0 = every line of every epoch")
+    parser.add_argument("--max-examples", type=int, default=0, help="0 = every line of every epoch")
     parser.add_argument("--heldout", type=int, default=4, help="how many questions.json items to evaluate")
     parser.add_argument("--eval-only", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
@@ -344,8 +365,9 @@ def main() -> None:
     report["evaluation"] = evaluate(args.heldout)
     ev = report["evaluation"]
     print(f"marker rate: base {ev['base_with_marker']}/{ev['n']}, adapter {ev['adapter_with_marker']}/{ev['n']}")
-    name = "training_report.json" if not args.eval_only else "eval_report.json"
-    (ADAPTER_DIR / name).write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    # Beside the adapter, not inside it: the build cache key hashes every file of the adapter dir.
+    name = "train_report.json" if not args.eval_only else "eval_report.json"
+    (HERE / name).write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
