@@ -85,6 +85,7 @@ class BuildSettings(BaseModel):
     mode: Literal["merge", "adapter"] = "merge"
     kl_warn: float = Field(0.25, ge=0.0)
     registry: Literal["ollama", "none"] = "none"  # where built models are registered
+    route: Literal["auto", "reference"] = "auto"  # auto: single pass for llama/qwen2/gemma3, else llama.cpp's route
 
     @field_validator("quantization")
     @classmethod
@@ -301,6 +302,7 @@ build:
   mode: merge                   # merge | adapter
   kl_warn: 0.25
   registry: none                # none | ollama
+  route: auto                   # auto = single pass (llama, qwen2, gemma3) | reference = llama.cpp convert + quantize
 
 server:
   host: 127.0.0.1

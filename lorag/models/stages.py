@@ -38,6 +38,103 @@ def build_artifacts(plan: Plan, tmp: Path, timings: dict[str, float], progress: 
 
 def _build_merged(plan: Plan, tmp: Path, timings: dict[str, float], progress: ProgressFn | None,
                   cancel: CancelFlag | None) -> dict[str, Any]:
+    fast = _build_single_pass(plan, tmp, timings, progress, cancel)
+    if fast is not None:
+        return fast
+    return _build_reference(plan, tmp, timings, progress, cancel)
+
+
+def _build_single_pass(plan: Plan, tmp: Path, timings: dict[str, float], progress: ProgressFn | None,
+                       cancel: CancelFlag | None) -> dict[str, Any] | None:
+    """The fast route (read each tensor once, merge, quantize, append); None when the reference route must run."""
+    from lorag.models.cache import sha256_file
+    from lorag.models.fast import FastPathUnsupported, build_gguf_single_pass, supports_fast_path
+    from lorag.models.workdir import finetune_chat_template
+
+    route = getattr(getattr(plan.settings, "build", None), "route", "auto")
+    arch = _architecture(plan.base_dir)
+    if route != "auto" or not supports_fast_path(arch):
+        return None
+    out = tmp / f"model-{plan.qtype}.gguf"
+    template = finetune_chat_template(plan.adapter_dir, plan.base_dir)
+    for stage in ("merge", "convert"):  # folded into the single pass; keep every stage bar meaningful
+        folded = StageProgress(progress, stage, cancel)
+        folded.update(100, message="single pass: read once, merge, quantize, write")
+        folded.check_cancel()
+    try:
+        with timed(timings, "single_pass"):
+            stats = build_gguf_single_pass(plan.base_dir, plan.adapter_dir, out, plan.qtype, template,
+                                           progress=_renamed(progress, "quantize"), cancel=cancel, device="auto",
+                                           model_name=plan.ollama_name.split(":")[0], dir_name="merged")
+    except FastPathUnsupported as exc:
+        log.info("fast build path not used (%s); using llama.cpp's convert + quantize route", exc)
+        out.unlink(missing_ok=True)
+        return None
+    size = out.stat().st_size
+    StageProgress(progress, "quantize", cancel).update(100, size, size, f"{out.name} written")
+    with timed(timings, "verify"):
+        fidelity = verify_single_pass(plan, out, StageProgress(progress, "verify", cancel))
+    return {"gguf": out.name, "sha256": {out.name: sha256_file(out)}, "size_bytes": size,
+            "fidelity": fidelity, "chat_template": template, "route": "single_pass",
+            "single_pass": {k: v for k, v in stats.items() if isinstance(v, (int, float, str))}}
+
+
+def _renamed(progress: ProgressFn | None, stage: str) -> ProgressFn | None:
+    if progress is None:
+        return None
+
+    def forward(event: dict[str, Any]) -> None:
+        progress({**event, "stage": stage})
+
+    return forward
+
+
+def _architecture(base_dir: Path) -> str:
+    import json
+
+    try:
+        config = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
+        return str((config.get("architectures") or [""])[0])
+    except (OSError, ValueError):
+        return ""
+
+
+def verify_single_pass(plan: Plan, out: Path, progress: StageProgress) -> dict[str, Any]:
+    """Fidelity of a single-pass GGUF against base + adapter in transformers (there is no merged copy)."""
+    from lorag.models import fidelity as fid
+
+    if not fid.fits_in_memory(plan.base_bytes):
+        note = "fidelity check skipped: an fp32 reference of this model does not fit in RAM"
+        plan.notes.append(note)
+        progress.update(100, message=note)
+        return {"kl_mean": None, "top1": None, "notes": [note]}
+    progress.update(5, message="reference logits (transformers + PEFT, fp32)")
+    tokenizer_dir = plan.adapter_dir if (plan.adapter_dir / "tokenizer_config.json").is_file() else plan.base_dir
+    try:
+        ids = fid.probe_ids(tokenizer_dir)
+        reference = fid.reference_logits(plan.base_dir, ids, plan.adapter_dir)
+    except Exception as exc:  # transformers may not know this architecture; the GGUF can still be fine
+        note = f"fidelity check skipped: transformers could not run the fine-tune ({type(exc).__name__}: {exc})"
+        log.warning(note)
+        plan.notes.append(note)
+        return {"kl_mean": None, "top1": None, "notes": [note]}
+    progress.update(40, message=f"{out.name} logits (llama.cpp)")
+    result = _measure(fid, reference, ids, out, None)
+    assert result.kl_mean is not None
+    if plan.qtype == "F16" and result.kl_mean > fid.F16_KL_LIMIT:
+        raise BuildError(f"the F16 GGUF disagrees with the fine-tune (KL {result.kl_mean:.2e} > "
+                         f"{fid.F16_KL_LIMIT:g}): the conversion is broken, not just lossy.",
+                         "Set build.route: reference to use llama.cpp's converter, and report this.")
+    data = result.to_dict()
+    if plan.qtype == "F16":
+        data["f16_kl_mean"] = result.kl_mean
+    progress.update(100, message=f"KL {result.kl_mean:.4f}, top-1 {result.top1:.0%}")
+    return data
+
+
+def _build_reference(plan: Plan, tmp: Path, timings: dict[str, float], progress: ProgressFn | None,
+                     cancel: CancelFlag | None) -> dict[str, Any]:
+    """llama.cpp's own route: merged safetensors → convert_hf_to_gguf.py (F16) → llama_model_quantize."""
     from lorag.models.cache import sha256_file
     from lorag.models.convert import convert_hf
     from lorag.models.merge import merge_model
@@ -60,7 +157,7 @@ def _build_merged(plan: Plan, tmp: Path, timings: dict[str, float], progress: Pr
     if out != f16:
         f16.unlink()
     return {"gguf": out.name, "sha256": {out.name: sha256_file(out)}, "size_bytes": out.stat().st_size,
-            "fidelity": fidelity, "chat_template": template}
+            "fidelity": fidelity, "chat_template": template, "route": "reference"}
 
 
 def quantize_stage(f16: Path, tmp: Path, qtype: str, timings: dict[str, float], progress: ProgressFn | None,

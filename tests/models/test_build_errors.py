@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from lorag.config import update_config
 from lorag.errors import AdapterError, BuildError, ConfigError, DiskSpaceError, LoragError, OllamaError
 from lorag.models.build import BuildRequest, run_build
 from tests.helpers.fake_ollama import free_port_url
@@ -156,8 +157,23 @@ def test_disk_full_during_merge(build_config: Path, tiny_qwen2_adapter: Path, mo
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(shards, "write_shard", full)
+    update_config(build_config, {"build.route": "reference"})  # the merge stage belongs to llama.cpp's route
     expect_failure(build_config, BuildRequest(lora_path=tiny_qwen2_adapter, quantization="Q5_K_M"), BuildError,
                    "writing the build files failed: No space left on device")
+
+
+def test_disk_full_during_single_pass(build_config: Path, tiny_qwen2_adapter: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import lorag.atomic
+
+    def full(path: Path, mode: str = "wb") -> object:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(lorag.atomic, "atomic_open", full)
+    expect_failure(build_config, BuildRequest(lora_path=tiny_qwen2_adapter, quantization="Q5_K_M"), BuildError,
+                   "No space left on device")
 
 
 def test_output_dir_not_creatable(build_config: Path, tiny_qwen2_adapter: Path, tmp_path: Path) -> None:
