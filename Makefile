@@ -1,8 +1,11 @@
-.PHONY: demo test install install-dev lint bench clean
+.PHONY: demo demo-rag test install install-dev lint bench
 
 PY := .venv/bin/python
 
-demo: install  ## install, then ingest the bundled Japanese corpus and answer with citations
+demo: install  ## install, ingest the sample corpus, build the bundled LoRA, answer with citations (base vs fine-tune)
+	$(PY) examples/demo_finetune.py
+
+demo-rag: install  ## RAG only: ingest the sample corpus and answer one question with the bundled model
 	$(PY) -m lorag.demo
 
 test: install-dev  ## install, then run the whole test suite
