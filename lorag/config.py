@@ -73,7 +73,7 @@ class LLMSettings(BaseModel):
 class ModelSettings(BaseModel):
     """Where models are found and built artifacts are written."""
 
-    search_paths: list[str] = Field(default_factory=list)
+    search_paths: list[str] = Field(default_factory=lambda: ["~/.cache/lorag/models"])
     roots: list[str] = Field(default_factory=list)  # allowed roots for paths given over HTTP
     output_dir: str = ".lorag/models"
 
@@ -293,7 +293,8 @@ llm:
   ollama_host: http://127.0.0.1:11434
 
 models:
-  search_paths: []              # where to look for a LoRA adapter's base model
+  search_paths:                 # where to look for a LoRA adapter's base model (and the HF cache)
+    - ~/.cache/lorag/models
   roots: []                     # directories the web UI may read models from
   output_dir: .lorag/models
 

@@ -53,7 +53,7 @@ def plan_build(config: Config, request: BuildRequest, progress: StageProgress) -
     qtype = normalize_qtype(request.quantization)
     if request.mode not in ("merge", "adapter"):
         raise BuildError(f"unknown build mode {request.mode!r}.", "Use merge or adapter.")
-    adapter_dir = Path(request.lora_path).expanduser()
+    adapter_dir = Path(request.lora_path).expanduser().absolute()  # converters run from another directory
     if not adapter_dir.is_dir():
         raise BuildError(f"LoRA adapter directory {adapter_dir} does not exist.", "Check --lora-path.")
     search = list(config.settings.models.search_paths)
