@@ -1,6 +1,7 @@
 """Stage timings, size and fidelity per quantization type for run_build on a tiny Qwen2 fine-tune.
 
     python bench/build_fidelity.py [--types F16,Q8_0,Q6_K,Q5_K_M,Q4_K_M,Q4_K_S] [--workdir DIR]
+    python bench/build_fidelity.py --lora-path examples/adapter --base ~/.cache/lorag/models/gemma-3-270m-hf
 
 One row per quantization type (stage seconds, size, mean KL vs the unquantized fine-tune, top-1 agreement),
 then a cache hit and llama.cpp's own route (PEFT merge_and_unload → convert_hf_to_gguf.py → quantize)
@@ -18,13 +19,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 ALL_TYPES = "F16,Q8_0,Q6_K,Q5_K_M,Q4_K_M,Q4_K_S"
-STAGES = ("validate", "merge", "convert", "quantize", "verify")
+STAGES = ("validate", "single_pass", "merge", "convert", "quantize", "verify")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--types", default=ALL_TYPES)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--lora-path", type=Path, default=None, help="a real adapter instead of the tiny one")
+    parser.add_argument("--base", type=Path, default=None, help="its base model directory")
+    parser.add_argument("--no-reference", action="store_true", help="skip llama.cpp's route")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="lorag-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -33,7 +37,9 @@ def main() -> None:
     from tests.helpers.tiny import make_tiny_adapter, make_tiny_model
 
     base, adapter = work / "tiny-qwen2", work / "lora"
-    if not (adapter / "adapter_config.json").exists():
+    if args.lora_path is not None:
+        base, adapter = args.base.expanduser().absolute(), args.lora_path.absolute()
+    elif not (adapter / "adapter_config.json").exists():
         make_tiny_model(base)
         make_tiny_adapter(base, adapter)
     if not (work / "lorag.yaml").exists():
@@ -52,7 +58,9 @@ def main() -> None:
     started = time.monotonic()
     run_build(config, BuildRequest(lora_path=adapter, base=base, quantization="Q4_K_M", name="bench"))
     print(f"cache hit (Q4_K_M again, in process): {time.monotonic() - started:.3f} s")
-    print(f"llama.cpp route Q4_K_M (PEFT merge, convert, quantize; no verify): {_reference(base, adapter, work):.2f} s")
+    if not args.no_reference:
+        print(f"llama.cpp route Q4_K_M (PEFT merge, convert, quantize; no verify): "
+              f"{_reference(base, adapter, work):.2f} s")
 
 
 def _reference(base: Path, adapter: Path, work: Path) -> float:
