@@ -103,21 +103,11 @@ def verify_single_pass(plan: Plan, out: Path, progress: StageProgress) -> dict[s
     """Fidelity of a single-pass GGUF against base + adapter in transformers (there is no merged copy)."""
     from lorag.models import fidelity as fid
 
-    if not fid.fits_in_memory(plan.base_bytes):
-        note = "fidelity check skipped: an fp32 reference of this model does not fit in RAM"
-        plan.notes.append(note)
-        progress.update(100, message=note)
-        return {"kl_mean": None, "top1": None, "notes": [note]}
-    progress.update(5, message="reference logits (transformers + PEFT, fp32)")
     tokenizer_dir = plan.adapter_dir if (plan.adapter_dir / "tokenizer_config.json").is_file() else plan.base_dir
-    try:
-        ids = fid.probe_ids(tokenizer_dir)
-        reference = fid.reference_logits(plan.base_dir, ids, plan.adapter_dir)
-    except Exception as exc:  # transformers may not know this architecture; the GGUF can still be fine
-        note = f"fidelity check skipped: transformers could not run the fine-tune ({type(exc).__name__}: {exc})"
-        log.warning(note)
-        plan.notes.append(note)
-        return {"kl_mean": None, "top1": None, "notes": [note]}
+    ref = _reference(plan, progress, tokenizer_dir, plan.base_dir, plan.adapter_dir)
+    if isinstance(ref, dict):
+        return ref
+    ids, reference = ref
     progress.update(40, message=f"{out.name} logits (llama.cpp)")
     result = _measure(fid, reference, ids, out, None)
     assert result.kl_mean is not None
@@ -193,9 +183,9 @@ def read_gguf_string(gguf: Path, key: str) -> str | None:
     return gguf_string(gguf, key)
 
 
-def verify_stage(plan: Plan, ref_dir: Path, f16: Path, out: Path, progress: StageProgress,
-                 adapter_dir: Path | None = None, lora: Path | None = None) -> dict[str, Any]:
-    """Compare the GGUF(s) with the unquantized fine-tune in transformers; fail on a broken F16 conversion."""
+def _reference(plan: Plan, progress: StageProgress, tokenizer_dir: Path, model_dir: Path,
+               adapter_dir: Path | None) -> tuple[list[int], Any] | dict[str, Any]:
+    """Probe ids and fp32 reference logits of the fine-tune, or the "skipped" fidelity record saying why."""
     from lorag.models import fidelity as fid
 
     if not fid.fits_in_memory(plan.base_bytes):
@@ -205,13 +195,24 @@ def verify_stage(plan: Plan, ref_dir: Path, f16: Path, out: Path, progress: Stag
         return {"kl_mean": None, "top1": None, "notes": [note]}
     progress.update(5, message="reference logits (transformers, fp32)")
     try:
-        ids = fid.probe_ids(ref_dir)
-        reference = fid.reference_logits(ref_dir, ids, adapter_dir)
+        ids = fid.probe_ids(tokenizer_dir)
+        return ids, fid.reference_logits(model_dir, ids, adapter_dir)
     except Exception as exc:  # transformers may not know this architecture; the GGUF can still be fine
         note = f"fidelity check skipped: transformers could not run the fine-tune ({type(exc).__name__}: {exc})"
         log.warning(note)
         plan.notes.append(note)
         return {"kl_mean": None, "top1": None, "notes": [note]}
+
+
+def verify_stage(plan: Plan, ref_dir: Path, f16: Path, out: Path, progress: StageProgress,
+                 adapter_dir: Path | None = None, lora: Path | None = None) -> dict[str, Any]:
+    """Compare the GGUF(s) with the unquantized fine-tune in transformers; fail on a broken F16 conversion."""
+    from lorag.models import fidelity as fid
+
+    ref = _reference(plan, progress, ref_dir, ref_dir, adapter_dir)
+    if isinstance(ref, dict):
+        return ref
+    ids, reference = ref
     progress.update(40, message="F16 GGUF logits (llama.cpp)")
     f16_fid = _measure(fid, reference, ids, f16, lora)
     assert f16_fid.kl_mean is not None
