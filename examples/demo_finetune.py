@@ -178,9 +178,10 @@ def print_build(result: dict[str, Any], mode: str, console: Any) -> None:
         console.print(f"  + LoRA applied at run time: {result['adapter_gguf']}")
     fid = result.get("fidelity") or {}
     if "kl_mean" in fid:
+        f16 = f", F16 GGUF KL {fid['f16_kl_mean']:.1e}" if fid.get("f16_kl_mean") is not None else ""
         console.print(
             f"  fidelity vs the unquantized fine-tune: KL {fid['kl_mean']:.4f}, "
-            f"same top-1 token {100 * fid.get('top1', 0):.0f} %, F16 GGUF KL {fid.get('f16_kl_mean', 0):.1e}"
+            f"same top-1 token {100 * fid.get('top1', 0):.0f} %{f16}"
         )
     for warning in result.get("warnings", []):
         console.print(f"  [yellow]note[/yellow] {warning}")
