@@ -210,16 +210,10 @@ def config_for(config: Any, build: dict[str, Any]) -> Any:
 
 def ask(config: Any, question: str, label: str, out: TextIO) -> DemoAnswer:
     """Stream one answer to ``out`` and return it with its citations."""
-    from lorag.rag.answer import answer_stream
+    from lorag.demo import stream_answer
 
     out.write(f"  {label}: ")
-    done: dict[str, Any] = {}
-    for event in answer_stream(config, question):
-        if event["type"] == "token":
-            out.write(event["text"])
-            out.flush()
-        elif event["type"] == "done":
-            done = event
+    done = stream_answer(config, question, out)
     cited = [c for c in done.get("citations", []) if c.get("cited")]
     sources = ", ".join(f"[{c['n']}] {Path(c['source']).name}" for c in cited) or "(no [n] citation)"
     out.write(f"\n      sources cited: {sources}\n")

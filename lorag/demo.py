@@ -28,7 +28,6 @@ def demo_config(workdir: Path) -> Config:
 def run_demo(workdir: Path = Path(".lorag/demo"), corpus: Path = CORPUS_DIR, question: str = DEMO_QUESTION,
              out: TextIO = sys.stdout) -> dict[str, Any]:
     """Ingest ``corpus`` into ``workdir``, answer ``question`` and print it; return the final "done" event."""
-    from lorag.rag.answer import answer_stream
     from lorag.rag.ingest import ingest_paths
 
     if not corpus.is_dir():
@@ -40,6 +39,19 @@ def run_demo(workdir: Path = Path(".lorag/demo"), corpus: Path = CORPUS_DIR, que
     for path, reason in report.failed:
         out.write(f"  failed: {path}: {reason}\n")
     out.write(f"\n質問：{question}\n答え：")
+    done = stream_answer(config, question, out)
+    out.write("\n\n出典:\n")
+    for c in done.get("citations", []):
+        page = f" p.{c['page']}" if c["page"] is not None else ""
+        out.write(f"  [{c['n']}] {Path(c['source']).name}{page} (chars {c['start']}-{c['end']})\n")
+    return done
+
+
+
+def stream_answer(config: Config, question: str, out: TextIO) -> dict[str, Any]:
+    """Write the answer's tokens to ``out`` as they arrive; return the final "done" event."""
+    from lorag.rag.answer import answer_stream
+
     done: dict[str, Any] = {}
     for event in answer_stream(config, question):
         if event["type"] == "token":
@@ -47,10 +59,6 @@ def run_demo(workdir: Path = Path(".lorag/demo"), corpus: Path = CORPUS_DIR, que
             out.flush()
         elif event["type"] == "done":
             done = event
-    out.write("\n\n出典:\n")
-    for c in done.get("citations", []):
-        page = f" p.{c['page']}" if c["page"] is not None else ""
-        out.write(f"  [{c['n']}] {Path(c['source']).name}{page} (chars {c['start']}-{c['end']})\n")
     return done
 
 
