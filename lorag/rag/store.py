@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+import json
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,17 +26,19 @@ import numpy as np
 from lorag.errors import StoreError
 
 SCHEMA_VERSION = 1
+DEFAULT_COLLECTION = "default"
 TOKEN_SEP = "\x1f"  # tokens never contain this control character
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
     id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, sha256 TEXT NOT NULL, mtime REAL NOT NULL,
-    size INTEGER NOT NULL, n_chunks INTEGER NOT NULL, added_at TEXT NOT NULL);
+    size INTEGER NOT NULL, n_chunks INTEGER NOT NULL, added_at TEXT NOT NULL,
+    collection TEXT NOT NULL DEFAULT 'default', meta TEXT NOT NULL DEFAULT '{}');
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY, doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
     ord INTEGER NOT NULL, page INTEGER, start INTEGER NOT NULL, end INTEGER NOT NULL, text TEXT NOT NULL,
-    tokens TEXT NOT NULL, vector BLOB);
+    tokens TEXT NOT NULL, vector BLOB, page_label TEXT);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 """
 
@@ -51,6 +54,8 @@ class DocumentRow:
     added_at: str
     mtime: float = 0.0
     size: int = 0
+    collection: str = DEFAULT_COLLECTION
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,6 +72,7 @@ class Chunk:
     start: int
     end: int
     text: str
+    page_label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,7 @@ class NewChunk:
     end: int
     tokens: list[str]
     vector: np.ndarray | None = None
+    page_label: str | None = None  # the printed page label (PDF /PageLabels), when it differs from the index
 
 
 class Store:
@@ -108,6 +115,17 @@ class Store:
             elif row[0] != SCHEMA_VERSION:
                 raise StoreError(f"the store {self.path} has schema version {row[0]}, this lorag needs "
                                  f"{SCHEMA_VERSION}.", "Move it away and ingest your documents again.")
+            self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        # Stores written before collections and page labels existed gain the columns with their defaults.
+        wanted = {"documents": {"collection": "TEXT NOT NULL DEFAULT 'default'", "meta": "TEXT NOT NULL DEFAULT '{}'"},
+                  "chunks": {"page_label": "TEXT"}}
+        for table, columns in wanted.items():
+            have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, decl in columns.items():
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
 
     def transaction(self) -> _Transaction:
         """A write transaction (BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error)."""
@@ -140,14 +158,14 @@ class Store:
 
     # -- documents ------------------------------------------------------------------------------
     def list_documents(self) -> list[DocumentRow]:
-        rows = self._db.execute("SELECT id, path, sha256, n_chunks, added_at, mtime, size FROM documents "
+        rows = self._db.execute("SELECT id, path, sha256, n_chunks, added_at, mtime, size, collection, meta FROM documents "
                                 "ORDER BY path").fetchall()
-        return [DocumentRow(*r) for r in rows]
+        return [_document(r) for r in rows]
 
     def find_document(self, path: str) -> DocumentRow | None:
-        row = self._db.execute("SELECT id, path, sha256, n_chunks, added_at, mtime, size FROM documents "
+        row = self._db.execute("SELECT id, path, sha256, n_chunks, added_at, mtime, size, collection, meta FROM documents "
                                "WHERE path = ?", (path,)).fetchone()
-        return None if row is None else DocumentRow(*row)
+        return None if row is None else _document(row)
 
     def delete_document(self, doc_id: int) -> None:
         with self.transaction():
@@ -155,17 +173,23 @@ class Store:
             self._bump_revision()
 
     def replace_document(self, path: str, sha256: str, mtime: float, size: int, chunks: Sequence[NewChunk],
-                         progress: Callable[[int, int], None] | None = None) -> int:
-        """Store ``path`` with ``chunks``, replacing any previous version, in one transaction; return its id."""
+                         progress: Callable[[int, int], None] | None = None, *,
+                         collection: str = DEFAULT_COLLECTION, meta: dict[str, Any] | None = None) -> int:
+        """Store ``path`` with ``chunks``, replacing any previous version, in one transaction; return its id.
+
+        ``meta`` is a JSON-able dict about the document as a whole (pages, OCR pages, skipped front matter).
+        """
         with self.transaction():
             self._db.execute("DELETE FROM documents WHERE path = ?", (path,))
-            cur = self._db.execute("INSERT INTO documents (path, sha256, mtime, size, n_chunks, added_at) "
-                                   "VALUES (?, ?, ?, ?, ?, ?)", (path, sha256, mtime, size, len(chunks), _now()))
+            cur = self._db.execute(
+                "INSERT INTO documents (path, sha256, mtime, size, n_chunks, added_at, collection, meta) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (path, sha256, mtime, size, len(chunks), _now(), collection, json.dumps(meta or {}, ensure_ascii=False)))
             doc_id = int(cur.lastrowid or 0)
             for i in range(0, len(chunks), 64):
                 self._db.executemany(
-                    "INSERT INTO chunks (doc_id, ord, page, start, end, text, tokens, vector) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO chunks (doc_id, ord, page, start, end, text, tokens, vector, page_label) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [_chunk_row(doc_id, i + j, c) for j, c in enumerate(chunks[i : i + 64])])
                 if progress:
                     progress(min(i + 64, len(chunks)), len(chunks))
@@ -185,7 +209,7 @@ class Store:
             return []
         marks = ",".join("?" * len(chunk_ids))
         rows = self._db.execute(
-            f"SELECT c.id, c.doc_id, d.path, c.page, c.start, c.end, c.text FROM chunks c "
+            f"SELECT c.id, c.doc_id, d.path, c.page, c.start, c.end, c.text, c.page_label FROM chunks c "
             f"JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})", list(chunk_ids)).fetchall()
         by_id = {r[0]: Chunk(*r) for r in rows}
         return [by_id[i] for i in chunk_ids if i in by_id]
@@ -256,7 +280,11 @@ def _check_writable(path: Path) -> None:
 
 def _chunk_row(doc_id: int, ordinal: int, c: NewChunk) -> tuple[Any, ...]:
     blob = None if c.vector is None or c.vector.size == 0 else np.asarray(c.vector, dtype=np.float32).tobytes()
-    return (doc_id, ordinal, c.page, c.start, c.end, c.text, TOKEN_SEP.join(c.tokens), blob)
+    return (doc_id, ordinal, c.page, c.start, c.end, c.text, TOKEN_SEP.join(c.tokens), blob, c.page_label)
+
+
+def _document(row: Sequence[Any]) -> DocumentRow:
+    return DocumentRow(*row[:7], collection=row[7], meta=json.loads(row[8] or "{}"))
 
 
 def _now() -> str:
