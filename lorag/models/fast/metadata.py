@@ -19,7 +19,7 @@ from lorag.models.fast import arch as fast_arch
 from lorag.models.fast.general_meta import NativeUnsupported, add_general
 from lorag.models.fast.gguf_values import KvList
 from lorag.models.fast.hparams_meta import add_hparams, load_hparams, rope_parameters
-from lorag.models.fast.reader import TensorLocation, index_model, read_tensor
+from lorag.models.fast.reader import TensorLocation, index_file, index_model, read_tensor
 from lorag.models.fast.tokenizer_meta import add_bpe_vocab, add_spm_vocab, load_tokenizer_json, spm_vocab
 
 F32, F16 = 0, 1
@@ -135,7 +135,7 @@ def _embedding_rows(model_dir: Path, hparams: dict[str, Any], tokenizer: dict[st
 def _tensors(model_dir: Path, gguf_arch: str, hparams: dict[str, Any],
              tokenizer: dict[str, Any] | None) -> list[NativeTensor]:
     out = _generated(gguf_arch, hparams)
-    for hf_name, loc in index_model(model_dir).items():
+    for hf_name, loc in _index(model_dir).items():
         if hf_name.endswith(_SKIPPED):
             continue
         if (name := fast_arch.gguf_name(hf_name)) is not None:
@@ -148,6 +148,20 @@ def _tensors(model_dir: Path, gguf_arch: str, hparams: dict[str, Any],
             out.append(_small_tensor(name, hf_name, loc, gguf_arch, hparams))
         else:
             raise NativeUnsupported(f"tensor {hf_name}")
+    return out
+
+
+def _index(model_dir: Path) -> dict[str, TensorLocation]:
+    """Every tensor of the weight files the converter reads: the index's shards, else model*.safetensors."""
+    if (model_dir / "model.safetensors.index.json").is_file():
+        return index_model(model_dir)
+    parts = sorted(p.name for p in model_dir.iterdir()
+                   if p.name.startswith("model") and p.name.endswith(".safetensors"))
+    if not parts:
+        raise NativeUnsupported("no safetensors weights")
+    out: dict[str, TensorLocation] = {}
+    for part in parts:
+        out.update(index_file(model_dir / part))
     return out
 
 
