@@ -1,8 +1,9 @@
-"""ggml's reference quantizers for Q8_0, Q6_K and Q4_K, re-implemented in torch over all blocks at once.
+"""ggml's reference quantizers for Q8_0, Q6_K, Q5_K and Q4_K, re-implemented in torch over all blocks at once.
 
 The algorithms follow quantize_row_q8_0_ref, quantize_row_q6_K_ref/make_qx_quants and
-quantize_row_q4_K_ref/make_qkx2_quants in ggml-quants.c; only the order of float summations differs (ggml sums
-left to right, torch in trees), so a few near-tie choices can differ. Runs on CUDA or CPU.
+quantize_row_q4_K_ref / quantize_row_q5_K_ref with make_qkx2_quants in ggml-quants.c; only the order of
+float summations differs (ggml sums left to right, torch in trees), so a few near-tie choices can differ.
+Runs on CUDA or CPU.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 GROUP_MAX_EPS = 1e-15
-TORCH_TYPES = ("F32", "F16", "Q8_0", "Q6_K", "Q4_K")
+TORCH_TYPES = ("F32", "F16", "Q8_0", "Q6_K", "Q5_K", "Q4_K")
 _CHUNK_ELEMENTS = 1 << 25  # bounds the temporaries: ~30 float buffers of this size at most
 
 
@@ -22,7 +23,7 @@ def quantize(qtype: str, x: Any) -> Any:
         return x.contiguous().view(torch.uint8).reshape(-1)
     if qtype == "F16":
         return x.to(torch.float16).contiguous().view(torch.uint8).reshape(-1)
-    fn = {"Q8_0": _q8_0, "Q6_K": _q6_k, "Q4_K": _q4_k}[qtype]
+    fn = {"Q8_0": _q8_0, "Q6_K": _q6_k, "Q5_K": _q5_k, "Q4_K": _q4_k}[qtype]
     rows_per_chunk = max(1, _CHUNK_ELEMENTS // x.shape[1])
     parts = [fn(x[r:r + rows_per_chunk].reshape(-1)) for r in range(0, x.shape[0], rows_per_chunk)]
     return torch.cat(parts) if len(parts) > 1 else parts[0]
@@ -120,11 +121,10 @@ def _q6_k(flat: Any) -> Any:
     return out.reshape(-1)
 
 
-def _make_qkx2_quants_q4(x: Any) -> tuple[Any, Any, Any]:
-    """make_qkx2_quants(32, 15, x, weights, ..., -1, 0.1, 20, false) over sub-blocks x: (N, 32)."""
+def _make_qkx2_quants(x: Any, nmax: int, rmin: float, nstep: int) -> tuple[Any, Any, Any]:
+    """make_qkx2_quants(32, nmax, x, weights, ..., rmin, 0.1, nstep, false) over sub-blocks x: (N, 32)."""
     import torch
 
-    nmax = 15
     av_x = torch.sqrt((x * x).sum(1, keepdim=True) / 32)
     w = av_x + x.abs()
     mn = x.amin(1, keepdim=True).clamp(max=0)
@@ -138,8 +138,8 @@ def _make_qkx2_quants_q4(x: Any) -> tuple[Any, Any, Any]:
     levels = torch.round(iscale * (x - mn)).clamp(0, nmax)
     best_error = (w * (scale * levels + mn - x) ** 2).sum(1, keepdim=True)
     best_min = mn
-    for step in range(21):
-        c = _f32(_f32(_f32(-1.0) + _f32(_f32(0.1) * step)) + nmax)
+    for step in range(nstep + 1):
+        c = _f32(_f32(_f32(rmin) + _f32(_f32(0.1) * step)) + nmax)
         # ggml keeps searching from the best min found so far (its `min` is updated inside the loop)
         span = torch.where(flat, torch.ones_like(mx), mx - best_min)
         span = torch.where(span != 0, span, torch.ones_like(span))
@@ -166,12 +166,13 @@ def _make_qkx2_quants_q4(x: Any) -> tuple[Any, Any, Any]:
     return scale.squeeze(1), (-best_min).squeeze(1), levels
 
 
-def _q4_k(flat: Any) -> Any:
+def _k_levels(flat: Any, nmax: int, rmin: float, nstep: int) -> tuple[Any, Any, int]:
+    """The Q4_K / Q5_K recipe up to the bit packing: f16 d and dmin, the 12 packed scale bytes, and the levels."""
     import torch
 
     nb = flat.numel() // 256
     x = flat.reshape(nb, 8, 32)
-    scales, mins, levels = _make_qkx2_quants_q4(x.reshape(-1, 32))
+    scales, mins, levels = _make_qkx2_quants(x.reshape(-1, 32), nmax, rmin, nstep)
     scales, mins, levels = scales.reshape(nb, 8), mins.reshape(nb, 8), levels.reshape(nb, 8, 32)
     max_scale = scales.amax(1, keepdim=True).clamp(min=0)
     max_min = mins.amax(1, keepdim=True).clamp(min=0)
@@ -187,13 +188,33 @@ def _q4_k(flat: Any) -> Any:
     d = d16.float() * ls.float()
     dm = dmin16.float() * lm.float()
     safe_d = torch.where(d != 0, d, torch.ones_like(d)).unsqueeze(-1)
-    fresh = torch.round((x + dm.unsqueeze(-1)) / safe_d).clamp(0, 15)
-    levels = torch.where((d != 0).unsqueeze(-1), fresh, levels).to(torch.uint8).reshape(nb, 4, 2, 32)
-    qs = (levels[:, :, 0] | (levels[:, :, 1] << 4)).reshape(nb, 128)
+    fresh = torch.round((x + dm.unsqueeze(-1)) / safe_d).clamp(0, nmax)
+    levels = torch.where((d != 0).unsqueeze(-1), fresh, levels).to(torch.uint8)
     sc = torch.zeros(nb, 12, dtype=torch.int32, device=flat.device)
     sc[:, 0:4] = ls[:, 0:4] | ((ls[:, 4:8] >> 4) << 6)
     sc[:, 4:8] = lm[:, 0:4] | ((lm[:, 4:8] >> 4) << 6)
     sc[:, 8:12] = (ls[:, 4:8] & 0xF) | ((lm[:, 4:8] & 0xF) << 4)
-    out = torch.cat([d16.view(torch.uint8).reshape(nb, 2), dmin16.view(torch.uint8).reshape(nb, 2),
-                     sc.to(torch.uint8), qs], dim=1)
-    return out.reshape(-1)
+    head = torch.cat([d16.view(torch.uint8).reshape(nb, 2), dmin16.view(torch.uint8).reshape(nb, 2),
+                      sc.to(torch.uint8)], dim=1)
+    return head, levels.reshape(nb, 4, 2, 32), nb
+
+
+def _q4_k(flat: Any) -> Any:
+    """quantize_row_q4_K_ref: 4-bit levels, two sub-blocks of 32 per byte."""
+    import torch
+
+    head, levels, nb = _k_levels(flat, 15, -1.0, 20)
+    qs = (levels[:, :, 0] | (levels[:, :, 1] << 4)).reshape(nb, 128)
+    return torch.cat([head, qs], dim=1).reshape(-1)
+
+
+def _q5_k(flat: Any) -> Any:
+    """quantize_row_q5_K_ref: the low 4 bits as in Q4_K, the fifth bit of each level in qh."""
+    import torch
+
+    head, levels, nb = _k_levels(flat, 31, -0.5, 15)
+    low, high = levels & 0xF, levels >> 4
+    qs = (low[:, :, 0] | (low[:, :, 1] << 4)).reshape(nb, 128)
+    shifts = torch.arange(4, device=flat.device, dtype=torch.uint8).reshape(1, 4, 1) * 2
+    qh = ((high[:, :, 0] << shifts) | (high[:, :, 1] << (shifts + 1))).sum(1, dtype=torch.int32).to(torch.uint8)
+    return torch.cat([head, qh, qs], dim=1).reshape(-1)
