@@ -270,3 +270,20 @@ def test_model_card_front_matter_is_left_to_the_converter(tiny_qwen2: Path, tmp_
     (staged / "README.md").write_text("---\nlicense: apache-2.0\n---\n# tiny\n", encoding="utf-8")
     assert write_native_skeleton(staged, tmp_path / "work", None) == \
         "the model card has front matter (the converter reads it)"
+
+
+@pytest.mark.slow
+def test_single_pass_builds_with_native_metadata_as_with_the_converter(tiny_qwen2: Path, tiny_qwen2_adapter: Path,
+                                                                       tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from lorag.models.fast import build_gguf_single_pass
+
+    monkeypatch.setenv("LORAG_FAST_CACHE", "0")
+    native = build_gguf_single_pass(tiny_qwen2, tiny_qwen2_adapter, tmp_path / "a.gguf", "Q8_0", None, device="cpu")
+    monkeypatch.setattr(tokenizer_meta, "PRE_TOKENIZERS", {})  # the native path declines: the converter runs
+    converter = build_gguf_single_pass(tiny_qwen2, tiny_qwen2_adapter, tmp_path / "b.gguf", "Q8_0", None,
+                                       device="cpu")
+    assert (native["metadata_source"], converter["metadata_source"]) == ("native", "converter")
+    assert native["metadata_fallback"] is None
+    assert converter["metadata_fallback"].startswith("BPE pre-tokenizer fingerprint e636dc30a262")
+    assert (tmp_path / "a.gguf").read_bytes() == (tmp_path / "b.gguf").read_bytes()

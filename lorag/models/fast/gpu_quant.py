@@ -67,26 +67,32 @@ def _make_qx_quants_q6(x: Any) -> tuple[Any, Any]:
     zero = amax < GROUP_MAX_EPS
     safe_max = torch.where(zero, torch.ones_like(mx), mx)
     w = x * x
+    wx = w * x
 
     def attempt(iscale: Any) -> tuple[Any, Any, Any]:
-        lv = torch.round(iscale * x).clamp(-nmax, nmax - 1)
-        return lv, (w * x * lv).sum(1, keepdim=True), (w * lv * lv).sum(1, keepdim=True)
+        lv = torch.mul(iscale, x).round_().clamp_(-nmax, nmax - 1)
+        return lv, (wx * lv).sum(1, keepdim=True), ((w * lv) * lv).sum(1, keepdim=True)
 
-    lv, sumlx, suml2 = attempt(-nmax / safe_max)
+    first = -nmax / safe_max
+    lv, sumlx, suml2 = attempt(first)
     scale = torch.where(suml2 != 0, sumlx / torch.where(suml2 != 0, suml2, torch.ones_like(suml2)),
                         torch.zeros_like(suml2))
     best = scale * sumlx
-    best_l = lv
+    best_iscale, improved = first, torch.zeros_like(zero)
     for step in range(-9, 10):
         if step == 0:
             continue
         c = _f32(_f32(nmax) + _f32(_f32(0.1) * step))
-        lv, sumlx, suml2 = attempt(-c / safe_max)
+        iscale = -c / safe_max
+        _, sumlx, suml2 = attempt(iscale)
         better = (suml2 > 0) & (sumlx * sumlx > best * suml2)
         new_scale = sumlx / torch.where(suml2 > 0, suml2, torch.ones_like(suml2))
-        best_l = torch.where(better, lv, best_l)
+        # the levels of the best step are rebuilt once at the end from its iscale
+        best_iscale = torch.where(better, iscale, best_iscale)
+        improved = improved | better
         scale = torch.where(better, new_scale, scale)
         best = torch.where(better, scale * sumlx, best)
+    best_l = torch.where(improved, attempt(best_iscale)[0], lv)
     levels = torch.where(zero, torch.zeros_like(best_l), best_l + nmax)
     return torch.where(zero, torch.zeros_like(scale), scale).squeeze(1), levels
 
@@ -121,6 +127,17 @@ def _q6_k(flat: Any) -> Any:
     return out.reshape(-1)
 
 
+def _weighted_error(scale: Any, mn: Any, sums: tuple[Any, ...]) -> Any:
+    """sum(w·(scale·l + min − x)²) from the row sums (Σw, Σwx, Σwx², Σwl, Σwl², Σwlx), in float64.
+
+    The same quantity ggml sums element by element; expanded, no pass over the elements is needed. float64
+    keeps the cancellation of the expanded terms far below the float32 rounding of the sums themselves.
+    """
+    sum_w, sum_x, sum_x2, sum_l, sum_l2, sum_xl = (t.double() for t in sums)
+    s, m = scale.double(), mn.double()
+    return (s * s * sum_l2 + 2 * s * m * sum_l - 2 * s * sum_xl + m * m * sum_w - 2 * m * sum_x + sum_x2)
+
+
 def _make_qkx2_quants(x: Any, nmax: int, rmin: float, nstep: int) -> tuple[Any, Any, Any]:
     """make_qkx2_quants(32, nmax, x, weights, ..., rmin, 0.1, nstep, false) over sub-blocks x: (N, 32)."""
     import torch
@@ -131,22 +148,28 @@ def _make_qkx2_quants(x: Any, nmax: int, rmin: float, nstep: int) -> tuple[Any, 
     mx = x.amax(1, keepdim=True)
     flat = mx == mn
     span = torch.where(flat, torch.ones_like(mx), mx - mn)
-    sum_w = w.sum(1, keepdim=True)
-    sum_x = (w * x).sum(1, keepdim=True)
+    wx = w * x
+    sum_w, sum_x, sum_x2 = w.sum(1, keepdim=True), wx.sum(1, keepdim=True), (wx * x).sum(1, keepdim=True)
     iscale = nmax / span
+
+    def level_sums(k: Any, lo: Any) -> tuple[Any, Any, Any, Any]:
+        # ggml: nearest_int(iscale*(x - min)), clamped; the same operations in the same order
+        levels = torch.sub(x, lo).mul_(k).round_().clamp_(0, nmax)
+        wl = w * levels
+        return levels, wl.sum(1, keepdim=True), (wl * levels).sum(1, keepdim=True), (wl * x).sum(1, keepdim=True)
+
+    levels, s_l, s_l2, s_xl = level_sums(iscale, mn)
     scale = 1 / iscale
-    levels = torch.round(iscale * (x - mn)).clamp(0, nmax)
-    best_error = (w * (scale * levels + mn - x) ** 2).sum(1, keepdim=True)
+    best_error = _weighted_error(scale, mn, (sum_w, sum_x, sum_x2, s_l, s_l2, s_xl))
     best_min = mn
+    best_k, best_lo, improved = iscale, mn, torch.zeros_like(flat)
     for step in range(nstep + 1):
         c = _f32(_f32(_f32(rmin) + _f32(_f32(0.1) * step)) + nmax)
         # ggml keeps searching from the best min found so far (its `min` is updated inside the loop)
         span = torch.where(flat, torch.ones_like(mx), mx - best_min)
         span = torch.where(span != 0, span, torch.ones_like(span))
-        laux = torch.round((c / span) * (x - best_min)).clamp(0, nmax)
-        sum_l = (w * laux).sum(1, keepdim=True)
-        sum_l2 = (w * laux * laux).sum(1, keepdim=True)
-        sum_xl = (w * laux * x).sum(1, keepdim=True)
+        k = c / span
+        _, sum_l, sum_l2, sum_xl = level_sums(k, best_min)
         big_d = sum_w * sum_l2 - sum_l * sum_l
         ok = big_d > 0
         safe_d = torch.where(ok, big_d, torch.ones_like(big_d))
@@ -155,12 +178,15 @@ def _make_qkx2_quants(x: Any, nmax: int, rmin: float, nstep: int) -> tuple[Any, 
         pos = this_min > 0
         this_scale = torch.where(pos, sum_xl / torch.where(sum_l2 != 0, sum_l2, torch.ones_like(sum_l2)), this_scale)
         this_min = torch.where(pos, torch.zeros_like(this_min), this_min)
-        cur = (w * (this_scale * laux + this_min - x) ** 2).sum(1, keepdim=True)
+        cur = _weighted_error(this_scale, this_min, (sum_w, sum_x, sum_x2, sum_l, sum_l2, sum_xl))
         better = ok & (cur < best_error)
-        levels = torch.where(better, laux, levels)
+        # remember how this step's levels were made instead of keeping them: rebuilt once at the end
+        best_k, best_lo = torch.where(better, k, best_k), torch.where(better, best_min, best_lo)
+        improved = improved | better
         best_error = torch.where(better, cur, best_error)
         scale = torch.where(better, this_scale, scale)
         best_min = torch.where(better, this_min, best_min)
+    levels = torch.where(improved, level_sums(best_k, best_lo)[0], levels)
     levels = torch.where(flat, torch.zeros_like(levels), levels)
     scale = torch.where(flat, torch.zeros_like(scale), scale)
     return scale.squeeze(1), (-best_min).squeeze(1), levels

@@ -95,6 +95,7 @@ class Producer:
 
     def _run(self) -> None:
         try:
+            self.lora = self.lora.to(self.device)
             for item in self.plan:
                 data = self._compute(item, self.reader.take(item.name))
                 started = time.monotonic()

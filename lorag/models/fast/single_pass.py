@@ -21,7 +21,7 @@ from lorag.models.fast import arch
 from lorag.models.fast.ggml import GGML_TYPE_NAMES, quantize_rows
 from lorag.models.fast.gguf_writer import OutputTensor, TensorStream, header_bytes, quantized_kv
 from lorag.models.fast.lora import FastPathUnsupported, LoraWeights, load_lora
-from lorag.models.fast.metadata import write_native_skeleton
+from lorag.models.fast.metadata import preload_imports, write_native_skeleton
 from lorag.models.fast.mixture import FTYPES, MixturePlanner, quantize_order
 from lorag.models.fast.producer import Producer, StreamedTensor, plan_streamed
 from lorag.models.fast.reader import TensorLocation, index_model
@@ -61,7 +61,8 @@ def build_gguf_single_pass(
         raise FastPathUnsupported(f"the fast build path does not handle {hf_arch}.")
     stage = StageProgress(progress, "fast_build", cancel)
     dev = _pick_device(device)
-    lora = (load_lora(adapter_dir) if adapter_dir is not None else LoraWeights({}, False)).to(dev)
+    # kept on the host here: the producer thread moves it to the device (CUDA starts while the reads begin)
+    lora = load_lora(adapter_dir) if adapter_dir is not None else LoraWeights({}, False)
     sources = _sources(base_dir, lora)
     gguf_arch = arch.NATIVE[hf_arch]
     producer: Producer | None = None
@@ -76,6 +77,8 @@ def build_gguf_single_pass(
         key = skeleton_key(staged, index_model(base_dir), {loc.name for loc in sources.values()}, model_name, tree)
         cached = lookup(key, work)
         meta_source, fallback = ("cache", None) if cached else ("native", None)
+        if not cached:
+            preload_imports()  # while the disk is idle: under the readers' large reads imports crawl
         if gguf_arch != "gemma3":  # gemma3's embedding rows come from the metadata: start after it
             producer = _producer(sources, qtype, config, gguf_arch, lora, dev, threads, memory_budget, None)
         if not cached and (fallback := write_native_skeleton(staged, work, model_name)) is not None:
