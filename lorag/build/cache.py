@@ -1,4 +1,8 @@
-"""Content-addressed build artifacts: file hashes cached by (path, size, mtime), build keys and build locks."""
+"""Content-addressed build artifacts: file hashes cached by (path, size, mtime), build keys and build locks.
+
+Every temporary build folder is named after the lock its build holds, so cleaning up after interrupted builds
+(``clean_stale_builds``) never touches the files of a build that is still running, in this process or another.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,12 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from lorag.atomic import atomic_write_text
+from lorag.atomic import TMP_PREFIX, atomic_write_text
 from lorag.errors import BuildError
 
 HASH_CACHE_NAME = ".hash-cache.json"
@@ -100,3 +105,41 @@ def build_lock(output_dir: Path, name: str, wait_s: float = 0.0) -> Iterator[Non
         yield
     finally:
         os.close(fd)  # closing releases the flock
+
+
+def clean_stale_builds(output_dir: Path) -> int:
+    """Remove temp dirs of interrupted builds; a dir whose build still holds its lock is left alone."""
+    removed = 0
+    # Build dirs: .lorag-tmp-<name>-<random>/ ; partial base conversions: bases/.lorag-tmp-<name>-<random>.gguf
+    for folder, want_dir in ((output_dir, True), (output_dir / "bases", False)):
+        for entry in folder.glob(TMP_PREFIX + "*") if folder.is_dir() else []:
+            if entry.is_dir() != want_dir:
+                continue
+            lock_name = entry.name[len(TMP_PREFIX):].rsplit("-", 1)[0]
+            with _try_lock(folder / f".{lock_name}.lock") as free:
+                if not free:
+                    continue
+                if want_dir:
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+@contextlib.contextmanager
+def _try_lock(path: Path) -> Iterator[bool]:
+    if not path.exists():
+        yield True
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        os.close(fd)

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from lorag.build.progress import StageProgress
 from lorag.errors import BuildError
-from lorag.models.progress import StageProgress
+from lorag.inspect.gguf_meta import gguf_string
 
 LLAMA_CPP_VERSION = "0.3.36"
 SDIST = Path(f"/tmp/lcp/sdist/llama_cpp_python-{LLAMA_CPP_VERSION}.tar.gz")
@@ -134,3 +135,14 @@ def _percent(line: str, last: float) -> float:
     if "%|" in line and head[-3:].strip().isdigit():
         return float(head[-3:].strip())
     return last
+
+
+def check_embedded_template(gguf: Path, template: str | None) -> None:
+    """The GGUF must carry the fine-tune's exact chat template (Ollama >= 0.30 and llama.cpp render with it)."""
+    if template is None:
+        return
+    embedded = gguf_string(gguf, "tokenizer.chat_template")
+    if embedded != template:
+        raise BuildError(f"the converted GGUF's tokenizer.chat_template differs from the fine-tune's chat template "
+                         f"({'missing' if embedded is None else 'different text'}).",
+                         "Check the chat template files in the adapter and base directories.")

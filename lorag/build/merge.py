@@ -7,16 +7,15 @@ stays near one shard plus the (small) adapter, whatever the model size.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lorag.build import shards as shards_mod
+from lorag.build.progress import StageProgress
 from lorag.errors import BuildError
-from lorag.models import shards as shards_mod
-from lorag.models.progress import StageProgress
+from lorag.inspect.lora import LoraSettings, parse_lora_key, read_lora_settings, strip_peft_prefix
 
-PEFT_PREFIX = "base_model.model."
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 
 
@@ -36,7 +35,7 @@ class AdapterWeights:
 
     pairs: dict[str, LoraPair] = field(default_factory=dict)
     replacements: dict[str, Any] = field(default_factory=dict)  # modules_to_save: full new weights
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: LoraSettings = field(default_factory=LoraSettings)
 
     @property
     def touches_embeddings(self) -> bool:
@@ -44,18 +43,12 @@ class AdapterWeights:
         return any(k.endswith(("embed_tokens.weight", "lm_head.weight", "wte.weight")) for k in keys)
 
 
-def read_adapter_settings(adapter_dir: Path) -> dict[str, Any]:
-    """adapter_config.json as a dict; BuildError if missing or not a LoRA we can merge."""
-    path = adapter_dir / "adapter_config.json"
-    try:
-        settings: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise BuildError(f"cannot read {path}: {exc}", "Point --lora-path at a PEFT adapter directory.") from exc
-    if settings.get("peft_type", "LORA") != "LORA":
-        raise BuildError(f"{adapter_dir} is a {settings.get('peft_type')} adapter; only LoRA adapters can be built.")
-    if settings.get("use_dora"):
+def read_adapter_settings(adapter_dir: Path) -> LoraSettings:
+    """The adapter's LoRA settings, refusing what the merge cannot do exactly (DoRA, trained LoRA biases)."""
+    settings = read_lora_settings(adapter_dir)
+    if settings.use_dora:
         raise BuildError("DoRA adapters are not supported by the build yet.", "Train a plain LoRA (use_dora=False).")
-    if settings.get("lora_bias"):
+    if settings.lora_bias:
         raise BuildError("adapters with lora_bias=True are not supported by the build yet.")
     return settings
 
@@ -104,18 +97,13 @@ def _check_finite(key: str, tensor: Any) -> None:
                          "The fine-tune diverged; use an earlier checkpoint or retrain with a lower learning rate.")
 
 
-_LORA_KEY = re.compile(
-    r"^(?P<module>.+)\.(?P<kind>lora_A|lora_B|lora_embedding_A|lora_embedding_B)(\.[A-Za-z_]+)?(\.weight)?$")
-
-
 def _sort_tensor(weights: AdapterWeights, key: str, tensor: Any) -> None:
-    name = key[len(PEFT_PREFIX):] if key.startswith(PEFT_PREFIX) else key
-    match = _LORA_KEY.match(name)
-    if match:
-        module, kind = match["module"], match["kind"]
-        pair = weights.pairs.setdefault(module + ".weight", LoraPair(module=module))
-        pair.embedding = kind.startswith("lora_embedding")
-        if kind.endswith("A"):
+    name = strip_peft_prefix(key)
+    parsed = parse_lora_key(name)
+    if parsed:
+        pair = weights.pairs.setdefault(parsed.module + ".weight", LoraPair(module=parsed.module))
+        pair.embedding = parsed.embedding
+        if parsed.part.endswith("A"):
             pair.a = tensor
         else:
             pair.b = tensor
@@ -127,22 +115,12 @@ def _sort_tensor(weights: AdapterWeights, key: str, tensor: Any) -> None:
     weights.replacements[name] = tensor
 
 
-def module_scale(module: str, settings: dict[str, Any]) -> tuple[int, float]:
+def module_scale(module: str, settings: LoraSettings) -> tuple[int, float]:
     """Rank and scale of one module, honouring rank_pattern/alpha_pattern and rsLoRA."""
-    r = int(_pattern_value(module, settings.get("rank_pattern") or {}, settings.get("r", 8)))
-    alpha = float(_pattern_value(module, settings.get("alpha_pattern") or {}, settings.get("lora_alpha", r)))
-    scale = alpha / (r ** 0.5) if settings.get("use_rslora") else alpha / r
-    return r, scale
+    return settings.rank_for(module), settings.scale_for(module)
 
 
-def _pattern_value(module: str, patterns: dict[str, Any], default: Any) -> Any:
-    for pattern, value in patterns.items():
-        if re.match(rf"(.*\.)?{pattern}$", module):
-            return value
-    return default
-
-
-def _check_rank(pair: LoraPair, settings: dict[str, Any]) -> None:
+def _check_rank(pair: LoraPair, settings: LoraSettings) -> None:
     r, _ = module_scale(pair.module, settings)
     a_rank, b_rank = pair.a.shape[0], pair.b.shape[-1]
     if a_rank != r or b_rank != r:
@@ -151,16 +129,16 @@ def _check_rank(pair: LoraPair, settings: dict[str, Any]) -> None:
             f"{a_rank} (A) and {b_rank} (B).", "The adapter file does not match its config; save it again.")
 
 
-def lora_delta(pair: LoraPair, settings: dict[str, Any]) -> Any:
+def lora_delta(pair: LoraPair, settings: LoraSettings) -> Any:
     """scale · B·A in fp32, laid out like the base weight (PEFT's order of operations)."""
     _, scale = module_scale(pair.module, settings)
     delta = (pair.b.float() @ pair.a.float()) * scale
-    if pair.embedding or settings.get("fan_in_fan_out"):
+    if pair.embedding or settings.fan_in_fan_out:
         delta = delta.T
     return delta
 
 
-def merge_into(weight: Any, pair: LoraPair, settings: dict[str, Any]) -> Any:
+def merge_into(weight: Any, pair: LoraPair, settings: LoraSettings) -> Any:
     """Return ``weight + delta`` computed in fp32 and cast back to the weight's dtype."""
     delta = lora_delta(pair, settings)
     if tuple(delta.shape) != tuple(weight.shape):

@@ -7,8 +7,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from lorag.build.progress import StageProgress
 from lorag.errors import BuildError
-from lorag.models.progress import StageProgress
 
 # llama.cpp's LLAMA_FTYPE_MOSTLY_* values (checked against llama_cpp's constants in tests).
 FTYPES: dict[str, int] = {"F16": 1, "Q8_0": 7, "Q4_K_S": 14, "Q4_K_M": 15, "Q5_K_M": 17, "Q6_K": 18}
@@ -30,6 +30,16 @@ def normalize_qtype(qtype: str) -> str:
 def predicted_size(f16_bytes: int, qtype: str) -> int:
     """Rough size of the quantized file given the F16 GGUF size."""
     return int(f16_bytes * BITS_PER_WEIGHT[normalize_qtype(qtype)] / 16.0)
+
+
+def quantize_f16(f16: Path, out_dir: Path, qtype: str, progress: StageProgress, stem: str = "model") -> Path:
+    """Quantize the F16 GGUF into ``out_dir/<stem>-<qtype>.gguf`` and return it (F16 itself needs no work)."""
+    if qtype == "F16":
+        progress.update(100, message="F16 requested: no quantization")
+        return f16
+    out = out_dir / f"{stem}-{qtype}.gguf"
+    quantize_gguf(f16, out, qtype, progress)
+    return out
 
 
 def quantize_gguf(src: Path, dst: Path, qtype: str, progress: StageProgress, threads: int = 0) -> None:

@@ -2,54 +2,31 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import re
-import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from lorag.atomic import TMP_PREFIX
+from lorag.build import request as build_request
+from lorag.build.cache import build_key, clean_stale_builds, hash_tree
+from lorag.build.convert import converter_version
+from lorag.build.merge import load_adapter_weights, refuse_quantized_base
+from lorag.build.progress import StageProgress
+from lorag.build.quantize import normalize_qtype, predicted_size
+from lorag.build.request import REGISTER_HINT, BuildPlan, BuildRequest
 from lorag.errors import BuildError, ConfigError, DiskSpaceError
-from lorag.models.progress import StageProgress
+from lorag.inspect.adapter import AdapterInfo, check_adapter_matches_base, read_adapter, resolve_base
+from lorag.registry.ollama import OllamaClient
 
 if TYPE_CHECKING:
     from lorag.config import Config
-    from lorag.models.adapter import AdapterInfo
-    from lorag.models.build import BuildRequest
-    from lorag.models.merge import AdapterWeights
+
+__all__ = ["BuildPlan", "check_before_building", "clean_stale_builds", "plan_build"]
 
 
-@dataclass
-class Plan:
-    """Everything the later stages need, decided and checked up front."""
-
-    adapter_dir: Path
-    base_dir: Path
-    info: AdapterInfo
-    qtype: str
-    mode: str
-    dir_name: str
-    ollama_name: str
-    output_dir: Path
-    final_dir: Path
-    key: str
-    base_hash: str
-    base_bytes: int
-    settings: Any = None
-    weights: AdapterWeights | None = None  # loaded (and checked) only when the artifact is not cached
-    notes: list[str] = field(default_factory=list)
-
-
-def plan_build(config: Config, request: BuildRequest, progress: StageProgress) -> Plan:
+def plan_build(config: Config, request: BuildRequest, progress: StageProgress) -> BuildPlan:
     """Validate the request and return the build plan; every failure here leaves no trace."""
-    from lorag.models.adapter import read_adapter
-    from lorag.models.merge import refuse_quantized_base
-    from lorag.models.quantize import normalize_qtype
-
     qtype = normalize_qtype(request.quantization)
     if request.mode not in ("merge", "adapter"):
         raise BuildError(f"unknown build mode {request.mode!r}.", "Use merge or adapter.")
@@ -87,11 +64,8 @@ def plan_build(config: Config, request: BuildRequest, progress: StageProgress) -
     return plan
 
 
-def check_before_building(plan: Plan, progress: StageProgress) -> None:
+def check_before_building(plan: BuildPlan, progress: StageProgress) -> None:
     """Adapter against base, adapter tensors (rank, NaN/Inf) and free disk: what a cache hit may skip."""
-    from lorag.models.adapter import check_adapter_matches_base
-    from lorag.models.merge import load_adapter_weights
-
     if plan.weights is not None:
         return
     progress.update(40, message=f"checking adapter against base {plan.base_dir}")
@@ -101,8 +75,6 @@ def check_before_building(plan: Plan, progress: StageProgress) -> None:
 
 
 def _find_base(request: BuildRequest, info: AdapterInfo, search: list[str]) -> Path:
-    from lorag.models.adapter import resolve_base
-
     if request.base is not None:
         base = Path(request.base).expanduser()
         if not (base / "config.json").is_file():
@@ -113,10 +85,7 @@ def _find_base(request: BuildRequest, info: AdapterInfo, search: list[str]) -> P
 
 
 def _make_plan(request: BuildRequest, info: AdapterInfo, base_dir: Path, adapter_dir: Path, qtype: str,
-               output_dir: Path, progress: StageProgress) -> Plan:
-    from lorag.models.cache import build_key, hash_tree
-    from lorag.models.convert import converter_version
-
+               output_dir: Path, progress: StageProgress) -> BuildPlan:
     total = sum(p.stat().st_size for p in base_dir.iterdir() if p.is_file())
     hashed = [0]
 
@@ -132,7 +101,7 @@ def _make_plan(request: BuildRequest, info: AdapterInfo, base_dir: Path, adapter
     dir_name, ollama_name = model_names(request.name, adapter_dir, qtype)
     dir_name = f"{dir_name}-{key[:12]}"
     base_bytes = sum(p.stat().st_size for p in base_dir.glob("*.safetensors"))
-    return Plan(adapter_dir=adapter_dir, base_dir=base_dir, info=info, qtype=qtype,
+    return BuildPlan(adapter_dir=adapter_dir, base_dir=base_dir, info=info, qtype=qtype,
                 mode=request.mode, dir_name=dir_name, ollama_name=ollama_name, output_dir=output_dir,
                 final_dir=output_dir / dir_name, key=key, base_hash=base_hash, base_bytes=base_bytes)
 
@@ -146,15 +115,12 @@ def model_names(name: str | None, adapter_dir: Path, qtype: str) -> tuple[str, s
     return model, f"{model}:{tag}"
 
 
-def preflight_disk(plan: Plan) -> None:
+def preflight_disk(plan: BuildPlan) -> None:
     """Refuse to start when the output disk cannot hold the build's temporary files plus the result."""
-    from lorag.models.build import disk_free
-    from lorag.models.quantize import predicted_size
-
     f16 = plan.base_bytes  # bf16/fp16 base: the F16 GGUF is about as large as the weights
     needed = int((plan.base_bytes if plan.mode == "merge" else 0) + f16 + predicted_size(f16, plan.qtype))
     needed = int(needed * 1.1) + 64 * 1024 * 1024
-    free = disk_free(plan.output_dir)
+    free = build_request.disk_free(plan.output_dir)  # looked up here so tests can simulate a full disk
     if free < needed:
         raise DiskSpaceError(
             f"not enough disk space in {plan.output_dir}: the build needs about {_gb(needed)} "
@@ -176,48 +142,8 @@ def _check_config_writable(path: Path) -> None:
 
 
 def _check_ollama(host: str) -> None:
-    from lorag.models.ollama import OllamaClient
-
-    with OllamaClient(host, timeout=5.0) as client:
+    with OllamaClient(host, timeout=5.0, unreachable_hint=REGISTER_HINT) as client:
         client.version()
-
-
-def clean_stale_builds(output_dir: Path) -> int:
-    """Remove temp dirs of interrupted builds; a dir whose build still holds its lock is left alone."""
-    removed = 0
-    # Build dirs: .lorag-tmp-<name>-<random>/ ; partial base conversions: bases/.lorag-tmp-<name>-<random>.gguf
-    for folder, want_dir in ((output_dir, True), (output_dir / "bases", False)):
-        for entry in folder.glob(TMP_PREFIX + "*") if folder.is_dir() else []:
-            if entry.is_dir() != want_dir:
-                continue
-            lock_name = entry.name[len(TMP_PREFIX):].rsplit("-", 1)[0]
-            with _try_lock(folder / f".{lock_name}.lock") as free:
-                if not free:
-                    continue
-                if want_dir:
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink(missing_ok=True)
-                removed += 1
-    return removed
-
-
-@contextlib.contextmanager
-def _try_lock(path: Path) -> Any:
-    if not path.exists():
-        yield True
-        return
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        os.close(fd)
 
 
 def template_digest(template: str | None) -> str:

@@ -6,9 +6,12 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
-from lorag.models.merge import WEIGHT_SUFFIXES
+from lorag.build.merge import WEIGHT_SUFFIXES
+from lorag.inspect.chat_template import chat_template_of, finetune_chat_template
+from lorag.inspect.files import read_json_or_empty
+
+__all__ = ["TOKENIZER_FILES", "chat_template_of", "stage_model_dir"]
 
 # Files a fine-tune may change (added tokens, a new chat template); they win over the base's copies.
 TOKENIZER_FILES = (
@@ -16,29 +19,6 @@ TOKENIZER_FILES = (
     "tokenizer.model", "vocab.json", "merges.txt", "chat_template.jinja", "chat_template.json",
 )
 _SKIP = {"README.md", "adapter_config.json", "model.safetensors.index.json", ".gitattributes"}
-
-
-def chat_template_of(model_dir: Path) -> str | None:
-    """The chat template a directory defines, with the converter's precedence (tokenizer_config first)."""
-    cfg = _tokenizer_config(model_dir)
-    template = cfg.get("chat_template")
-    if isinstance(template, list):
-        template = next((t.get("template") for t in template if t.get("name") == "default"), None)
-    if isinstance(template, str):
-        return template
-    jinja = model_dir / "chat_template.jinja"
-    if jinja.is_file():
-        return jinja.read_text(encoding="utf-8")
-    cjson = model_dir / "chat_template.json"
-    if cjson.is_file():
-        value = json.loads(cjson.read_text(encoding="utf-8")).get("chat_template")
-        return value if isinstance(value, str) else None
-    return None
-
-
-def finetune_chat_template(adapter_dir: Path, base_dir: Path) -> str | None:
-    """The fine-tune's chat template: the adapter directory's if it has one, else the base's."""
-    return chat_template_of(adapter_dir) or chat_template_of(base_dir)
 
 
 def stage_model_dir(base_dir: Path, adapter_dir: Path, out_dir: Path, link_weights: bool = False) -> str | None:
@@ -70,20 +50,9 @@ def stage_model_dir(base_dir: Path, adapter_dir: Path, out_dir: Path, link_weigh
 def _pin_template(out_dir: Path, template: str) -> None:
     # The converter prefers tokenizer_config.json's chat_template over chat_template.jinja: set both.
     cfg_path = out_dir / "tokenizer_config.json"
-    cfg = _tokenizer_config(out_dir)
+    cfg = read_json_or_empty(cfg_path)
     if "chat_template" in cfg and cfg["chat_template"] != template:
         cfg["chat_template"] = template
         cfg_path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if "chat_template" not in cfg:
         (out_dir / "chat_template.jinja").write_text(template, encoding="utf-8")
-
-
-def _tokenizer_config(model_dir: Path) -> dict[str, Any]:
-    path = model_dir / "tokenizer_config.json"
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}

@@ -9,14 +9,17 @@ Usage::
 
 from __future__ import annotations
 
-import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lorag.errors import AdapterError, ModelError
+from lorag.inspect.chat_template import chat_template_of
+from lorag.inspect.files import read_json, read_safetensors_header
+from lorag.inspect.lora import LoraSettings, parse_lora_key, read_lora_settings
+from lorag.inspect.shapes import base_tensor_shapes
 
 _EMBED_NAMES = ("embed_tokens", "lm_head", "wte", "embed_out")
 _WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
@@ -38,43 +41,24 @@ class AdapterInfo:
     qlora: bool
     weights_file: Path
     chat_template: str | None
+    settings: LoraSettings = field(default_factory=LoraSettings, repr=False, compare=False)
 
 
 def read_adapter(path: str | Path, search_paths: tuple[str, ...] | list[str] = ()) -> AdapterInfo:
     """Read adapter_config.json and the weight file's header; the base is resolved if it can be (else None)."""
-    from lorag.models.inspect import read_json
-
     p = Path(path).expanduser()
-    cfg_file = p / "adapter_config.json"
-    if not cfg_file.exists():
-        raise AdapterError(f"{p} has no adapter_config.json, so it is not a PEFT LoRA adapter.",
-                           "Save the adapter with PeftModel.save_pretrained(), which writes it.")
-    try:
-        cfg = read_json(cfg_file)
-    except ModelError as exc:
-        raise AdapterError(exc.message, "Re-save the adapter with PeftModel.save_pretrained().") from exc
-    if str(cfg.get("peft_type", "LORA")).upper() != "LORA":
-        raise AdapterError(f"{p} is a {cfg.get('peft_type')} adapter; lorag handles LoRA adapters only.")
+    settings = read_lora_settings(p)
     weights = _weights_file(p)
     weight_names = _weight_names(weights)
-    rank, alpha = int(cfg.get("r") or 8), float(cfg.get("lora_alpha") or 8)
-    scale = alpha / math.sqrt(rank) if cfg.get("use_rslora") else alpha / rank
-    targets = _as_list(cfg.get("target_modules"))
-    to_save = _as_list(cfg.get("modules_to_save"))
+    targets, to_save = list(settings.target_modules), list(settings.modules_to_save)
     touches = any(e in m for m in targets + to_save for e in _EMBED_NAMES) or any(
         e in n for n in weight_names for e in _EMBED_NAMES)
-    base_name = str(cfg.get("base_model_name_or_path") or "")
+    base_name = settings.base_model
     base_path = _try_resolve(base_name, search_paths, p)
-    return AdapterInfo(path=p, base_name=base_name, base_path=base_path, rank=rank, alpha=alpha, scale=scale,
-                       target_modules=targets, modules_to_save=to_save, touches_embeddings=touches,
-                       qlora=_is_qlora(p, base_name, base_path), weights_file=weights,
-                       chat_template=_chat_template(p))
-
-
-def _as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else sorted(str(v) for v in value)
+    return AdapterInfo(path=p, base_name=base_name, base_path=base_path, rank=settings.r, alpha=settings.alpha,
+                       scale=settings.scale, target_modules=targets, modules_to_save=to_save,
+                       touches_embeddings=touches, qlora=_is_qlora(p, base_name, base_path), weights_file=weights,
+                       chat_template=chat_template_of(p), settings=settings)
 
 
 def _weights_file(p: Path) -> Path:
@@ -86,8 +70,6 @@ def _weights_file(p: Path) -> Path:
 
 
 def _weight_names(weights: Path) -> list[str]:
-    from lorag.models.inspect import read_safetensors_header
-
     if weights.suffix != ".safetensors":
         return []
     try:
@@ -96,25 +78,13 @@ def _weight_names(weights: Path) -> list[str]:
         raise AdapterError(f"the adapter weights are unreadable: {exc.message}", exc.hint) from exc
 
 
-def _chat_template(p: Path) -> str | None:
-    from lorag.models.inspect import read_json
-
-    if (p / "chat_template.jinja").exists():
-        return (p / "chat_template.jinja").read_text(encoding="utf-8")
-    tc = p / "tokenizer_config.json"
-    template = read_json(tc).get("chat_template") if tc.exists() else None
-    return template if isinstance(template, str) else None
-
-
 def _is_qlora(p: Path, base_name: str, base_path: Path | None) -> bool:
     """QLoRA leaves traces: a 4-bit base name, a quantized base config, or PEFT's model card note."""
     if re.search(r"bnb|4bit|int4|nf4", base_name, re.IGNORECASE):
         return True
-    if base_path and (base_path / "config.json").exists():
-        from lorag.models.inspect import read_json
-
-        if read_json(base_path / "config.json").get("quantization_config"):
-            return True
+    if base_path and (base_path / "config.json").exists() and read_json(base_path / "config.json").get(
+            "quantization_config"):
+        return True
     readme = p / "README.md"
     text = readme.read_text(encoding="utf-8", errors="replace") if readme.exists() else ""
     return "load_in_4bit: True" in text or "load_in_8bit: True" in text
@@ -184,14 +154,12 @@ def resolve_base(name: str, search_paths: tuple[str, ...] | list[str], adapter_d
 
 # --- checking adapter against base ----------------------------------------------------------------------------------
 
-_LORA_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+?)\.lora_(?P<ab>A|B|embedding_A|embedding_B)"
-                       r"(?:\.[^.]+)?(?:\.weight)?$")
+def check_adapter_matches_base(info: AdapterInfo, base_dir: str | Path,
+                               base_tensors: dict[str, list[int]] | None = None) -> None:
+    """Raise AdapterError when the adapter was made for another architecture or shape, or holds NaN/Inf.
 
-
-def check_adapter_matches_base(info: AdapterInfo, base_dir: str | Path) -> None:
-    """Raise AdapterError when the adapter was made for another architecture or shape, or holds NaN/Inf."""
-    from lorag.models.inspect import inspect_hf, read_json, read_safetensors_header
-
+    ``base_tensors`` are the base's HF tensor shapes when the caller has them already (else read here).
+    """
     base_dir = Path(base_dir)
     if not (base_dir / "config.json").exists():
         raise AdapterError(f"base {base_dir} has no config.json.", "Point at the base model directory.")
@@ -200,7 +168,7 @@ def check_adapter_matches_base(info: AdapterInfo, base_dir: str | Path) -> None:
     if info.weights_file.suffix != ".safetensors":
         return
     header = read_safetensors_header(info.weights_file)
-    shapes = inspect_hf(base_dir).tensors
+    shapes = base_tensors if base_tensors is not None else base_tensor_shapes(base_dir)
     for key, meta in header.items():
         if key == "__metadata__":
             continue
@@ -209,8 +177,6 @@ def check_adapter_matches_base(info: AdapterInfo, base_dir: str | Path) -> None:
 
 
 def _check_recorded_architecture(info: AdapterInfo, base_dir: Path, base_cfg: dict[str, Any]) -> None:
-    from lorag.models.inspect import read_json
-
     recorded = info.base_path
     if recorded is None or recorded.resolve() == base_dir.resolve() or not (recorded / "config.json").exists():
         return
@@ -222,15 +188,15 @@ def _check_recorded_architecture(info: AdapterInfo, base_dir: Path, base_cfg: di
 
 
 def _check_tensor(info: AdapterInfo, base_dir: Path, key: str, shape: list[int], base: dict[str, list[int]]) -> None:
-    m = _LORA_KEY.match(key)
-    if not m:  # modules_to_save copies and other extras: checked by name only
+    parsed = parse_lora_key(key)
+    if parsed is None:  # modules_to_save copies and other extras: checked by name only
         return
-    module = m.group("module")
+    module = parsed.module
     base_shape = base.get(module + ".weight")
     if base_shape is None:
         raise AdapterError(f"adapter {info.path} changes {module}, which base {base_dir} does not have: "
                            "it was made for a different architecture.", "Use the base model it was trained on.")
-    ab = m.group("ab")
+    ab = parsed.part
     if ab == "A":
         ok, rank = shape[1] == base_shape[-1], shape[0]
     elif ab == "B":

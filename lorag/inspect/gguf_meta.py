@@ -1,4 +1,10 @@
-"""Read a GGUF file's metadata and tensor directory quickly (gguf.GGUFReader takes ~20 s on a 150k vocabulary)."""
+"""Read a GGUF file's metadata and tensor directory quickly (gguf.GGUFReader takes ~20 s on a 150k vocabulary).
+
+Usage::
+
+    info = read_gguf(path, skip_prefix="tokenizer.ggml.")   # header and tensor directory, tokenizer arrays skipped
+    gguf_string(path, "tokenizer.chat_template")
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lorag.errors import BuildError
+from lorag.errors import ModelError
 
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_SIZES = {t: struct.calcsize(f) for t, f in _SCALARS.items()}
 _NUMPY = {0: "<u1", 1: "<i1", 2: "<u2", 3: "<i2", 4: "<u4", 5: "<i4", 6: "<f4", 7: "<u1", 10: "<u8", 11: "<i8",
           12: "<f8"}
 
@@ -56,7 +63,23 @@ class _Cursor:
             return self.string()
         if vtype == 9:
             return self.array()
-        raise BuildError(f"unknown GGUF value type {vtype}; the file is corrupt or newer than lorag.")
+        raise ModelError(f"unknown GGUF value type {vtype}; the file is corrupt or newer than lorag.")
+
+    def skip(self, vtype: int) -> None:
+        """Step over a value without decoding it (a vocabulary's strings cost a Python object each)."""
+        if vtype in _SIZES:
+            self.pos += _SIZES[vtype]
+        elif vtype == 8:
+            self.pos += 8 + self.unpack("<Q")
+        elif vtype == 9:
+            etype, count = self.unpack("<I"), self.unpack("<Q")
+            if etype in _SIZES:
+                self.pos += _SIZES[etype] * count
+            else:
+                for _ in range(count):
+                    self.skip(etype)
+        else:
+            raise ModelError(f"unknown GGUF value type {vtype}; the file is corrupt or newer than lorag.")
 
     def array(self) -> Any:
         etype, count = self.unpack("<I"), self.unpack("<Q")
@@ -70,18 +93,25 @@ class _Cursor:
         return [self.value(etype) for _ in range(count)]
 
 
-def read_gguf(path: Path, with_tensors: bool = True) -> GGUFInfo:
-    """Parse the header, metadata and (optionally) the tensor directory of ``path``."""
+def read_gguf(path: Path, with_tensors: bool = True, skip_prefix: str = "") -> GGUFInfo:
+    """Parse the header, metadata and (optionally) the tensor directory of ``path``.
+
+    Keys that start with ``skip_prefix`` (when given) are stepped over and left out of the metadata.
+    """
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
         if buf[:4] != b"GGUF":
-            raise BuildError(f"{path} is not a GGUF file.")
+            raise ModelError(f"{path} is not a GGUF file.")
         cur = _Cursor(buf)
         cur.pos = 4
         _version, n_tensors, n_kv = cur.unpack("<I"), cur.unpack("<Q"), cur.unpack("<Q")
         metadata = {}
         for _ in range(n_kv):
             key = cur.string()
-            metadata[key] = cur.value(cur.unpack("<I"))
+            vtype = cur.unpack("<I")
+            if skip_prefix and key.startswith(skip_prefix):
+                cur.skip(vtype)
+            else:
+                metadata[key] = cur.value(vtype)
         tensors = _tensor_directory(cur, n_tensors, metadata, len(buf)) if with_tensors else []
     return GGUFInfo(metadata=metadata, tensors=tensors)
 
@@ -105,3 +135,17 @@ def gguf_string(path: Path, key: str) -> str | None:
     """One string metadata value (e.g. tokenizer.chat_template), or None when absent."""
     value = read_gguf(path, with_tensors=False).metadata.get(key)
     return value if isinstance(value, str) else None
+
+
+# ggml_type values (ggml/include/ggml.h); stable across llama.cpp releases.
+GGML_TYPE_NAMES = {
+    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1", 10: "Q2_K", 11: "Q3_K",
+    12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S",
+    20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64",
+    29: "IQ1_M", 30: "BF16", 34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4",
+}
+
+
+def ggml_type_name(ggml_type: int) -> str:
+    """The ggml type's name as llama.cpp prints it ("Q4_K"), or TYPE_<n> for one this table does not know."""
+    return GGML_TYPE_NAMES.get(ggml_type, f"TYPE_{ggml_type}")

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
 
-from lorag.models.inspect import ModelInfo
+from lorag.inspect.info import ModelInfo
 
 # ggml storage: (values per block, bytes per block)
 GGML_BLOCKS = {"F32": (1, 4), "F16": (1, 2), "BF16": (1, 2), "Q4_0": (32, 18), "Q4_1": (32, 20), "Q5_0": (32, 22),
@@ -32,35 +31,6 @@ GGUF_TYPES = {"F16": ("F16", "F16"), "BF16": ("BF16", "BF16"), "Q8_0": ("Q8_0", 
 PRECISIONS = ("bf16", "fp16", "8bit", "4bit", *GGUF_TYPES)
 NF4_BLOCK = 64  # bitsandbytes 4-bit: one fp32 absmax per 64 weights (no double quantization)
 GGUF_ALIGN = 32
-
-
-def config_tensor_shapes(cfg: dict[str, Any]) -> dict[str, list[int]]:
-    """HF tensor names and shapes implied by a decoder-only config.json (Llama/Qwen2/Mistral/Gemma families)."""
-    h, inter, vocab = int(cfg["hidden_size"]), int(cfg.get("intermediate_size", 4 * cfg["hidden_size"])), int(
-        cfg["vocab_size"])
-    heads = int(cfg["num_attention_heads"])
-    kv = int(cfg.get("num_key_value_heads") or heads)
-    hd = int(cfg.get("head_dim") or h // heads)
-    mtype = str(cfg.get("model_type", ""))
-    bias = bool(cfg.get("attention_bias", mtype.startswith("qwen2")))
-    s: dict[str, list[int]] = {"model.embed_tokens.weight": [vocab, h], "model.norm.weight": [h]}
-    if not cfg.get("tie_word_embeddings", False):
-        s["lm_head.weight"] = [vocab, h]
-    for i in range(int(cfg["num_hidden_layers"])):
-        p = f"model.layers.{i}."
-        s |= {p + "input_layernorm.weight": [h], p + "post_attention_layernorm.weight": [h],
-              p + "self_attn.q_proj.weight": [heads * hd, h], p + "self_attn.k_proj.weight": [kv * hd, h],
-              p + "self_attn.v_proj.weight": [kv * hd, h], p + "self_attn.o_proj.weight": [h, heads * hd],
-              p + "mlp.gate_proj.weight": [inter, h], p + "mlp.up_proj.weight": [inter, h],
-              p + "mlp.down_proj.weight": [h, inter]}
-        if bias:
-            s |= {p + "self_attn.q_proj.bias": [heads * hd], p + "self_attn.k_proj.bias": [kv * hd],
-                  p + "self_attn.v_proj.bias": [kv * hd]}
-        if mtype.startswith(("gemma3", "qwen3")):
-            s |= {p + "self_attn.q_norm.weight": [hd], p + "self_attn.k_norm.weight": [hd]}
-        if mtype.startswith(("gemma2", "gemma3")):
-            s |= {p + "pre_feedforward_layernorm.weight": [h], p + "post_feedforward_layernorm.weight": [h]}
-    return s
 
 
 _GGUF_NAMES = [

@@ -1,8 +1,11 @@
 """Rank the ways of running a model on given hardware and choose the best one that fits.
 
+``placement_for`` is the one composition of inspect → plan that the CLI, the server and the generator share: the
+same config gives the same search paths, context, quantization and so the same answer everywhere.
+
 Usage::
 
-    plan = plan_model(inspect_path("outputs/lora_X"), probe_hardware(), n_ctx=4096)
+    plan = placement_for(load_config(), "outputs/lora_X")   # this machine; or hardware=pretend_hardware(...)
     print(plan.reason)             # one sentence
     plan.options[plan.chosen]      # None when nothing fits
 """
@@ -10,11 +13,16 @@ Usage::
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from lorag.models.hardware import Hardware, format_size
-from lorag.models.inspect import ModelInfo
-from lorag.models.memory import kv_cache_bytes, total_bytes, weights_bytes
+from lorag.inspect.hardware import Hardware, format_size, probe_hardware
+from lorag.inspect.info import ModelInfo
+from lorag.inspect.memory import kv_cache_bytes, total_bytes, weights_bytes
+from lorag.inspect.model import inspect_adapter, inspect_path
+
+if TYPE_CHECKING:
+    from lorag.config import Config
 
 CUDA_RESERVE = 512 * 2**20  # CUDA context and allocator slack that no model byte can use
 RAM_RESERVE = 2 * 2**30  # left for the OS, the RAG store and the web server
@@ -48,8 +56,9 @@ class PlanOption:
 
 
 @dataclass
-class Plan:
-    """Options in order of preference, the chosen index (None when nothing fits) and a one-sentence reason."""
+class Placement:
+    """Where and how a model runs: options in order of preference, the chosen index (None when nothing fits)
+    and a one-sentence reason."""
 
     options: list[PlanOption]
     chosen: int | None
@@ -136,7 +145,7 @@ def _rank(hf: list[PlanOption], gg: list[PlanOption], ollama: list[PlanOption], 
 
 
 def plan_model(info: ModelInfo, hw: Hardware, n_ctx: int = 4096, quantization: str = "Q4_K_M",
-               bnb: str = "none") -> Plan:
+               bnb: str = "none") -> Placement:
     """Rank the options for ``info`` on ``hw`` with ``n_ctx`` context and choose the first that fits.
 
     ``quantization`` is the GGUF type preferred among GGUF options (config build.quantization);
@@ -144,7 +153,7 @@ def plan_model(info: ModelInfo, hw: Hardware, n_ctx: int = 4096, quantization: s
     """
     options = _candidates(info, hw, n_ctx, quantization.upper(), bnb)
     chosen = next((i for i, o in enumerate(options) if o.fits), None)
-    plan = Plan(options, chosen, "", n_ctx, hw, info)
+    plan = Placement(options, chosen, "", n_ctx, hw, info)
     plan.reason = explain(plan)
     return plan
 
@@ -159,7 +168,7 @@ def _room(hw: Hardware) -> str:
     return f"no GPU, {format_size(hw.ram_available)} RAM free"
 
 
-def explain(plan: Plan) -> str:
+def explain(plan: Placement) -> str:
     """One sentence saying why the chosen option was chosen (or that nothing fits)."""
     info, hw = plan.info, plan.hardware
     what = "fine-tune" if info.kind == "adapter" else "model"
@@ -179,3 +188,37 @@ def explain(plan: Plan) -> str:
     bf16 = next((o for o in plan.options if o.precision in ("bf16", info.quantization)), first)
     assert bf16 is not None
     return f"{what} needs {format_size(bf16.memory_bytes)} in {bf16.precision}, {_room(hw)}; {detail}"
+
+
+def model_search_paths(config: Config) -> list[str]:
+    """models.search_paths with relative entries resolved against the config file's folder."""
+    return [str(config.resolve(s)) for s in config.settings.models.search_paths]
+
+
+def inspect_configured(config: Config) -> ModelInfo:
+    """Inspect llm.model, with llm.adapter applied: a PEFT dir on an HF base, or a GGUF LoRA on a GGUF."""
+    llm, search = config.settings.llm, model_search_paths(config)
+    model = config.resolve(llm.model)
+    if not llm.adapter:
+        return inspect_path(model, search, llm.ollama_host)
+    adapter = config.resolve(llm.adapter)
+    if adapter.is_file():  # a GGUF LoRA for llama.cpp: plan for the base GGUF, apply the LoRA at load time
+        info = inspect_path(model, search, llm.ollama_host)
+        info.details["gguf_lora"] = str(adapter)
+        return info
+    return inspect_adapter(adapter, search, base=model)
+
+
+def placement_for(config: Config, target: str | Path | ModelInfo | None = None, hardware: Hardware | None = None,
+                  n_ctx: int | None = None) -> Placement:
+    """Plan ``target`` (a path or Ollama name, an inspected model, or None for the configured llm.model and
+    llm.adapter) on ``hardware`` (default: probe this machine) with the config's context and quantization."""
+    if isinstance(target, ModelInfo):
+        info = target
+    elif target is None:
+        info = inspect_configured(config)
+    else:
+        info = inspect_path(target, model_search_paths(config), config.settings.llm.ollama_host)
+    settings = config.settings
+    return plan_model(info, hardware or probe_hardware(), n_ctx or settings.llm.context,
+                      settings.build.quantization, settings.llm.quantization)

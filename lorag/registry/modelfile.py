@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from lorag.models.templates import TemplateFamily, detect_family
+from lorag.registry.templates import TemplateFamily, detect_family
 
 
 @dataclass

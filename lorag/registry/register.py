@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from lorag.errors import OllamaError
-from lorag.models.cache import sha256_file
-from lorag.models.modelfile import ModelSpec
-from lorag.models.ollama import OllamaClient
-from lorag.models.progress import StageProgress
+from lorag.registry.modelfile import ModelSpec
+from lorag.registry.ollama import OllamaClient
+
+
+class Progress(Protocol):
+    """Where registration reports how far it got (the build's StageProgress is one)."""
+
+    def update(self, percent: float, bytes_done: int = 0, bytes_total: int = 0, message: str = "") -> None: ...
+
+    def fraction(self, done: int, total: int, message: str = "") -> None: ...
 
 
 @dataclass
@@ -30,10 +37,13 @@ def renders_jinja(version: str) -> bool:
 
 
 def register_model(
-    client: OllamaClient, name: str, gguf: Path, spec: ModelSpec, progress: StageProgress,
+    client: OllamaClient, name: str, gguf: Path, spec: ModelSpec, progress: Progress,
     adapter: Path | None = None, digests: dict[str, str] | None = None,
 ) -> Registration:
-    """Upload missing blobs, POST /api/create, then check /api/show answers for the new model."""
+    """Upload missing blobs, POST /api/create, then check /api/show answers for the new model.
+
+    ``digests`` maps file names to SHA-256 hex digests already known (a build records them); others are hashed.
+    """
     digests = digests or {}
     version = client.version()
     progress.update(1, message=f"Ollama {version} at {client.host}")
@@ -44,7 +54,7 @@ def register_model(
     total = sum(p.stat().st_size for p in files.values())
     done, uploaded, refs = 0, [], {}
     for label, path in files.items():
-        digest = "sha256:" + (digests.get(path.name) or sha256_file(path))
+        digest = "sha256:" + (digests.get(path.name) or _sha256(path))
         refs[label] = digest
         if not client.has_blob(digest):
             def report(sent: int, _total: int, base: int = done, what: str = label) -> None:
@@ -76,3 +86,11 @@ def create_payload(name: str, refs: dict[str, str], spec: ModelSpec, server_vers
     if spec.system:
         payload["system"] = spec.system
     return payload
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(8 * 1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -10,8 +10,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_adapter_mode_build(tiny_qwen2: Path, tiny_qwen2_adapter: Path, build_home: Path) -> None:
+    from lorag.build.pipeline import BuildRequest, run_build
     from lorag.config import load_config
-    from lorag.models.build import BuildRequest, run_build
 
     config = load_config(build_home / "lorag.yaml")
     result = run_build(config, BuildRequest(lora_path=tiny_qwen2_adapter, base=tiny_qwen2, name="tiny-qwen2-lora",

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from lorag.build.cache import build_lock, sha256_file
+from lorag.build.pipeline import BuildRequest, run_build
+from lorag.build.progress import BuildCancelled
 from lorag.errors import BuildError
-from lorag.models.build import BuildRequest, run_build
-from lorag.models.cache import build_lock, sha256_file
-from lorag.models.progress import BuildCancelled
 
 pytestmark = pytest.mark.slow
 
@@ -99,7 +99,7 @@ def test_kl_above_build_kl_warn_is_a_warning(qwen2_q4, build_config: Path, tiny_
     from lorag.config import update_config
 
     config = update_config(build_config, {"build.kl_warn": 0.0})
-    with caplog.at_level("WARNING", logger="lorag.models.stages"):
+    with caplog.at_level("WARNING", logger="lorag.build.finish"):
         result = run_build(config, _request(tiny_qwen2_adapter, tiny_qwen2))
     assert result.cache_hit
     assert any("build.kl_warn 0.0" in w for w in result.warnings)
@@ -109,9 +109,9 @@ def test_kl_above_build_kl_warn_is_a_warning(qwen2_q4, build_config: Path, tiny_
 def test_build_json_without_gguf_is_rebuilt(build_config: Path, tiny_qwen2: Path, tiny_qwen2_adapter: Path) -> None:
     import shutil
 
+    from lorag.build.progress import StageProgress
+    from lorag.build.validate import plan_build
     from lorag.config import load_config
-    from lorag.models.progress import StageProgress
-    from lorag.models.validate import plan_build
 
     config = load_config(build_config)
     request = _request(tiny_qwen2_adapter, tiny_qwen2, quantization="Q4_K_S")

@@ -10,9 +10,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_merge_build_with_embedding_deltas(tiny_qwen2: Path, build_home: Path, tmp_path: Path) -> None:
+    from lorag.build.pipeline import BuildRequest, run_build
     from lorag.config import load_config
-    from lorag.models.build import BuildRequest, run_build
-    from lorag.models.gguf_meta import read_gguf
+    from lorag.inspect.gguf_meta import read_gguf
     from tests.helpers.tiny import make_tiny_adapter
 
     adapter = make_tiny_adapter(tiny_qwen2, tmp_path / "lora-emb", targets=("q_proj", "embed_tokens"),

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from lorag.build.pipeline import BuildRequest, run_build
 from lorag.config import update_config
 from lorag.errors import AdapterError, BuildError, ConfigError, DiskSpaceError, LoragError, OllamaError
-from lorag.models.build import BuildRequest, run_build
 from tests.helpers.fake_ollama import free_port_url
 
 
@@ -42,7 +42,7 @@ def _copy(src: Path, dst: Path) -> Path:
 def test_unknown_quantization(build_config: Path, tiny_qwen2_adapter: Path) -> None:
     err = expect_failure(build_config, BuildRequest(lora_path=tiny_qwen2_adapter, quantization="Q3_X"),
                          BuildError, "unknown quantization type 'Q3_X'")
-    assert "Q4_K_M, Q8_0, Q4_K_S, Q5_K_M, Q6_K" in str(err) or "Q4_K_M" in str(err)
+    assert err.hint == "Choose one of: F16, Q8_0, Q4_K_S, Q4_K_M, Q5_K_M, Q6_K."  # type: ignore[attr-defined]
 
 
 def test_base_not_found(build_config: Path, tiny_qwen2_adapter: Path, tmp_path: Path) -> None:
@@ -109,7 +109,7 @@ def test_bitsandbytes_base_refused(build_config: Path, tiny_qwen2_adapter: Path,
 
 
 def test_not_enough_disk(build_config: Path, tiny_qwen2_adapter: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import lorag.models.build as build
+    import lorag.build.request as build
 
     monkeypatch.setattr(build, "disk_free", lambda path: 50_000_000)
     err = expect_failure(build_config, BuildRequest(lora_path=tiny_qwen2_adapter, quantization="Q6_K"),
@@ -151,7 +151,7 @@ def test_cli_error_is_one_red_line(build_config: Path, tiny_qwen2_adapter: Path,
 def test_disk_full_during_merge(build_config: Path, tiny_qwen2_adapter: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    import lorag.models.shards as shards
+    import lorag.build.shards as shards
 
     def full(path: Path, layout: object, produce: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
@@ -189,9 +189,9 @@ def test_verify_skips_when_transformers_cannot_run_and_fails_when_llama_cpp_cann
 
     import numpy as np
 
-    import lorag.models.fidelity as fid
-    from lorag.models.progress import StageProgress
-    from lorag.models.stages import verify_stage
+    import lorag.build.fidelity as fid
+    from lorag.build.progress import StageProgress
+    from lorag.build.verify import verify_stage
 
     plan = SimpleNamespace(base_bytes=1000, notes=[])
     bogus = tmp_path / "model-F16.gguf"

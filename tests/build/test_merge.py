@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from lorag.build.merge import LoraPair, load_adapter_weights, merge_into, merge_model, module_scale
+from lorag.build.progress import StageProgress
 from lorag.errors import BuildError
-from lorag.models.merge import LoraPair, load_adapter_weights, merge_into, merge_model, module_scale
-from lorag.models.progress import StageProgress
 
 
 def _merge(base: Path, adapter: Path, out: Path) -> list[str]:
-    from lorag.models.workdir import stage_model_dir
+    from lorag.build.workdir import stage_model_dir
 
     out.mkdir()
     changed = merge_model(base, load_adapter_weights(adapter), out, StageProgress(None, "merge"))
@@ -98,7 +98,7 @@ def test_sharded_base_merges_shard_by_shard(tiny_qwen2: Path, tiny_qwen2_adapter
 
 
 def test_adapter_chat_template_wins(tiny_qwen2: Path, tmp_path: Path) -> None:
-    from lorag.models.workdir import chat_template_of, stage_model_dir
+    from lorag.build.workdir import chat_template_of, stage_model_dir
 
     adapter = tmp_path / "ad"
     adapter.mkdir()

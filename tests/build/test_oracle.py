@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 def _tensors(path: Path) -> dict[str, tuple[int, tuple[int, ...], str]]:
     """name → (ggml type, dims, sha256 of the tensor's bytes)."""
-    from lorag.models.gguf_meta import read_gguf
+    from lorag.inspect.gguf_meta import read_gguf
 
     data = path.read_bytes()
     return {t.name: (t.ggml_type, t.dims, hashlib.sha256(data[t.start:t.end]).hexdigest())
@@ -20,7 +20,7 @@ def _tensors(path: Path) -> dict[str, tuple[int, tuple[int, ...], str]]:
 
 
 def _metadata(path: Path) -> dict[str, object]:
-    from lorag.models.gguf_meta import read_gguf
+    from lorag.inspect.gguf_meta import read_gguf
 
     return read_gguf(path, with_tensors=False).metadata
 
@@ -29,7 +29,7 @@ def test_fast_reader_agrees_with_gguf_reader(qwen2_q4) -> None:
     """lorag's metadata reader (used above and in the build) against gguf-py's, on the tensor directory."""
     from gguf import GGUFReader
 
-    from lorag.models.gguf_meta import read_gguf
+    from lorag.inspect.gguf_meta import read_gguf
 
     ours = {t.name: t for t in read_gguf(qwen2_q4.gguf).tensors}
     for t in GGUFReader(str(qwen2_q4.gguf)).tensors:
@@ -75,7 +75,7 @@ def test_fidelity_reported_and_f16_conversion_exact(qwen2_q4, llama_f16) -> None
 
 
 def test_chat_template_embedded(qwen2_q4, tiny_qwen2: Path) -> None:
-    from lorag.models.stages import read_gguf_string
+    from lorag.inspect.gguf_meta import gguf_string as read_gguf_string
 
     expected = (tiny_qwen2 / "chat_template.jinja").read_text(encoding="utf-8")
     assert read_gguf_string(qwen2_q4.gguf, "tokenizer.chat_template") == expected
@@ -85,7 +85,7 @@ def test_f16_gguf_loads_in_transformers_and_matches_merged(llama_f16, llama_refe
     import torch
     from transformers import AutoModelForCausalLM
 
-    from lorag.models.fidelity import compare
+    from lorag.build.fidelity import compare
 
     ids = torch.tensor([[9707, 11, 1879, 0, 101059, 15322, 102, 3837, 1234]])
     gguf_model = AutoModelForCausalLM.from_pretrained(str(llama_f16.gguf.parent), gguf_file=llama_f16.gguf.name,

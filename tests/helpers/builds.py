@@ -40,8 +40,8 @@ def build_config(build_home: Path, tmp_path: Path) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def qwen2_q4(tiny_qwen2: Path, tiny_qwen2_adapter: Path, build_home: Path):  # type: ignore[no-untyped-def]
     """lorag's Q4_K_M merge build of the tiny Qwen2 fine-tune."""
+    from lorag.build.pipeline import BuildRequest, run_build
     from lorag.config import load_config
-    from lorag.models.build import BuildRequest, run_build
 
     events: list[dict] = []
     result = run_build(load_config(build_home / "lorag.yaml"),
@@ -63,8 +63,8 @@ def tiny_llama_adapter(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactor
 @pytest.fixture(scope="session")
 def llama_f16(tiny_llama: Path, tiny_llama_adapter: Path, build_home: Path):  # type: ignore[no-untyped-def]
     """lorag's F16 merge build of the tiny Llama fine-tune."""
+    from lorag.build.pipeline import BuildRequest, run_build
     from lorag.config import load_config
-    from lorag.models.build import BuildRequest, run_build
 
     return run_build(load_config(build_home / "lorag.yaml"),
                      BuildRequest(lora_path=tiny_llama_adapter, base=tiny_llama, name="tiny-llama", quantization="F16"))
@@ -80,7 +80,7 @@ def reference_route(base: Path, adapter: Path, out: Path, qtype: str | None) -> 
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from lorag.models.convert import ensure_converters
+    from lorag.build.convert import ensure_converters
 
     merged = out / "merged"
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)

@@ -220,7 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _details(gguf: Path) -> dict[str, Any]:
-    from lorag.models.gguf_meta import gguf_string
+    from lorag.inspect.gguf_meta import gguf_string
 
     arch = gguf_string(gguf, "general.architecture") or ""
     return {"format": "gguf", "family": arch, "families": [arch]}

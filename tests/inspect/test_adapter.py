@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lorag.errors import AdapterError
-from lorag.models.adapter import check_adapter_matches_base, read_adapter, resolve_base
+from lorag.inspect.adapter import check_adapter_matches_base, read_adapter, resolve_base
 
 
 def _copy_with_base(adapter: Path, dest: Path, base_name: str, **extra: object) -> Path:

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lorag.models.inspect import inspect_path
-from lorag.models.memory import (
+from lorag.inspect.memory import (
     NF4_BLOCK,
     gguf_plan,
     gguf_size_bytes,
@@ -17,6 +16,7 @@ from lorag.models.memory import (
     total_bytes,
     weights_bytes,
 )
+from lorag.inspect.model import inspect_path
 from tests.generate.gguf_helpers import convert_hf, quantize
 
 CONFIGS = Path(__file__).parent.parent / "fixtures" / "configs"

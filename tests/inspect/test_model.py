@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lorag.errors import AdapterError, ModelError, OllamaError
-from lorag.models.inspect import inspect_path, is_ollama_name
+from lorag.inspect.model import inspect_path, is_ollama_name
 
 CONFIGS = Path(__file__).parent.parent / "fixtures" / "configs"
 
@@ -176,7 +176,7 @@ def test_ollama_not_running() -> None:
     from tests.helpers.fake_ollama import free_port_url
 
     url = free_port_url()
-    with pytest.raises(OllamaError, match=f"Ollama is not running at {url}.*ollama serve"):
+    with pytest.raises(OllamaError, match=f"cannot reach Ollama at {url}.*ollama serve"):
         inspect_path("qwen2.5:7b", ollama_host=url)
 
 

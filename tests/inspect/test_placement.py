@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from lorag.errors import LoragError
-from lorag.models.hardware import format_size, parse_size, pretend_hardware, probe_hardware
-from lorag.models.inspect import inspect_path
-from lorag.models.plan import plan_model
+from lorag.inspect.hardware import format_size, parse_size, pretend_hardware, probe_hardware
+from lorag.inspect.model import inspect_path
+from lorag.inspect.placement import plan_model
 
 CONFIGS = Path(__file__).parent.parent / "fixtures" / "configs"
 GB = 10**9

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from lorag.build.quantize import FTYPES, normalize_qtype
 from lorag.errors import BuildError
-from lorag.models.modelfile import model_spec, render_modelfile
-from lorag.models.quantize import FTYPES, normalize_qtype
-from lorag.models.templates import detect_family
+from lorag.registry.modelfile import model_spec, render_modelfile
+from lorag.registry.templates import detect_family
 
 DEEPSEEK_R1 = (
     "{% if not add_generation_prompt is defined %}{% set add_generation_prompt = false %}{% endif %}"

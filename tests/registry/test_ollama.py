@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from lorag.build.progress import StageProgress
 from lorag.errors import OllamaError
-from lorag.models.modelfile import model_spec
-from lorag.models.ollama import OllamaClient
-from lorag.models.progress import StageProgress
-from lorag.models.registry import register_model
+from lorag.registry.modelfile import model_spec
+from lorag.registry.ollama import OllamaClient
+from lorag.registry.register import register_model
 from tests.helpers.fake_ollama import FakeOllama, free_port_url
 
 
@@ -77,8 +77,8 @@ def test_register_is_idempotent_and_chat_works(qwen2_q4, fake_ollama: FakeOllama
 @pytest.mark.slow
 def test_build_registers_and_switches_config(qwen2_q4, tiny_qwen2: Path, tiny_qwen2_adapter: Path,
                                              build_config: Path, fake_ollama: FakeOllama) -> None:
+    from lorag.build.pipeline import BuildRequest, run_build
     from lorag.config import load_config
-    from lorag.models.build import BuildRequest, run_build
 
     text_before = build_config.read_text(encoding="utf-8")
     result = run_build(load_config(build_config), BuildRequest(
@@ -98,8 +98,8 @@ def test_build_registers_and_switches_config(qwen2_q4, tiny_qwen2: Path, tiny_qw
 @pytest.mark.slow
 def test_error_line_after_200_registers_nothing(qwen2_q4, tiny_qwen2: Path, tiny_qwen2_adapter: Path,
                                                 build_config: Path, fake_ollama: FakeOllama) -> None:
+    from lorag.build.pipeline import BuildRequest, run_build
     from lorag.config import load_config
-    from lorag.models.build import BuildRequest, run_build
 
     fake_ollama.state.create_error_after_200 = "unsupported model architecture"
     before = build_config.read_bytes()
@@ -140,7 +140,7 @@ def test_live_ollama_register_show_delete(qwen2_q4) -> None:
 
 
 def test_go_template_only_for_servers_before_0_30() -> None:
-    from lorag.models.registry import create_payload, renders_jinja
+    from lorag.registry.register import create_payload, renders_jinja
 
     spec = model_spec("<|im_start|>{{ m }}<|im_end|>", 2048, 0.2, 0.95)
     refs = {"model.gguf": "sha256:" + "0" * 64, "adapter.gguf": "sha256:" + "1" * 64}

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from lorag.models.templates import FAMILIES
+from lorag.registry.templates import FAMILIES
 
 pytestmark = pytest.mark.skipif(shutil.which("go") is None, reason="needs the go toolchain (apt-get install golang-go)")
 
@@ -134,7 +134,7 @@ def test_go_template_matches_jinja(go_render, family: str, conversation: int) ->
 
 
 def test_tiny_qwen_template_family(go_render) -> None:  # type: ignore[no-untyped-def]
-    from lorag.models.templates import detect_family
+    from lorag.registry.templates import detect_family
     from tests.helpers.tiny import QWEN_CHATML
 
     family = detect_family(QWEN_CHATML)
@@ -144,7 +144,7 @@ def test_tiny_qwen_template_family(go_render) -> None:  # type: ignore[no-untype
 
 
 def test_jinja_fixtures_are_recognised() -> None:
-    from lorag.models.templates import detect_family
+    from lorag.registry.templates import detect_family
 
     for family, template in JINJA.items():
         detected = detect_family(template)

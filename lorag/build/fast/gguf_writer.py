@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-from lorag.models.fast.ggml import GGML_TYPES
+from lorag.build.fast.ggml import GGML_TYPES
 
 GGUF_VERSION = 3
 GGML_QNT_VERSION = 2  # ggml.h; llama-quantize stamps it on every output

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lorag.errors import BuildError
-
-_PREFIX = "base_model.model."
-_KEY = re.compile(r"(?P<module>.+)\.lora_(?P<ab>[AB])(\.[A-Za-z_]+)?\.weight")
+from lorag.inspect.lora import parse_lora_key, read_lora_settings, strip_peft_prefix
 
 
 class FastPathUnsupported(BuildError):
@@ -48,43 +44,26 @@ class LoraWeights:
         return (weight.float() + delta).to(weight.dtype)
 
 
-def _pattern_value(module: str, patterns: dict[str, Any], default: Any) -> Any:
-    for pattern, value in patterns.items():
-        if re.match(rf"(.*\.)?{pattern}$", module):
-            return value
-    return default
-
-
-def _scale(module: str, cfg: dict[str, Any]) -> float:
-    r = int(_pattern_value(module, cfg.get("rank_pattern") or {}, cfg.get("r", 8)))
-    alpha = float(_pattern_value(module, cfg.get("alpha_pattern") or {}, cfg.get("lora_alpha", r)))
-    return alpha / (r ** 0.5) if cfg.get("use_rslora") else alpha / r
-
-
 def load_lora(adapter_dir: Path) -> LoraWeights:
     """Load adapter_config.json + adapter_model.safetensors; FastPathUnsupported for what we don't stream."""
     from safetensors.torch import load_file
 
-    try:
-        cfg = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise BuildError(f"cannot read {adapter_dir / 'adapter_config.json'}: {exc}",
-                         "Point --lora-path at a PEFT adapter directory.") from exc
-    if cfg.get("use_dora") or cfg.get("modules_to_save") or cfg.get("bias", "none") != "none":
+    settings = read_lora_settings(adapter_dir)
+    if settings.use_dora or settings.modules_to_save or settings.bias != "none":
         raise FastPathUnsupported("the fast build path handles plain LoRA only (no DoRA, modules_to_save, bias).")
     weights_file = adapter_dir / "adapter_model.safetensors"
     if not weights_file.is_file():
         raise FastPathUnsupported(f"{weights_file} not found (the fast path reads safetensors adapters only).")
     halves: dict[str, dict[str, Any]] = {}
     for key, tensor in load_file(str(weights_file)).items():
-        name = key[len(_PREFIX):] if key.startswith(_PREFIX) else key
-        match = _KEY.fullmatch(name)
-        if not match or "embed" in name or "lm_head" in name:
+        name = strip_peft_prefix(key)
+        parsed = parse_lora_key(name)
+        if not parsed or parsed.embedding or "embed" in name or "lm_head" in name:
             raise FastPathUnsupported(f"adapter tensor {key} is not a linear-layer LoRA factor.")
-        halves.setdefault(match["module"], {})[match["ab"]] = tensor
+        halves.setdefault(parsed.module, {})[parsed.part] = tensor
     pairs = {}
     for module, ab in halves.items():
         if set(ab) != {"A", "B"}:
             raise BuildError(f"adapter module {module} lacks its lora_A or lora_B tensor.", "Save the adapter again.")
-        pairs[module + ".weight"] = (ab["A"], ab["B"], _scale(module, cfg))
-    return LoraWeights(pairs, bool(cfg.get("fan_in_fan_out")))
+        pairs[module + ".weight"] = (ab["A"], ab["B"], settings.scale_for(module))
+    return LoraWeights(pairs, settings.fan_in_fan_out)

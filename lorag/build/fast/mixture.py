@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from lorag.models.fast.ggml import BLOCK, GGML_TYPE_NAMES
+from lorag.build.fast.ggml import BLOCK, GGML_TYPE_NAMES
 
 # llama_ftype → the default ggml type (llama_ftype_get_default_type) and the GGUF general.file_type value.
 FTYPES: dict[str, tuple[str, int]] = {

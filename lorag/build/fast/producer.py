@@ -14,11 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from lorag.models.fast import arch, gpu_quant
-from lorag.models.fast.ggml import quantize_rows, tensor_nbytes
-from lorag.models.fast.lora import LoraWeights
-from lorag.models.fast.mixture import MixturePlanner, quantize_order
-from lorag.models.fast.reader import Prefetcher, TensorLocation
+from lorag.build.fast import arch, gpu_quant
+from lorag.build.fast.ggml import quantize_rows, tensor_nbytes
+from lorag.build.fast.lora import LoraWeights
+from lorag.build.fast.mixture import MixturePlanner, quantize_order
+from lorag.build.fast.reader import Prefetcher, TensorLocation
 
 
 @dataclass(frozen=True)

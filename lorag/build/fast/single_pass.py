@@ -15,16 +15,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lorag.build.fast import arch
+from lorag.build.fast.ggml import GGML_TYPE_NAMES, quantize_rows
+from lorag.build.fast.gguf_writer import OutputTensor, TensorStream, header_bytes, quantized_kv
+from lorag.build.fast.lora import FastPathUnsupported, LoraWeights, load_lora
+from lorag.build.fast.mixture import FTYPES, MixturePlanner, quantize_order
+from lorag.build.fast.producer import Producer, StreamedTensor, plan_streamed
+from lorag.build.fast.reader import TensorLocation, index_model
+from lorag.build.fast.skeleton import Skeleton, SkeletonJob, load_skeleton, remove_quietly, stage_model_dir
+from lorag.build.fast.skeleton_cache import lookup, skeleton_key, store
 from lorag.errors import BuildError
-from lorag.models.fast import arch
-from lorag.models.fast.ggml import GGML_TYPE_NAMES, quantize_rows
-from lorag.models.fast.gguf_writer import OutputTensor, TensorStream, header_bytes, quantized_kv
-from lorag.models.fast.lora import FastPathUnsupported, LoraWeights, load_lora
-from lorag.models.fast.mixture import FTYPES, MixturePlanner, quantize_order
-from lorag.models.fast.producer import Producer, StreamedTensor, plan_streamed
-from lorag.models.fast.reader import TensorLocation, index_model
-from lorag.models.fast.skeleton import Skeleton, SkeletonJob, load_skeleton, remove_quietly, stage_model_dir
-from lorag.models.fast.skeleton_cache import lookup, skeleton_key, store
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -47,7 +47,7 @@ def build_gguf_single_pass(
     reference route must be used instead.
     """
     from lorag.atomic import atomic_open
-    from lorag.models.progress import StageProgress
+    from lorag.build.progress import StageProgress
 
     started = time.monotonic()
     qtype = qtype.strip().upper()
@@ -68,7 +68,7 @@ def build_gguf_single_pass(
     remove_quietly(scratch)
     try:
         staged = stage_model_dir(base_dir, adapter_dir, chat_template, scratch / dir_name)
-        from lorag.models.convert import ensure_converters
+        from lorag.build.convert import ensure_converters
 
         tree, work = ensure_converters(), scratch / "skeleton"
         key = skeleton_key(staged, index_model(base_dir), {loc.name for loc in sources.values()}, model_name, tree)
@@ -190,7 +190,7 @@ def _plan(skeleton: Skeleton, qtype: str, streamed: list[StreamedTensor]) -> lis
                                           f"{GGML_TYPE_NAMES[src.ggml_type]}, the fast path planned {mine.shape}.")
             plan.append(OutputTensor(name, src.shape, out_type, mine.nbytes))
         else:
-            from lorag.models.fast.ggml import tensor_nbytes
+            from lorag.build.fast.ggml import tensor_nbytes
 
             plan.append(OutputTensor(name, src.shape, out_type, tensor_nbytes(out_type, src.shape)))
     return plan

@@ -58,7 +58,7 @@ def stage_model_dir(base_dir: Path, adapter_dir: Path | None, chat_template: str
     """A directory that looks like the reference route's merged model: base files (weights linked), the
     fine-tune's tokenizer files and its chat template."""
     if adapter_dir is not None:
-        from lorag.models.workdir import stage_model_dir as stage
+        from lorag.build.workdir import stage_model_dir as stage
 
         stage(base_dir, adapter_dir, out_dir, link_weights=True)
     else:

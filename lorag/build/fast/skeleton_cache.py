@@ -13,7 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
-from lorag.models.fast.reader import TensorLocation
+from lorag.build.fast.reader import TensorLocation
 
 _FILES = ("meta.json", "kv.bin", "small.bin")
 

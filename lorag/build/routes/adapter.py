@@ -1,4 +1,4 @@
-"""Build mode "adapter": a quantized GGUF of the base (its F16 conversion cached) plus a GGUF LoRA."""
+"""The adapter route (build mode "adapter"): a quantized GGUF of the base (F16 conversion cached) plus a GGUF LoRA."""
 
 from __future__ import annotations
 
@@ -9,47 +9,50 @@ from pathlib import Path
 from typing import Any
 
 from lorag.atomic import TMP_PREFIX
-from lorag.models.build import timed
-from lorag.models.progress import CancelFlag, ProgressFn, StageProgress
-from lorag.models.validate import Plan
+from lorag.build.cache import build_key, build_lock, hash_tree, sha256_file
+from lorag.build.convert import check_embedded_template, convert_hf, convert_lora, converter_version
+from lorag.build.progress import StageProgress
+from lorag.build.quantize import quantize_f16
+from lorag.build.request import BuildPlan
+from lorag.build.routes.base import Workspace
+from lorag.build.verify import verify_stage
+from lorag.build.workdir import stage_model_dir
 
 
-def build_adapter_mode(plan: Plan, tmp: Path, timings: dict[str, float], progress: ProgressFn | None,
-                       cancel: CancelFlag | None) -> dict[str, Any]:
+class AdapterRoute:
     """Convert the base once (cached), quantize it, convert the adapter, and verify base+LoRA in llama.cpp."""
-    from lorag.models.cache import sha256_file
-    from lorag.models.convert import convert_lora
-    from lorag.models.stages import check_embedded_template, quantize_stage, verify_stage
-    from lorag.models.workdir import stage_model_dir
 
-    staged = tmp / "base"
-    with timed(timings, "merge"):
-        template = stage_model_dir(plan.base_dir, plan.adapter_dir, staged, link_weights=True)
-        StageProgress(progress, "merge", cancel).update(100, message="adapter mode: no merge")
-    convert = StageProgress(progress, "convert", cancel)
-    with timed(timings, "convert"):
-        f16 = cached_base_gguf(plan, staged, convert)
-        check_embedded_template(f16, template)
-        lora = tmp / "adapter-F16.gguf"
-        convert_lora(plan.adapter_dir, staged, lora, convert)
-    out = quantize_stage(f16, tmp, plan.qtype, timings, progress, cancel)
-    if out == f16:  # F16 requested: the build dir must hold its own copy of the cached base
-        out = tmp / "model-F16.gguf"
-        _link_or_copy(f16, out)
-    with timed(timings, "verify"):
-        fidelity = verify_stage(plan, staged, f16, out, StageProgress(progress, "verify", cancel),
-                                adapter_dir=plan.adapter_dir, lora=lora)
-    shutil.rmtree(staged, ignore_errors=True)
-    return {"gguf": out.name, "adapter_gguf": lora.name, "size_bytes": out.stat().st_size,
-            "sha256": {out.name: sha256_file(out), lora.name: sha256_file(lora)},
-            "fidelity": fidelity, "chat_template": template}
+    name = "adapter"
+
+    def build(self, ws: Workspace) -> dict[str, Any] | None:
+        """Build the base GGUF and the GGUF LoRA (plan_build already refused adapters a GGUF LoRA cannot carry)."""
+        plan = ws.plan
+        staged = ws.tmp / "base"
+        with ws.timed("merge"):
+            template = stage_model_dir(plan.base_dir, plan.adapter_dir, staged, link_weights=True)
+            ws.stage("merge").update(100, message="adapter mode: no merge")
+        convert = ws.stage("convert")
+        with ws.timed("convert"):
+            f16 = cached_base_gguf(plan, staged, convert)
+            check_embedded_template(f16, template)
+            lora = ws.tmp / "adapter-F16.gguf"
+            convert_lora(plan.adapter_dir, staged, lora, convert)
+        with ws.timed("quantize"):
+            out = quantize_f16(f16, ws.tmp, plan.qtype, ws.stage("quantize"))
+        if out == f16:  # F16 requested: the build dir must hold its own copy of the cached base
+            out = ws.tmp / "model-F16.gguf"
+            _link_or_copy(f16, out)
+        with ws.timed("verify"):
+            fidelity = verify_stage(plan, staged, f16, out, ws.stage("verify"), adapter_dir=plan.adapter_dir,
+                                    lora=lora)
+        shutil.rmtree(staged, ignore_errors=True)
+        return {"gguf": out.name, "adapter_gguf": lora.name, "size_bytes": out.stat().st_size,
+                "sha256": {out.name: sha256_file(out), lora.name: sha256_file(lora)},
+                "fidelity": fidelity, "chat_template": template}
 
 
-def cached_base_gguf(plan: Plan, staged: Path, progress: StageProgress) -> Path:
+def cached_base_gguf(plan: BuildPlan, staged: Path, progress: StageProgress) -> Path:
     """The base's F16 GGUF with the fine-tune's tokenizer, converted once per base + tokenizer files."""
-    from lorag.models.cache import build_key, build_lock, hash_tree
-    from lorag.models.convert import convert_hf, converter_version
-
     side = staged.parent / "side-files"
     side.mkdir(exist_ok=True)
     for entry in staged.iterdir():

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lorag.models.fast.mixture import MixturePlanner, quantize_order
+from lorag.build.fast.mixture import MixturePlanner, quantize_order
 
 
 def _ggml_available() -> bool:
+    from lorag.build.fast.ggml import load_ggml
     from lorag.errors import BuildError
-    from lorag.models.fast.ggml import load_ggml
 
     try:
         load_ggml()
@@ -44,8 +44,8 @@ def _rmse(qtype: str, data: np.ndarray, x: np.ndarray) -> float:
 def test_torch_q8_0_is_byte_identical_to_ggml() -> None:
     import torch
 
-    from lorag.models.fast import gpu_quant
-    from lorag.models.fast.ggml import quantize_rows
+    from lorag.build.fast import gpu_quant
+    from lorag.build.fast.ggml import quantize_rows
 
     x = _weights(1)
     assert np.array_equal(gpu_quant.quantize("Q8_0", torch.from_numpy(x)).numpy(), quantize_rows("Q8_0", x, threads=2))
@@ -56,8 +56,8 @@ def test_torch_q8_0_is_byte_identical_to_ggml() -> None:
 def test_torch_k_quants_match_ggml_error(qtype: str) -> None:
     import torch
 
-    from lorag.models.fast import gpu_quant
-    from lorag.models.fast.ggml import quantize_rows
+    from lorag.build.fast import gpu_quant
+    from lorag.build.fast.ggml import quantize_rows
 
     x = _weights(2)
     ours = gpu_quant.quantize(qtype, torch.from_numpy(x)).numpy()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lorag.models.fast import FastPathUnsupported, build_gguf_single_pass, supports_fast_path
+from lorag.build.fast import FastPathUnsupported, build_gguf_single_pass, supports_fast_path
 
 
 @pytest.fixture(autouse=True)
@@ -31,8 +31,8 @@ def _reference_f16(base: Path, adapter: Path, work: Path, model_name: str | None
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from lorag.models.convert import ensure_converters
-    from lorag.models.workdir import stage_model_dir
+    from lorag.build.convert import ensure_converters
+    from lorag.build.workdir import stage_model_dir
 
     merged = work / "merged"
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16)
@@ -52,7 +52,7 @@ def _reference_quantize(f16: Path, out: Path, qtype: str) -> Path:
     import ctypes
 
     llama_cpp = pytest.importorskip("llama_cpp")
-    from lorag.models.fast.mixture import FTYPES
+    from lorag.build.fast.mixture import FTYPES
 
     params = llama_cpp.llama_model_quantize_default_params()
     params.nthread = 2
