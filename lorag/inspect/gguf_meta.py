@@ -75,6 +75,11 @@ class _Cursor:
             etype, count = self.unpack("<I"), self.unpack("<Q")
             if etype in _SIZES:
                 self.pos += _SIZES[etype] * count
+            elif etype == 8:  # a vocabulary: step from length to length
+                pos, buf, unpack = self.pos, self.buf, struct.unpack_from
+                for _ in range(count):
+                    pos += 8 + unpack("<Q", buf, pos)[0]
+                self.pos = pos
             else:
                 for _ in range(count):
                     self.skip(etype)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lorag.errors import LoragError
@@ -88,6 +89,8 @@ def probe_gpus() -> list[GPU]:
             pynvml.nvmlShutdown()
     except Exception:  # no NVML library or no driver: try torch next
         pass
+    if not _gpu_driver_present():
+        return []  # importing torch only to learn there is no GPU costs seconds
     try:
         import torch
 
@@ -100,6 +103,11 @@ def probe_gpus() -> list[GPU]:
         return out
     except Exception:  # a broken CUDA install means "no usable GPU" for planning
         return []
+
+
+def _gpu_driver_present() -> bool:
+    """Whether a CUDA (NVIDIA) or ROCm (AMD) kernel driver is loaded, which torch would need to see a GPU."""
+    return any(Path(p).exists() for p in ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd"))
 
 
 def probe_hardware() -> Hardware:

@@ -21,7 +21,6 @@ from lorag.inspect.files import read_json, read_safetensors_header, safetensors_
 from lorag.inspect.gguf_meta import GGUFInfo, ggml_type_name, read_gguf
 from lorag.inspect.info import ModelInfo
 from lorag.inspect.shapes import config_tensor_shapes
-from lorag.registry.ollama import DEFAULT_HOST, OllamaClient
 
 GGUF_MAGIC = b"GGUF"
 # Ollama names look like `name:tag` or `namespace/name:tag`; a real path wins over this pattern.
@@ -37,6 +36,9 @@ def inspect_path(path: str | Path, search_paths: tuple[str, ...] | list[str] = (
     """Inspect ``path`` and return a ModelInfo; raise ModelError/AdapterError with what to do when it is unusable."""
     text = str(path)
     if is_ollama_name(text):
+        # Imported here for start-up time: httpx takes longer to import than a GGUF header takes to read.
+        from lorag.registry.ollama import DEFAULT_HOST, OllamaClient
+
         with OllamaClient(ollama_host or DEFAULT_HOST, timeout=5.0) as client:
             return _ollama_info(text, client.show(text))
     p = Path(text).expanduser()
