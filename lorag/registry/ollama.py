@@ -183,8 +183,8 @@ def error_detail(resp: httpx.Response) -> str:
         data = resp.json()
     except ValueError:
         return resp.text[:300]
-    if isinstance(data, dict) and data.get("error"):
-        return str(data["error"])[:300]
+    if isinstance(data, dict) and isinstance(data.get("error"), str) and data["error"]:
+        return data["error"][:300]
     return resp.text[:300]
 
 

@@ -1,4 +1,4 @@
-"""Build-pipeline fixtures: each tiny GGUF is built once per session, plus llama.cpp's own reference route."""
+"""Build-pipeline fixtures shared through tests/conftest.py: each tiny GGUF is built once per session."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.helpers.fake_ollama import fake_ollama  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="session")

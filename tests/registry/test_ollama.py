@@ -151,3 +151,42 @@ def test_go_template_only_for_servers_before_0_30() -> None:
     assert new["parameters"]["stop"] == ["<|im_end|>", "<|im_start|>"]
     assert (renders_jinja("0.29.9"), renders_jinja("0.30.0"), renders_jinja("1.2"), renders_jinja("")) == (
         False, True, True, False)
+
+
+def test_a_server_that_never_answers_times_out(fake_ollama: FakeOllama) -> None:
+    fake_ollama.state.hang_s = 5.0
+    with OllamaClient(fake_ollama.url, timeout=0.5) as client, pytest.raises(OllamaError) as info:
+        client.version()
+    assert str(info.value) == (f"Ollama at {fake_ollama.url} accepted the connection but did not answer GET "
+                               "/api/version in time (ReadTimeout). Check that the server is healthy (restart it), "
+                               "then retry.")
+
+
+def test_a_cut_off_upload_is_retried(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(b"weights" * 100_000)
+    fake_ollama.state.cut_uploads = 2
+    with OllamaClient(fake_ollama.url) as client:
+        client.push_blob(blob, _digest(blob.read_bytes()))
+        assert client.has_blob(_digest(blob.read_bytes())) is True
+    assert len(fake_ollama.state.uploads()) == 3
+
+
+def test_an_upload_cut_off_every_time_says_ollama_answered(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    blob = tmp_path / "model.gguf"
+    blob.write_bytes(b"weights" * 100_000)
+    fake_ollama.state.cut_uploads = 3
+    with OllamaClient(fake_ollama.url) as client, pytest.raises(OllamaError) as info:
+        client.push_blob(blob, _digest(blob.read_bytes()))
+    message = str(info.value)
+    assert message.startswith(f"Ollama at {fake_ollama.url} answered, but the upload of model.gguf was cut off 3 "
+                              "times (")
+    assert "cannot reach" not in message and "ollama serve" not in message
+
+
+@pytest.mark.parametrize("body", [["not", "an", "object"], "just text", {"error": ["nested"]}, 42])
+def test_an_error_body_that_is_not_an_object(fake_ollama: FakeOllama, body: object) -> None:
+    fake_ollama.state.error_body = body
+    with OllamaClient(fake_ollama.url) as client, pytest.raises(OllamaError) as info:
+        client.version()
+    assert str(info.value) == f"Ollama at {fake_ollama.url} failed GET /api/version: HTTP 500 {json.dumps(body)}"
