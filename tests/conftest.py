@@ -7,10 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.builds import *  # noqa: F403  (session builds: qwen2_q4, llama_f16, build_config, ...)
 from tests.helpers.fake_ollama import fake_ollama  # noqa: F401  (fixture for every test folder)
-from tests.helpers.builds import (  # noqa: F401  (session builds shared by tests/build, registry, ...)
-    build_config, build_home, llama_f16, llama_reference, qwen2_q4, qwen2_reference, tiny_llama_adapter,
-)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

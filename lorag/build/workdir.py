@@ -11,7 +11,7 @@ from lorag.build.merge import WEIGHT_SUFFIXES
 from lorag.inspect.chat_template import chat_template_of, finetune_chat_template
 from lorag.inspect.files import read_json_or_empty
 
-__all__ = ["TOKENIZER_FILES", "chat_template_of", "stage_model_dir"]
+__all__ = ["TOKENIZER_FILES", "chat_template_of", "pin_template", "stage_model_dir"]
 
 # Files a fine-tune may change (added tokens, a new chat template); they win over the base's copies.
 TOKENIZER_FILES = (
@@ -43,16 +43,23 @@ def stage_model_dir(base_dir: Path, adapter_dir: Path, out_dir: Path, link_weigh
         if (adapter_dir / name).is_file():
             shutil.copy2(adapter_dir / name, out_dir / name)
     if template is not None:
-        _pin_template(out_dir, template)
+        pin_template(out_dir, template)
     return template
 
 
-def _pin_template(out_dir: Path, template: str) -> None:
-    # The converter prefers tokenizer_config.json's chat_template over chat_template.jinja: set both.
+def pin_template(out_dir: Path, template: str) -> None:
+    """Make ``out_dir`` carry ``template`` where the converter looks first (a linked file is replaced, not edited)."""
+    # Same precedence as the converter: tokenizer_config.json's chat_template wins over chat_template.jinja.
     cfg_path = out_dir / "tokenizer_config.json"
     cfg = read_json_or_empty(cfg_path)
-    if "chat_template" in cfg and cfg["chat_template"] != template:
-        cfg["chat_template"] = template
-        cfg_path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    if "chat_template" not in cfg:
-        (out_dir / "chat_template.jinja").write_text(template, encoding="utf-8")
+    if "chat_template" in cfg:
+        if cfg["chat_template"] != template:
+            cfg["chat_template"] = template
+            if cfg_path.is_symlink():
+                cfg_path.unlink()
+            cfg_path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return
+    jinja = out_dir / "chat_template.jinja"
+    if jinja.is_symlink():
+        jinja.unlink()
+    jinja.write_text(template, encoding="utf-8")

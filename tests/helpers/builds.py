@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+__all__ = ["build_config", "build_home", "llama_f16", "llama_reference", "qwen2_q4", "qwen2_reference",
+           "tiny_llama_adapter"]
+
 
 @pytest.fixture(scope="session")
 def build_home(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -54,7 +54,7 @@ def test_wrong_types_name_the_field(tmp_path: Path, field: str, value: object, e
 
 
 def test_not_lora_and_missing_config(tmp_path: Path) -> None:
-    with pytest.raises(AdapterError, match="has no adapter_config.json, so it is not a PEFT LoRA adapter"):
+    with pytest.raises(AdapterError, match=r"has no adapter_config\.json, so it is not a PEFT LoRA adapter"):
         read_lora_settings(tmp_path)
     with pytest.raises(AdapterError, match="is a IA3 adapter; lorag handles LoRA adapters only"):
         read_lora_settings(_adapter(tmp_path, peft_type="IA3"))

@@ -167,3 +167,20 @@ def test_cli_errors_are_one_red_line(config_file: Path, tmp_path: Path, capsys: 
     assert "is not a GGUF file" in err and "Traceback" not in err
     code, _, err = _cli(["model", "plan", str(CONFIGS / "llama-3.1-8b"), "--gpu-memory", "lots"], capsys)
     assert code == 1 and "cannot read the size" in err
+
+
+def test_placement_for_is_the_one_composition(config_file: Path, tiny_qwen2: Path, tiny_qwen2_adapter: Path) -> None:
+    from lorag.config import load_config, update_config
+    from lorag.inspect.placement import placement_for
+
+    hw = pretend_hardware(0, 16 * GB)
+    config = load_config(config_file)
+    by_path = placement_for(config, str(tiny_qwen2), hw).to_dict()
+    settings = config.settings
+    assert by_path == plan_model(inspect_path(tiny_qwen2), hw, settings.llm.context, settings.build.quantization,
+                                 settings.llm.quantization).to_dict()
+    assert placement_for(config, str(tiny_qwen2), hw, n_ctx=1024).n_ctx == 1024
+    configured = update_config(config_file, {"llm.model": str(tiny_qwen2), "llm.adapter": str(tiny_qwen2_adapter)})
+    plan = placement_for(configured, None, hw)  # the configured model with its adapter, as the generator sees it
+    assert (plan.info.kind, plan.info.path) == ("adapter", str(tiny_qwen2_adapter))
+    assert plan.info.base is not None and plan.info.base.path == str(tiny_qwen2)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lorag.build.workdir import pin_template
+from lorag.build.workdir import stage_model_dir as stage_finetune_dir
 from lorag.errors import BuildError
 
 # Tensors the fast path reads, merges and quantizes itself; everything else (norms, biases, generated rope
@@ -58,36 +60,15 @@ def stage_model_dir(base_dir: Path, adapter_dir: Path | None, chat_template: str
     """A directory that looks like the reference route's merged model: base files (weights linked), the
     fine-tune's tokenizer files and its chat template."""
     if adapter_dir is not None:
-        from lorag.build.workdir import stage_model_dir as stage
-
-        stage(base_dir, adapter_dir, out_dir, link_weights=True)
+        stage_finetune_dir(base_dir, adapter_dir, out_dir, link_weights=True)
     else:
         out_dir.mkdir(parents=True, exist_ok=True)
         for entry in sorted(base_dir.iterdir()):
             if entry.is_file() and entry.name not in _SKIP_FILES and not (out_dir / entry.name).exists():
                 os.symlink(entry.resolve(), out_dir / entry.name)
     if chat_template is not None:
-        _pin_template(out_dir, chat_template)
+        pin_template(out_dir, chat_template)
     return out_dir
-
-
-def _pin_template(out_dir: Path, template: str) -> None:
-    # Same precedence as the converter: tokenizer_config.json's chat_template wins over chat_template.jinja.
-    cfg_path = out_dir / "tokenizer_config.json"
-    cfg: dict[str, Any] = {}
-    if cfg_path.is_file():
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    if "chat_template" in cfg:
-        if cfg["chat_template"] != template:
-            cfg["chat_template"] = template
-            if cfg_path.is_symlink():
-                cfg_path.unlink()
-            cfg_path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        return
-    jinja = out_dir / "chat_template.jinja"
-    if jinja.is_symlink():
-        jinja.unlink()
-    jinja.write_text(template, encoding="utf-8")
 
 
 class SkeletonJob:
