@@ -86,9 +86,13 @@ def _save(cache_dir: Path, cache: dict[str, dict[str, str]]) -> None:
 @contextlib.contextmanager
 def build_lock(output_dir: Path, name: str, wait_s: float = 0.0) -> Iterator[None]:
     """Hold ``<output_dir>/.<name>.lock``; wait up to ``wait_s`` for another build, then fail clearly."""
-    output_dir.mkdir(parents=True, exist_ok=True)
     path = output_dir / f".{name}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a read-only or foreign folder: one line, not a traceback
+        raise BuildError(f"cannot write the build lock {path}: {exc.strerror or exc}.",
+                         "Pass --output with a writable directory (or fix its permissions).") from exc
     try:
         deadline = time.monotonic() + wait_s
         while True:

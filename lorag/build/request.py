@@ -44,6 +44,7 @@ class BuildRequest:
     ollama_host: str | None = None
     update_config: bool = False
     output_dir: Path | None = None
+    roots: tuple[Path, ...] = ()  # when set (requests over HTTP), every file the build reads must lie inside
 
 
 @dataclass

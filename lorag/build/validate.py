@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from lorag.build import request as build_request
 from lorag.build.cache import build_key, clean_stale_builds, hash_tree
+from lorag.build.checks import adapter_directory, check_inside_roots, check_model_name, check_shards, writable_output
 from lorag.build.convert import converter_version
 from lorag.build.merge import load_adapter_weights, refuse_quantized_base
 from lorag.build.progress import StageProgress
@@ -17,6 +18,7 @@ from lorag.build.quantize import normalize_qtype, predicted_size
 from lorag.build.request import REGISTER_HINT, BuildPlan, BuildRequest
 from lorag.errors import BuildError, ConfigError, DiskSpaceError
 from lorag.inspect.adapter import AdapterInfo, check_adapter_matches_base, read_adapter, resolve_base
+from lorag.inspect.placement import model_search_paths
 from lorag.registry.ollama import OllamaClient
 
 if TYPE_CHECKING:
@@ -30,13 +32,15 @@ def plan_build(config: Config, request: BuildRequest, progress: StageProgress) -
     qtype = normalize_qtype(request.quantization)
     if request.mode not in ("merge", "adapter"):
         raise BuildError(f"unknown build mode {request.mode!r}.", "Use merge or adapter.")
-    adapter_dir = Path(request.lora_path).expanduser().absolute()  # converters run from another directory
-    if not adapter_dir.is_dir():
-        raise BuildError(f"LoRA adapter directory {adapter_dir} does not exist.", "Check --lora-path.")
-    search = list(config.settings.models.search_paths)
+    check_model_name(request.name)
+    adapter_dir = adapter_directory(request.lora_path)
+    search = model_search_paths(config)
     progress.update(5, message=f"reading adapter {adapter_dir}")
+    check_inside_roots("adapter", adapter_dir, request.roots)
     info = read_adapter(adapter_dir, search)
-    base_dir = _find_base(request, info, search)
+    base_dir = _find_base(request, info, search).absolute()
+    check_inside_roots("base model", base_dir, request.roots)
+    check_shards(base_dir)
     refuse_quantized_base(base_dir)
     if request.mode == "adapter" and info.touches_embeddings:
         raise BuildError(
@@ -47,12 +51,7 @@ def plan_build(config: Config, request: BuildRequest, progress: StageProgress) -
         _check_config_writable(config.path)
     if request.register == "ollama":
         _check_ollama(request.ollama_host or config.settings.llm.ollama_host)
-    output_dir = Path(request.output_dir or config.output_dir).expanduser()
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BuildError(f"cannot create the output directory {output_dir}: {exc.strerror}.",
-                         "Pass --output with a writable directory.") from exc
+    output_dir = writable_output(Path(request.output_dir or config.output_dir))
     clean_stale_builds(output_dir)
     progress.update(20, message="hashing base weights and adapter (cached after the first build)")
     plan = _make_plan(request, info, base_dir, adapter_dir, qtype, output_dir, progress)

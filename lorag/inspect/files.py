@@ -78,3 +78,21 @@ def safetensors_shapes(directory: Path) -> tuple[dict[str, list[int]], dict[str,
                 shapes[name] = list(meta["shape"])
                 dtypes[name] = meta["dtype"]
     return shapes, dtypes
+
+
+def missing_shards(model_dir: Path) -> list[str]:
+    """Shards that ``model.safetensors.index.json`` names but the directory lacks (empty without an index)."""
+    index = model_dir / "model.safetensors.index.json"
+    if not index.is_file():
+        return []
+    weight_map = read_json(index).get("weight_map")
+    if not isinstance(weight_map, dict):
+        raise ModelError(f"{index} has no weight_map.", "Re-copy the model, or download it again.")
+    return sorted({str(s) for s in weight_map.values() if not (model_dir / str(s)).is_file()})
+
+
+def incomplete_message(model_dir: Path, missing: list[str]) -> str:
+    """The one wording for a model whose index names shards that are not there."""
+    more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+    return (f"the model {model_dir} is incomplete: {missing[0]}{more}, named in model.safetensors.index.json, "
+            "is missing.")

@@ -17,7 +17,14 @@ from typing import Any
 from lorag.errors import LoragError, ModelError
 from lorag.inspect.adapter import AdapterInfo, check_adapter_matches_base, read_adapter, resolve_base
 from lorag.inspect.chat_template import has_chat_template
-from lorag.inspect.files import read_json, read_safetensors_header, safetensors_shapes, text_config
+from lorag.inspect.files import (
+    incomplete_message,
+    missing_shards,
+    read_json,
+    read_safetensors_header,
+    safetensors_shapes,
+    text_config,
+)
 from lorag.inspect.gguf_meta import GGUFInfo, ggml_type_name, read_gguf
 from lorag.inspect.info import ModelInfo
 from lorag.inspect.shapes import config_tensor_shapes
@@ -92,6 +99,10 @@ def adapter_param_count(adapter: AdapterInfo) -> int:
 
 def inspect_hf(p: Path) -> ModelInfo:
     """Inspect a Hugging Face model directory (config.json plus optional safetensors)."""
+    missing = missing_shards(p)
+    if missing:
+        raise ModelError(incomplete_message(p, missing), "Copy the missing shard(s) next to the index, or download "
+                         "the model again.")
     cfg = text_config(read_json(p / "config.json"))
     hidden = int(cfg.get("hidden_size", 0))
     heads = int(cfg.get("num_attention_heads", 0))

@@ -49,6 +49,7 @@ def run_build_job(params: dict[str, Any], conn: Connection, cancel: CancelFlag, 
             mode=params["mode"],
             register=params["register"],
             update_config=True,
+            roots=tuple(Path(root) for root in params.get("roots") or ()),
         )
 
         def progress(event: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ import pytest
 from lorag.build.merge import LoraPair, load_adapter_weights, merge_into, merge_model, module_scale
 from lorag.build.progress import StageProgress
 from lorag.errors import BuildError
+from lorag.inspect.lora import LoraSettings
 
 
 def _merge(base: Path, adapter: Path, out: Path) -> list[str]:
@@ -26,14 +27,16 @@ def test_merge_math_fan_in_fan_out_and_rslora() -> None:
 
     a, b = torch.randn(4, 6), torch.randn(3, 4)
     w = torch.zeros(3, 6, dtype=torch.bfloat16)
-    settings = {"r": 4, "lora_alpha": 8}
+    settings = LoraSettings.from_config({"r": 4, "lora_alpha": 8})
     merged = merge_into(w, LoraPair("m", a, b), settings)
     assert merged.dtype == torch.bfloat16
     assert torch.equal(merged, ((b @ a) * 2.0).to(torch.bfloat16))
-    assert module_scale("x.q_proj", {"r": 4, "lora_alpha": 8, "use_rslora": True}) == (4, 4.0)
-    assert module_scale("layers.0.q_proj", {"r": 4, "lora_alpha": 8, "rank_pattern": {"q_proj": 2}}) == (2, 4.0)
+    assert module_scale("x.q_proj", LoraSettings.from_config({"r": 4, "lora_alpha": 8, "use_rslora": True})) == (4, 4.0)
+    patterned = LoraSettings.from_config({"r": 4, "lora_alpha": 8, "rank_pattern": {"q_proj": 2}})
+    assert module_scale("layers.0.q_proj", patterned) == (2, 4.0)
     wt = torch.zeros(6, 3)
-    assert torch.equal(merge_into(wt, LoraPair("m", a, b), {**settings, "fan_in_fan_out": True}), (b @ a).T * 2.0)
+    transposed = LoraSettings.from_config({"r": 4, "lora_alpha": 8, "fan_in_fan_out": True})
+    assert torch.equal(merge_into(wt, LoraPair("m", a, b), transposed), (b @ a).T * 2.0)
     with pytest.raises(BuildError, match="shape mismatch"):
         merge_into(torch.zeros(5, 6), LoraPair("m", a, b), settings)
 
