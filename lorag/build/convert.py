@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from lorag.build.children import guarded_command, guarded_env
 from lorag.build.progress import StageProgress
 from lorag.errors import BuildError
 from lorag.inspect.gguf_meta import gguf_string
@@ -94,7 +94,8 @@ def _run(args: list[str], tree: Path, progress: StageProgress, what: str) -> Non
     tail: list[str] = []
     percent = 0.0
     with subprocess.Popen(
-        [sys.executable, *args], cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        guarded_command(Path(args[0]), *args[1:]), cwd=tree, env=guarded_env(env), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True, encoding="utf-8", errors="replace",
     ) as proc:
         assert proc.stdout is not None

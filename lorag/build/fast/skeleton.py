@@ -6,11 +6,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lorag.build.children import guarded_command, guarded_env
 from lorag.build.workdir import pin_template
 from lorag.build.workdir import stage_model_dir as stage_finetune_dir
 from lorag.errors import BuildError
@@ -80,9 +80,9 @@ class SkeletonJob:
         self.model_dir, self.work_dir = model_dir, work_dir
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(tree / "gguf-py")}
         self._log = open(work_dir / "converter.log", "w+b")  # noqa: SIM115 - closed in result()
-        self._proc = subprocess.Popen([sys.executable, str(script), str(tree), str(model_dir), str(work_dir), STREAMED,
-                                       model_name or ""],
-                                      cwd=tree, env=env, stdout=subprocess.PIPE, stderr=self._log)
+        self._proc = subprocess.Popen(guarded_command(script, str(tree), str(model_dir), str(work_dir), STREAMED,
+                                                      model_name or ""),
+                                      cwd=tree, env=guarded_env(env), stdout=subprocess.PIPE, stderr=self._log)
 
     def wait_imported(self) -> None:
         """Block until the converter has loaded its modules (or died)."""
