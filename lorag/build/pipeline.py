@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["BuildRequest", "BuildResult", "routes_for", "run_build"]
 log = logging.getLogger(__name__)
 
+
 def run_build(
     config: Config, request: BuildRequest, progress: ProgressFn | None = None, cancel: CancelFlag | None = None,
 ) -> BuildResult:

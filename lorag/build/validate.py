@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from pathlib import Path
@@ -143,7 +142,3 @@ def _check_config_writable(path: Path) -> None:
 def _check_ollama(host: str) -> None:
     with OllamaClient(host, timeout=5.0, unreachable_hint=REGISTER_HINT) as client:
         client.version()
-
-
-def template_digest(template: str | None) -> str:
-    return hashlib.sha256((template or "").encode()).hexdigest()[:16]
