@@ -14,7 +14,7 @@ from lorag.build.progress import StageProgress
 from lorag.build.request import BuildRequest
 from lorag.build.validate import plan_build
 from lorag.config import load_config
-from lorag.errors import BuildError, PathNotAllowedError
+from lorag.errors import BuildError, OllamaError, PathNotAllowedError
 
 
 def test_lora_path_that_is_a_file_or_a_gguf(tmp_path: Path) -> None:
@@ -105,3 +105,14 @@ def test_a_missing_shard_is_named(tiny_qwen2: Path, tmp_path: Path) -> None:
     with pytest.raises(ModelError) as inspected:  # `lorag model inspect` says the same, not "fine"
         inspect_path(base)
     assert inspected.value.message == expected
+
+
+def test_an_ollama_that_never_answers_fails_the_build_in_seconds(build_config: Path, tiny_qwen2: Path,
+                                                                 tiny_qwen2_adapter: Path, fake_ollama) -> None:  # type: ignore[no-untyped-def]
+    fake_ollama.state.hang_s = 30.0
+    request = BuildRequest(lora_path=tiny_qwen2_adapter, base=tiny_qwen2, register="ollama",
+                           ollama_host=fake_ollama.url)
+    with pytest.raises(OllamaError) as info:
+        plan_build(load_config(build_config), request, StageProgress(None, "validate"))
+    assert info.value.message == (f"Ollama at {fake_ollama.url} accepted the connection but did not answer GET "
+                                  "/api/version in time (ReadTimeout).")
