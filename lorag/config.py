@@ -11,15 +11,20 @@ from __future__ import annotations
 import io
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from lorag.atomic import atomic_write_text
-from lorag.errors import ConfigError
+from lorag.atomic import atomic_copy, atomic_write_text
+from lorag.config_diagnostics import (
+    settings_error_message,
+    validation_message,
+    warn_unknown_keys,
+    yaml_error_message,
+)
+from lorag.errors import ConfigError, recognise
 
 log = logging.getLogger(__name__)
 
@@ -183,14 +188,19 @@ def _read_yaml(path: Path) -> Any:
     try:
         data = _yaml().load(path.read_text(encoding="utf-8"))
     except YAMLError as exc:
-        first_line = f"{path} is not valid YAML: {exc}".splitlines()[0]
-        raise ConfigError(first_line, "Fix the file or run `lorag init --force`.") from exc
+        raise ConfigError(*yaml_error_message(exc, str(path))) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}).",
+                          "Save it as UTF-8 (Shift_JIS/CP932 files must be converted).") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{path} is a directory, not a config file.", "Give the path of a lorag.yaml.") from exc
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+        raise ConfigError(f"cannot read {path}: {exc.strerror}.") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping at the top level.")
+        raise ConfigError(f"{path} must hold a mapping at the top level (section: key: value), "
+                          f"not a {type(data).__name__}.")
     return data
 
 
@@ -204,14 +214,23 @@ def _plain(data: Any) -> Any:
 
 
 def validate(data: dict[str, Any], source: str = "config") -> Settings:
-    """Build Settings from a mapping (environment overrides apply); raise ConfigError listing bad fields."""
-    from lorag.legacy import translate_legacy
+    """Build Settings from a mapping (environment overrides apply); raise ConfigError listing bad fields.
 
-    data = translate_legacy(_plain(data))
+    Unknown keys and sections (in ``data`` and in LORAG_* variables) are logged as warnings with the closest valid
+    key; they are not errors, so a config written for a newer lorag still loads.
+    """
+    from pydantic_settings import SettingsError
+
+    from lorag.legacy import LEGACY_KEYS, translate_legacy
+
+    warn_unknown_keys(data, Settings, source, allowed={"llm": LEGACY_KEYS})
+    plain = translate_legacy(_plain(data))
     try:
-        return Settings(**data)
+        return Settings(**plain)
     except ValidationError as exc:
-        raise ConfigError(f"invalid {source}: {field_errors_text(exc)}") from exc
+        raise ConfigError(*validation_message(exc, Settings, data, source)) from exc
+    except SettingsError as exc:
+        raise ConfigError(*settings_error_message(exc)) from exc
 
 
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:
@@ -228,6 +247,24 @@ def load_config(path: str | Path | None = None) -> Config:
     p = config_path(path)
     data = _read_yaml(p) if p.exists() else {}
     return Config(validate(data, str(p)), p)
+
+
+def check_config_file(explicit: str | Path | None = None, flag: str | None = None) -> None:
+    """Refuse a config file that was named (``-c FILE`` or $LORAG_CONFIG) but does not exist.
+
+    Without this, a typo in the name silently runs on the defaults and creates a new store beside it.
+    """
+    named = explicit or os.environ.get("LORAG_CONFIG")
+    if not named:
+        return
+    path = config_path(named)
+    source = f"{flag} " if flag else "$LORAG_CONFIG="
+    if not path.exists():
+        raise ConfigError(f"the config file {path} (from {source}{named}) does not exist; nothing was done.",
+                          f"Check the name, or create it with `lorag -c {named} init`.")
+    if path.is_dir():
+        raise ConfigError(f"the config file {path} (from {source}{named}) is a directory.",
+                          "Give the path of a lorag.yaml.")
 
 
 def update_config(path: Path, changes: dict[str, Any]) -> Config:
@@ -250,15 +287,19 @@ def update_config(path: Path, changes: dict[str, Any]) -> Config:
 
 
 def _write_with_backup(path: Path, text: str) -> None:
-    if path.exists():
-        # Mode bits too: root passes os.access, but a file marked read-only is the user's "don't touch".
-        read_only = not path.stat().st_mode & 0o222 or not os.access(path, os.W_OK)
-        if read_only or not os.access(path.parent, os.W_OK):
-            raise ConfigError(f"{path} is read-only; the config was not changed.", "Make it writable and try again.")
-        shutil.copy2(path, path.with_name(path.name + ".bak"))
     try:
+        if path.exists():
+            # Mode bits too: root passes os.access, but a file marked read-only is the user's "don't touch".
+            read_only = not path.stat().st_mode & 0o222 or not os.access(path, os.W_OK)
+            if read_only or not os.access(path.parent, os.W_OK):
+                raise ConfigError(f"{path} is read-only; the config was not changed.",
+                                  "Make it writable and try again.")
+            atomic_copy(path, path.with_name(path.name + ".bak"))
         atomic_write_text(path, text)
     except OSError as exc:
+        fault = recognise(exc)
+        if fault is not None:
+            raise type(fault)(f"{fault.message.rstrip('.')}; the config was not changed.", fault.hint) from exc
         raise ConfigError(f"cannot write {path}: {exc.strerror}; the config was not changed.") from exc
 
 

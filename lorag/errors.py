@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Iterator
+
+from lorag.atomic import TMP_PREFIX
+
 
 class LoragError(Exception):
     """Base class for errors shown to the user as one line, never as a traceback."""
@@ -59,3 +64,170 @@ class GenerationError(LoragError):
 
 class PathNotAllowedError(LoragError):
     """A path resolves outside the configured roots."""
+
+
+class InputError(LoragError):
+    """A command argument or request field is invalid (empty, too long, wrong type): the caller's mistake."""
+
+    exit_code = 2  # the same code as a usage error from the command-line parser
+
+
+class SystemFaultError(LoragError):
+    """The machine refused the work (full disk, read-only file system, denied permission, unreachable server)."""
+
+
+class DiskFullError(SystemFaultError):
+    """A write failed because the disk (or the user's quota) is full."""
+
+
+class ReadOnlyFileSystemError(SystemFaultError):
+    """A write failed because the file system is mounted read-only."""
+
+
+class PermissionDeniedError(SystemFaultError):
+    """The operating system denied access to a file or directory."""
+
+
+class NetworkError(SystemFaultError):
+    """A server could not be reached, or stopped answering."""
+
+
+class OutOfMemoryError(SystemFaultError):
+    """The process ran out of memory."""
+
+
+# -- recognising expected failures ------------------------------------------------------------------------------
+# recognise(exc) looks through an exception's whole chain (raised from, raised while handling, group members) for a
+# full disk, a read-only file system, a denied permission, an unreachable server or exhausted memory, and returns one
+# SystemFaultError that names it and says what to do. Usage:
+#
+#     except Exception as exc:
+#         fault = recognise(exc)
+#         if fault is None:
+#             raise
+#         raise fault from exc
+
+_SQLITE_FULL, _SQLITE_READONLY = 13, 8  # primary result codes (the low byte of extended codes)
+_DISK_FULL_HINT = ("Free some space on that disk (`df -h` shows which), or move store.path / models.output_dir "
+                   "to a larger one, then run the command again.")
+_READ_ONLY_HINT = "Remount it read-write, or point lorag at a writable place (store.path, models.output_dir, -c FILE)."
+_PERMISSION_HINT = "Check the owner and mode of that path (`ls -l`), or point lorag at a place this user may write."
+_NETWORK_ERRNOS = {errno.ECONNREFUSED: "connection refused", errno.ETIMEDOUT: "timed out",
+                   errno.ECONNRESET: "connection reset by the server", errno.ENETUNREACH: "network unreachable",
+                   errno.EHOSTUNREACH: "host unreachable", errno.ECONNABORTED: "connection aborted"}
+# Client-library exceptions by class name, so this module imports no HTTP library (the CLI must start fast).
+_NETWORK_CLASSES = {"ConnectError": "cannot connect", "ConnectTimeout": "timed out while connecting",
+                    "ReadTimeout": "timed out waiting for an answer", "WriteTimeout": "timed out while sending",
+                    "PoolTimeout": "timed out waiting for a connection", "TimeoutException": "timed out",
+                    "RemoteProtocolError": "the server closed the connection mid-answer",
+                    "ReadError": "the connection broke while reading",
+                    "WriteError": "the connection broke while sending", "APITimeoutError": "timed out",
+                    "APIConnectionError": "cannot connect", "URLError": "cannot connect"}
+_NETWORK_MODULES = ("httpx", "httpcore", "openai", "ollama", "urllib", "requests", "urllib3")
+
+
+def chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it was raised from or while handling, outermost first, each once."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+        todo.extend(getattr(current, "exceptions", ()) or ())  # ExceptionGroup members
+
+
+def recognise(exc: BaseException) -> SystemFaultError | None:
+    """The expected failure behind ``exc`` (looked for through its whole chain) as one clear error, or None."""
+    links = list(chain(exc))
+    for link in links:
+        fault = _disk_or_access(link)
+        if fault is not None:
+            return fault
+    for link in links:
+        if isinstance(link, MemoryError):
+            return OutOfMemoryError("ran out of memory.", "Close other programs, or use a smaller model or "
+                                    "quantization (`lorag model plan` shows what fits).")
+    return _network(links)
+
+
+def _disk_or_access(exc: BaseException) -> SystemFaultError | None:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        where = _where(exc)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return DiskFullError(f"the disk is full{' (writing ' + where + ')' if where else ''}.", _DISK_FULL_HINT)
+        if exc.errno == errno.EROFS:
+            return ReadOnlyFileSystemError(f"{where or 'the target'} is on a read-only file system.", _READ_ONLY_HINT)
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return PermissionDeniedError(f"permission denied{': ' + where if where else ''}.", _PERMISSION_HINT)
+        return None
+    if type(exc).__module__ == "sqlite3":
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        text = str(exc).lower()
+        if code == _SQLITE_FULL or "database or disk is full" in text:
+            return DiskFullError("the disk is full (the SQLite store could not grow).", _DISK_FULL_HINT)
+        if code == _SQLITE_READONLY or "readonly database" in text:
+            return ReadOnlyFileSystemError("the SQLite store is read-only (its file, directory or disk).",
+                                           _READ_ONLY_HINT)
+    return None
+
+
+def _where(exc: OSError) -> str:
+    name = exc.filename
+    if not name:
+        return ""
+    text = str(name)
+    base = text.rsplit("/", 1)
+    if base[-1].startswith(TMP_PREFIX):  # lorag.atomic's temp file beside its target: the folder says where
+        return base[0] if len(base) == 2 and base[0] else "."
+    return text
+
+
+def _network(links: list[BaseException]) -> NetworkError | None:
+    reason = ""
+    for link in links:
+        reason = reason or _network_reason(link)
+    if not reason:
+        return None
+    url = next((u for u in map(_url_of, links) if u), "")
+    target = url or "the server"
+    if "timed out" in reason:
+        return NetworkError(f"{target} did not answer in time ({reason}).",
+                            "Check that the server is running and not overloaded, then try again.")
+    return NetworkError(f"cannot reach {target}: {reason}.",
+                        "Check that the server is running and the address is right "
+                        "(llm.ollama_host, llm.openai_base_url, --ollama-host).")
+
+
+def _network_reason(exc: BaseException) -> str:
+    import socket
+
+    if isinstance(exc, socket.gaierror):
+        return "host name not found"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.errno in _NETWORK_ERRNOS:
+        return _NETWORK_ERRNOS[exc.errno]
+    if isinstance(exc, ConnectionError):
+        return "connection lost"
+    for cls in type(exc).__mro__:
+        if cls.__name__ in _NETWORK_CLASSES and cls.__module__.split(".")[0] in _NETWORK_MODULES:
+            return _NETWORK_CLASSES[cls.__name__]
+    return ""
+
+
+def _url_of(exc: BaseException) -> str:
+    try:
+        request = getattr(exc, "request", None)  # httpx raises RuntimeError when no request is attached
+    except RuntimeError:
+        return ""
+    url = getattr(request, "url", None)
+    if url is None:
+        return ""
+    scheme, host, port = getattr(url, "scheme", ""), getattr(url, "host", ""), getattr(url, "port", None)
+    if not host:
+        return ""
+    return f"{scheme}://{host}{':' + str(port) if port else ''}"

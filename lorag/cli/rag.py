@@ -17,6 +17,19 @@ def _config() -> Any:
     return load_config()
 
 
+def _checked_text(text: str, what: str, example: str) -> str:
+    """Refuse an empty or over-long question before any model or store is loaded (the limits /api and /v1 use)."""
+    from lorag.errors import InputError
+    from lorag.limits import MAX_QUESTION_CHARS
+
+    if not text.strip():
+        raise InputError(f"the {what} is empty.", f"Give some text, e.g. `{example}`.")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise InputError(f"the {what} is {len(text):,} characters; the limit is {MAX_QUESTION_CHARS:,}.",
+                         f"Shorten it: long text belongs in a document (`lorag ingest FILE`), not in a {what}.")
+    return text
+
+
 def _shown(path: str) -> str:
     """A path relative to the current directory when it is inside it, else absolute."""
     p = Path(path)
@@ -92,11 +105,13 @@ def remove(paths: Annotated[list[str], typer.Argument(help="Files or folders to 
 
 @app.command()
 def ask(question: Annotated[str, typer.Argument(help="The question, e.g. 有給休暇は何日ですか？")],
-        top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, help="How many chunks to use.")] = None,
+        top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, max=100, help="How many chunks to use.")]
+        = None,
         ) -> None:
     """Answer a question from your documents, with numbered sources."""
     from lorag.rag.answer import answer_stream
 
+    question = _checked_text(question, "question", "lorag ask 有給休暇は何日ですか？")
     done: dict[str, Any] = {}
     for event in answer_stream(_config(), question, top_k=top_k):
         if event["type"] == "token":
@@ -113,11 +128,12 @@ def ask(question: Annotated[str, typer.Argument(help="The question, e.g. 有給�
 
 @app.command()
 def search(query: Annotated[str, typer.Argument(help="What to look for.")],
-           top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, help="How many hits.")] = None,
+           top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, max=100, help="How many hits.")] = None,
            as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False) -> None:
     """Show the chunks that best match a query (hybrid BM25 + dense)."""
     from lorag.rag.retrieve import search as run_search
 
+    query = _checked_text(query, "query", "lorag search 有給休暇")
     hits = run_search(_config(), query, top_k)
     if as_json:
         fields = ("rank", "score", "source", "page", "start", "end", "text")
