@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 
 from lorag.atomic import atomic_write_text
-from lorag.errors import LoragError, recognise
+from lorag.errors import LoragError, clarify, recognise
 
 KEEP_LOGS = 20  # newest traceback logs kept per folder; older ones are removed when a new one is written
 LOG_PREFIX = "lorag-"
@@ -76,7 +76,7 @@ def failure_line(exc: BaseException, action: str, log_dir: Path | None = None) -
     bug, so its traceback is saved and the line says where.
     """
     if isinstance(exc, LoragError):
-        return str(exc)
+        return str(clarify(exc))
     fault = recognise(exc)
     if fault is not None:
         return str(fault)

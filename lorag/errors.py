@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 from collections.abc import Iterator
 
 from lorag.atomic import TMP_PREFIX
@@ -107,7 +108,9 @@ class OutOfMemoryError(SystemFaultError):
 #             raise
 #         raise fault from exc
 
-_SQLITE_FULL, _SQLITE_READONLY = 13, 8  # primary result codes (the low byte of extended codes)
+_SQLITE_FULL, _SQLITE_READONLY, _SQLITE_IOERR = 13, 8, 10  # primary result codes (the low byte of extended ones)
+_SQLITE_IOERR_SHMSIZE = 4874
+_NEARLY_FULL = 1 << 20  # less free space than this makes a SQLite "disk I/O error" a full disk
 _DISK_FULL_HINT = ("Free some space on that disk (`df -h` shows which), or move store.path / models.output_dir "
                    "to a larger one, then run the command again.")
 _READ_ONLY_HINT = "Remount it read-write, or point lorag at a writable place (store.path, models.output_dir, -c FILE)."
@@ -140,11 +143,15 @@ def chain(exc: BaseException) -> Iterator[BaseException]:
         todo.extend(getattr(current, "exceptions", ()) or ())  # ExceptionGroup members
 
 
-def recognise(exc: BaseException) -> SystemFaultError | None:
-    """The expected failure behind ``exc`` (looked for through its whole chain) as one clear error, or None."""
+def recognise(exc: BaseException, path: str | os.PathLike[str] | None = None) -> SystemFaultError | None:
+    """The expected failure behind ``exc`` (looked for through its whole chain) as one clear error, or None.
+
+    ``path`` is where the failing write went, for errors that cannot say it themselves: SQLite reports some
+    writes on a full disk as a plain "disk I/O error", which is then checked against the free space there.
+    """
     links = list(chain(exc))
     for link in links:
-        fault = _disk_or_access(link)
+        fault = _disk_or_access(link, path)
         if fault is not None:
             return fault
     for link in links:
@@ -154,7 +161,30 @@ def recognise(exc: BaseException) -> SystemFaultError | None:
     return _network(links)
 
 
-def _disk_or_access(exc: BaseException) -> SystemFaultError | None:
+def clarify(exc: LoragError) -> LoragError:
+    """``exc``, or when a full disk, read-only file system or denied permission hides behind it, an error naming that.
+
+    A wrapper written for one cause (say "cannot open the store: disk I/O error; if the file is damaged, move it
+    away") must not send the user the wrong way when the disk is simply full.
+    """
+    if isinstance(exc, SystemFaultError):
+        return exc
+    hidden = [e for e in (exc.__cause__, exc.__context__) if e is not None]
+    fault = next((f for f in map(recognise, hidden) if f is not None), None)
+    if fault is None or isinstance(fault, NetworkError) or _already_says(exc.message, fault):
+        return exc
+    combined = type(fault)(f"{fault.message.rstrip('.')}: {exc.message}", fault.hint)
+    combined.__cause__ = exc
+    return combined
+
+
+def _already_says(message: str, fault: SystemFaultError) -> bool:
+    words = {DiskFullError: ("disk is full", "disk space", "no space"), ReadOnlyFileSystemError: ("read-only",),
+             PermissionDeniedError: ("permission",), OutOfMemoryError: ("memory",)}
+    return any(w in message.lower() for w in words.get(type(fault), ()))
+
+
+def _disk_or_access(exc: BaseException, path: str | os.PathLike[str] | None) -> SystemFaultError | None:
     if isinstance(exc, OSError) and exc.errno is not None:
         where = _where(exc)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -165,14 +195,35 @@ def _disk_or_access(exc: BaseException) -> SystemFaultError | None:
             return PermissionDeniedError(f"permission denied{': ' + where if where else ''}.", _PERMISSION_HINT)
         return None
     if type(exc).__module__ == "sqlite3":
-        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-        text = str(exc).lower()
-        if code == _SQLITE_FULL or "database or disk is full" in text:
-            return DiskFullError("the disk is full (the SQLite store could not grow).", _DISK_FULL_HINT)
-        if code == _SQLITE_READONLY or "readonly database" in text:
-            return ReadOnlyFileSystemError("the SQLite store is read-only (its file, directory or disk).",
-                                           _READ_ONLY_HINT)
+        return _sqlite_fault(exc, path)
     return None
+
+
+def _sqlite_fault(exc: BaseException, path: str | os.PathLike[str] | None) -> SystemFaultError | None:
+    extended = getattr(exc, "sqlite_errorcode", 0) or 0
+    text = str(exc).lower()
+    full = extended & 0xFF == _SQLITE_FULL or "database or disk is full" in text
+    # Growing the WAL index (-shm) on a full disk fails as SQLITE_IOERR_SHMSIZE, "disk I/O error".
+    full = full or extended == _SQLITE_IOERR_SHMSIZE
+    if not full and extended & 0xFF == _SQLITE_IOERR and path is not None:
+        full = _free_bytes(path) < _NEARLY_FULL
+    if full:
+        return DiskFullError("the disk is full (the SQLite store could not grow).", _DISK_FULL_HINT)
+    if extended & 0xFF == _SQLITE_READONLY or "readonly database" in text:
+        return ReadOnlyFileSystemError("the SQLite store is read-only (its file, directory or disk).", _READ_ONLY_HINT)
+    return None
+
+
+def _free_bytes(path: str | os.PathLike[str]) -> int:
+    import shutil
+
+    target = os.fspath(path)
+    while target and not os.path.exists(target):
+        target = os.path.dirname(target)
+    try:
+        return shutil.disk_usage(target or ".").free
+    except OSError:
+        return 1 << 62
 
 
 def _where(exc: OSError) -> str:

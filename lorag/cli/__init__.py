@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="lorag")
     except LoragError as exc:
-        _fail(exc, str(exc), exc.exit_code)
+        from lorag.errors import clarify
+
+        _fail(exc, str(clarify(exc)), exc.exit_code)
     except Exception as exc:
         from lorag.crashlog import failure_line
 
