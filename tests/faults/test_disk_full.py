@@ -1,0 +1,91 @@
+"""A full disk, for real (a small tmpfs filled up): the config and the store are left as they were, one line says why."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from tests.faults.conftest import FAST_CONFIG, Mount, documents, lorag, one_error_line, settle
+
+DISK_FULL = "the disk is full"
+
+
+@pytest.fixture
+def workspace(tmpfs: Mount, tmp_path: Path) -> Path:
+    """A config and a store with one document, on the tmpfs."""
+    (tmpfs.path / "lorag.yaml").write_text(FAST_CONFIG, encoding="utf-8")
+    first = tmp_path / "最初.txt"
+    first.write_text("最初の文書です。経費は翌月10日までに申請します。\n", encoding="utf-8")
+    assert lorag("ingest", str(first), cwd=tmpfs.path).returncode == 0
+    return tmpfs.path
+
+
+def big_document(tmp_path: Path) -> Path:
+    rng = random.Random(7)
+    text = "".join(rng.choice("あいうえおかきくけこ経費申請。\n") for _ in range(300_000))  # ~0.9 MB of UTF-8
+    path = tmp_path / "大きい.txt"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_config_write_on_a_full_disk_changes_nothing(tmpfs: Mount) -> None:
+    config = tmpfs.path / "lorag.yaml"
+    config.write_text(FAST_CONFIG, encoding="utf-8")
+    tmpfs.fill()
+    line = one_error_line(lorag("init", "--force", cwd=tmpfs.path))
+    assert line.startswith(f"error: {DISK_FULL} (writing {config}.bak); the config was not changed. Free some space")
+    tmpfs.free()
+    assert config.read_text(encoding="utf-8") == FAST_CONFIG
+    assert sorted(p.name for p in tmpfs.path.iterdir()) == ["lorag.yaml"]  # no partial .bak, no temp file
+
+
+def test_ingest_on_a_nearly_full_disk_keeps_the_store(workspace: Path, tmpfs: Mount, tmp_path: Path) -> None:
+    store = workspace / ".lorag" / "lorag.db"
+    before = documents(store)
+    tmpfs.fill(leave_bytes=256 * 1024)  # room to open the store, not to add the document
+    line = one_error_line(lorag("ingest", str(big_document(tmp_path)), cwd=workspace))
+    assert DISK_FULL in line or "database or disk is full" in line, line
+    tmpfs.free()
+    assert documents(store) == before
+
+
+def test_a_store_on_a_full_disk_is_not_called_damaged(workspace: Path, tmpfs: Mount) -> None:
+    # SQLite reports its WAL index not growing as a "disk I/O error"; the old hint said to move the store away.
+    before = documents(workspace / ".lorag" / "lorag.db")
+    settle(workspace / ".lorag" / "lorag.db")
+    tmpfs.fill()
+    line = one_error_line(lorag("search", "経費", cwd=workspace))
+    assert line.startswith(f"error: {DISK_FULL}"), line
+    assert "damaged" not in line
+    tmpfs.free()
+    assert documents(workspace / ".lorag" / "lorag.db") == before
+    found = lorag("search", "経費", "-k", "1", cwd=workspace)
+    assert found.returncode == 0 and found.stdout.startswith("1. ")
+
+
+def test_remove_on_a_full_disk_keeps_the_store(workspace: Path, tmpfs: Mount, tmp_path: Path) -> None:
+    store = workspace / ".lorag" / "lorag.db"
+    before = documents(store)
+    tmpfs.fill()
+    proc = lorag("remove", str(tmp_path / "最初.txt"), cwd=workspace)
+    one_error_line(proc)
+    assert DISK_FULL in proc.stderr
+    tmpfs.free()
+    assert documents(store) == before
+
+
+def test_the_traceback_log_survives_a_full_cache_disk(tmpfs: Mount, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from lorag.crashlog import save_traceback
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmpfs.path / "cache"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    tmpfs.fill()
+    path = save_traceback(RuntimeError("x"), "test")
+    assert path is not None and path.parent == tmp_path / "lorag-logs"
+    assert "RuntimeError: x" in path.read_text(encoding="utf-8")
