@@ -85,9 +85,12 @@ def one_error_line(proc: subprocess.CompletedProcess[str], code: int = 1) -> str
     return lines[0]
 
 
-def documents(store: Path) -> list[tuple[str, str, int]]:
-    """(path, sha256, chunks) of each stored document, read with plain sqlite3 (not lorag's code)."""
-    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+def documents(store: Path, immutable: bool = False) -> list[tuple[str, str, int]]:
+    """(path, sha256, chunks) of each stored document, read with plain sqlite3 (not lorag's code).
+
+    ``immutable`` for a store on a read-only disk (SQLite cannot create the WAL index there); settle() it first.
+    """
+    db = sqlite3.connect(f"file:{store}?mode=ro{'&immutable=1' if immutable else ''}", uri=True)
     try:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         return [tuple(r) for r in db.execute("SELECT path, sha256, n_chunks FROM documents ORDER BY path")]
