@@ -199,8 +199,8 @@ def _read_yaml(path: Path) -> Any:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping at the top level (section: key: value), "
-                          f"not a {type(data).__name__}.")
+        kind = "list" if isinstance(data, list) else "single value"
+        raise ConfigError(f"{path} must hold a mapping at the top level (section: key: value), not a {kind}.")
     return data
 
 

@@ -25,17 +25,14 @@ _warned: set[str] = set()  # each warning once per process, though commands load
 
 
 # -- the keys lorag knows ---------------------------------------------------------------------------------------
-def _is_section(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
-
-
 def known_keys(settings_cls: type[BaseModel]) -> dict[str, type[BaseModel] | None]:
     """Every valid dotted key: sections map to their model, leaves to None."""
     keys: dict[str, type[BaseModel] | None] = {}
     for name, field in settings_cls.model_fields.items():
-        if _is_section(field.annotation):
-            keys[name] = field.annotation
-            keys.update({f"{name}.{leaf}": None for leaf in field.annotation.model_fields})
+        section = field.annotation
+        if isinstance(section, type) and issubclass(section, BaseModel):
+            keys[name] = section
+            keys.update({f"{name}.{leaf}": None for leaf in section.model_fields})
         else:
             keys[name] = None
     return keys

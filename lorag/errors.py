@@ -238,11 +238,15 @@ def _where(exc: OSError) -> str:
 
 
 def _network(links: list[BaseException]) -> NetworkError | None:
-    reason = ""
-    for link in links:
-        reason = reason or _network_reason(link)
-    if not reason:
+    # The operating system's reason (refused, reset, unreachable) says more than a client library's class name.
+    reasons = [(_os_reason(link), _library_reason(link)) for link in links]
+    os_reason = next((r for r, _ in reasons if r), "")
+    library_reason = next((r for _, r in reasons if r), "")
+    if not (os_reason or library_reason):
         return None
+    # ... except for timeouts, where the library knows whether connecting or waiting for the answer timed out.
+    timeout = os_reason == "timed out" and library_reason.startswith("timed out")
+    reason = library_reason if timeout or not os_reason else os_reason
     url = next((u for u in map(_url_of, links) if u), "")
     target = url or "the server"
     if "timed out" in reason:
@@ -253,7 +257,7 @@ def _network(links: list[BaseException]) -> NetworkError | None:
                         "(llm.ollama_host, llm.openai_base_url, --ollama-host).")
 
 
-def _network_reason(exc: BaseException) -> str:
+def _os_reason(exc: BaseException) -> str:
     import socket
 
     if isinstance(exc, socket.gaierror):
@@ -262,11 +266,15 @@ def _network_reason(exc: BaseException) -> str:
         return "timed out"
     if isinstance(exc, OSError) and exc.errno in _NETWORK_ERRNOS:
         return _NETWORK_ERRNOS[exc.errno]
-    if isinstance(exc, ConnectionError):
-        return "connection lost"
+    return ""
+
+
+def _library_reason(exc: BaseException) -> str:
     for cls in type(exc).__mro__:
         if cls.__name__ in _NETWORK_CLASSES and cls.__module__.split(".")[0] in _NETWORK_MODULES:
             return _NETWORK_CLASSES[cls.__name__]
+    if isinstance(exc, ConnectionError):
+        return "connection lost"
     return ""
 
 

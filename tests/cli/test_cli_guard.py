@@ -115,7 +115,8 @@ def test_sqlite_disk_full_hidden_behind_a_failed_rollback(logs: Path, monkeypatc
 
 def test_lorag_errors_stay_as_they_are(logs: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, err = run(["ask", ""], capsys)
-    assert (code, err) == (2, ["error: the question is empty. Give some text, e.g. `lorag ask 有給休暇は何日ですか？`."])
+    assert code == 2
+    assert err == ["error: the question is empty. Give some text, e.g. `lorag ask 有給休暇は何日ですか？`."]
     assert not logs.exists()
 
 

@@ -1,4 +1,4 @@
-"""A full disk, for real (a small tmpfs filled up): the config and the store are left as they were, one line says why."""
+"""A full disk, for real (a small tmpfs filled up): config and store are left as they were, one line says why."""
 
 from __future__ import annotations
 

@@ -24,7 +24,8 @@ def frozen(tmpfs: Mount, tmp_path: Path) -> Path:
 def test_config_write_is_refused(frozen: Path) -> None:
     before = (frozen / "lorag.yaml").read_bytes()
     line = one_error_line(lorag("init", "--force", cwd=frozen))
-    assert line == f"error: {frozen / 'lorag.yaml'} is read-only; the config was not changed. Make it writable and try again."
+    assert line == (f"error: {frozen / 'lorag.yaml'} is read-only; the config was not changed. Make it writable and "
+                    "try again.")
     assert (frozen / "lorag.yaml").read_bytes() == before
 
 
@@ -53,7 +54,8 @@ def test_a_new_store_on_a_read_only_disk(tmpfs: Mount, tmp_path: Path) -> None:
     doc = tmp_path / "a.txt"
     doc.write_text("テスト\n", encoding="utf-8")
     line = one_error_line(lorag("ingest", str(doc), cwd=tmpfs.path))
-    assert line.startswith(f"error: cannot create the store directory {tmpfs.path / '.lorag'}: Read-only file system"), line
+    expected = f"error: cannot create the store directory {tmpfs.path / '.lorag'}: Read-only file system"
+    assert line.startswith(expected), line
     assert sorted(p.name for p in tmpfs.path.iterdir()) == ["lorag.yaml"]
 
 
