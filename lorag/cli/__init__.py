@@ -56,9 +56,9 @@ def main(argv: list[str] | None = None) -> None:
     lorag's own errors and recognised faults (full disk, read-only, permission, network) say what to do; anything
     else is a bug: its traceback goes to a log file whose path the line gives (and to the terminal with -v).
     """
-    _register_commands()
     _run.update(verbose=False, command="lorag", args=list(sys.argv[1:] if argv is None else argv))
     try:
+        _register_commands()
         app(args=argv, prog_name="lorag")
     except LoragError as exc:
         from lorag.errors import clarify
