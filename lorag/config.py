@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from lorag.atomic import atomic_copy, atomic_write_text
 from lorag.config_diagnostics import (
+    nul_values,
     settings_error_message,
     validation_message,
     warn_unknown_keys,
@@ -149,7 +150,12 @@ class Config:
 
     def resolve(self, value: str) -> Path:
         """Resolve a configured path relative to the config file's directory."""
-        p = Path(os.path.expanduser(value))
+        expanded = os.path.expanduser(value)
+        if expanded.startswith("~"):  # "~name/…" with no such user: a folder literally named "~name" is never meant
+            user = expanded[1:].split("/", 1)[0]
+            raise ConfigError(f"the path {value!r} in {self.path} starts with ~{user}, but there is no user {user!r} "
+                              "on this machine.", "Write the full path instead.")
+        p = Path(expanded)
         return p if p.is_absolute() else (self.base_dir / p)
 
     @property
@@ -225,6 +231,9 @@ def validate(data: dict[str, Any], source: str = "config") -> Settings:
 
     warn_unknown_keys(data, Settings, source, allowed={"llm": LEGACY_KEYS})
     plain = translate_legacy(_plain(data))
+    for dotted in nul_values(plain):
+        raise ConfigError(f"{dotted} in {source} contains a NUL character (\\0), which no path or name can hold.",
+                          "Remove it.")
     try:
         return Settings(**plain)
     except ValidationError as exc:
@@ -246,7 +255,11 @@ def load_config(path: str | Path | None = None) -> Config:
     """Load the config file (defaults when it does not exist) with environment overrides."""
     p = config_path(path)
     data = _read_yaml(p) if p.exists() else {}
-    return Config(validate(data, str(p)), p)
+    config = Config(validate(data, str(p)), p)
+    if config.store_path.is_dir():
+        raise ConfigError(f"store.path ({config.settings.store.path!r}) names the directory {config.store_path}; "
+                          "it must name the store's file.", "Set store.path to a file such as .lorag/lorag.db.")
+    return config
 
 
 def check_config_file(explicit: str | Path | None = None, flag: str | None = None) -> None:

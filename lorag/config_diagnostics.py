@@ -114,6 +114,18 @@ def _did_you_mean(dotted: str, keys: dict[str, Any]) -> str:
     return f" (keys in {section}: {', '.join(k.split('.', 1)[1] for k in keys if k.startswith(section + '.'))})"
 
 
+def nul_values(data: Any, prefix: str = "") -> Iterator[str]:
+    """Dotted keys whose text holds a NUL character (no file name can; the OS would refuse it much later)."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from nul_values(value, f"{prefix}{key}.")
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from nul_values(value, f"{prefix[:-1]}[{i}].")
+    elif isinstance(data, str) and "\0" in data:
+        yield prefix[:-1]
+
+
 # -- the environment --------------------------------------------------------------------------------------------
 def env_keys() -> dict[str, str]:
     """``{"LORAG_LLM__THREADS": "llm.threads"}`` for each LORAG_* variable that addresses a setting."""

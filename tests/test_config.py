@@ -233,3 +233,31 @@ def test_backup_is_atomic_and_a_full_disk_changes_nothing(config_file: Path,
     assert config_file.read_bytes() == before
     assert config_file.with_name("lorag.yaml.bak").read_bytes() == backup
     assert sorted(p.name for p in config_file.parent.iterdir()) == ["lorag.yaml", "lorag.yaml.bak"]
+
+
+def test_nul_characters_are_refused_where_they_are(tmp_path: Path) -> None:
+    path = tmp_path / "lorag.yaml"
+    path.write_text('store:\n  path: "a\\0b.db"\nmodels:\n  roots: [ok, "x\\0"]\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == (f"store.path in {path} contains a NUL character (\\0), which no path or name can hold. "
+                               "Remove it.")
+
+
+@pytest.mark.parametrize("value", ['""', ".", "/"])
+def test_store_path_must_name_a_file(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "lorag.yaml"
+    path.write_text(f"store:\n  path: {value}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"store\.path \('.*'\) names the directory .*; it must name the store's file"):
+        load_config(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lorag.yaml"]
+
+
+def test_tilde_of_an_unknown_user_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "lorag.yaml"
+    path.write_text("store:\n  path: ~nosuchuser/lorag.db\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path).store_path
+    assert str(info.value) == (f"the path '~nosuchuser/lorag.db' in {path} starts with ~nosuchuser, but there is no "
+                               "user 'nosuchuser' on this machine. Write the full path instead.")
+    assert not (tmp_path / "~nosuchuser").exists()
