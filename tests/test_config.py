@@ -248,7 +248,7 @@ def test_nul_characters_are_refused_where_they_are(tmp_path: Path) -> None:
 def test_store_path_must_name_a_file(tmp_path: Path, value: str) -> None:
     path = tmp_path / "lorag.yaml"
     path.write_text(f"store:\n  path: {value}\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"store\.path \('.*'\) names the directory .*; it must name the store's file"):
+    with pytest.raises(ConfigError, match=r"store\.path \('.*'\) names the directory .*; it must name the store's"):
         load_config(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lorag.yaml"]
 
@@ -257,7 +257,7 @@ def test_tilde_of_an_unknown_user_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "lorag.yaml"
     path.write_text("store:\n  path: ~nosuchuser/lorag.db\n", encoding="utf-8")
     with pytest.raises(ConfigError) as info:
-        load_config(path).store_path
+        _ = load_config(path).store_path
     assert str(info.value) == (f"the path '~nosuchuser/lorag.db' in {path} starts with ~nosuchuser, but there is no "
                                "user 'nosuchuser' on this machine. Write the full path instead.")
     assert not (tmp_path / "~nosuchuser").exists()
