@@ -17,15 +17,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from lorag.atomic import atomic_copy, atomic_write_text
-from lorag.config_diagnostics import (
-    nul_values,
-    settings_error_message,
-    validation_message,
-    warn_unknown_keys,
-    yaml_error_message,
-)
-from lorag.errors import ConfigError, recognise
+from lorag.config_diagnostics import nul_values, settings_error_message, validation_message, warn_unknown_keys
+from lorag.config_io import plain, read_yaml, write_with_backup, yaml_rt
+from lorag.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -179,46 +173,6 @@ def config_path(explicit: str | Path | None = None) -> Path:
     return Path(env).resolve() if env else (Path.cwd() / DEFAULT_CONFIG_NAME).resolve()
 
 
-def _yaml() -> Any:
-    from ruamel.yaml import YAML
-
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    return yaml
-
-
-def _read_yaml(path: Path) -> Any:
-    from ruamel.yaml import YAMLError
-
-    try:
-        data = _yaml().load(path.read_text(encoding="utf-8"))
-    except YAMLError as exc:
-        raise ConfigError(*yaml_error_message(exc, str(path))) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}).",
-                          "Save it as UTF-8 (Shift_JIS/CP932 files must be converted).") from exc
-    except IsADirectoryError as exc:
-        raise ConfigError(f"{path} is a directory, not a config file.", "Give the path of a lorag.yaml.") from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}.") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        kind = "list" if isinstance(data, list) else "single value"
-        raise ConfigError(f"{path} must hold a mapping at the top level (section: key: value), not a {kind}.")
-    return data
-
-
-def _plain(data: Any) -> Any:
-    """Convert ruamel's commented containers into plain dicts and lists."""
-    if isinstance(data, dict):
-        return {str(k): _plain(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_plain(v) for v in data]
-    return data
-
-
 def validate(data: dict[str, Any], source: str = "config") -> Settings:
     """Build Settings from a mapping (environment overrides apply); raise ConfigError listing bad fields.
 
@@ -230,12 +184,12 @@ def validate(data: dict[str, Any], source: str = "config") -> Settings:
     from lorag.legacy import LEGACY_KEYS, translate_legacy
 
     warn_unknown_keys(data, Settings, source, allowed={"llm": LEGACY_KEYS})
-    plain = translate_legacy(_plain(data))
-    for dotted in nul_values(plain):
+    values = translate_legacy(plain(data))
+    for dotted in nul_values(values):
         raise ConfigError(f"{dotted} in {source} contains a NUL character (\\0), which no path or name can hold.",
                           "Remove it.")
     try:
-        return Settings(**plain)
+        return Settings(**values)
     except ValidationError as exc:
         raise ConfigError(*validation_message(exc, Settings, data, source)) from exc
     except SettingsError as exc:
@@ -254,9 +208,9 @@ def field_errors_text(exc: ValidationError) -> str:
 def load_config(path: str | Path | None = None) -> Config:
     """Load the config file (defaults when it does not exist) with environment overrides."""
     p = config_path(path)
-    data = _read_yaml(p) if p.exists() else {}
+    data = read_yaml(p) if p.exists() else {}
     config = Config(validate(data, str(p)), p)
-    if config.store_path.is_dir():
+    if not getattr(config.settings.store, "url", "") and config.store_path.is_dir():
         raise ConfigError(f"store.path ({config.settings.store.path!r}) names the directory {config.store_path}; "
                           "it must name the store's file.", "Set store.path to a file such as .lorag/lorag.db.")
     return config
@@ -283,7 +237,7 @@ def check_config_file(explicit: str | Path | None = None, flag: str | None = Non
 def update_config(path: Path, changes: dict[str, Any]) -> Config:
     """Set dotted keys in the YAML file, keeping comments; validate, back up to .bak, write atomically."""
     path = Path(path)
-    doc = _read_yaml(path) if path.exists() else _yaml().load("{}\n") or {}
+    doc = read_yaml(path) if path.exists() else yaml_rt().load("{}\n") or {}
     for dotted, value in changes.items():
         node = doc
         *parents, leaf = dotted.split(".")
@@ -294,26 +248,9 @@ def update_config(path: Path, changes: dict[str, Any]) -> Config:
         node[leaf] = value
     settings = validate(doc, str(path))
     buf = io.StringIO()
-    _yaml().dump(doc, buf)
-    _write_with_backup(path, buf.getvalue())
+    yaml_rt().dump(doc, buf)
+    write_with_backup(path, buf.getvalue())
     return Config(settings, path)
-
-
-def _write_with_backup(path: Path, text: str) -> None:
-    try:
-        if path.exists():
-            # Mode bits too: root passes os.access, but a file marked read-only is the user's "don't touch".
-            read_only = not path.stat().st_mode & 0o222 or not os.access(path, os.W_OK)
-            if read_only or not os.access(path.parent, os.W_OK):
-                raise ConfigError(f"{path} is read-only; the config was not changed.",
-                                  "Make it writable and try again.")
-            atomic_copy(path, path.with_name(path.name + ".bak"))
-        atomic_write_text(path, text)
-    except OSError as exc:
-        fault = recognise(exc)
-        if fault is not None:
-            raise type(fault)(f"{fault.message.rstrip('.')}; the config was not changed.", fault.hint) from exc
-        raise ConfigError(f"cannot write {path}: {exc.strerror}; the config was not changed.") from exc
 
 
 DEFAULT_YAML = """\
@@ -371,5 +308,5 @@ def init_config(path: Path, force: bool = False) -> Path:
     """Write the default, commented config file; refuse to overwrite unless ``force``."""
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists.", "Use --force to overwrite it (a .bak is kept).")
-    _write_with_backup(path, DEFAULT_YAML)
+    write_with_backup(path, DEFAULT_YAML)
     return path
