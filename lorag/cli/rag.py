@@ -24,6 +24,11 @@ def _checked_text(text: str, what: str, example: str) -> str:
 
     if not text.strip():
         raise InputError(f"the {what} is empty.", f"Give some text, e.g. `{example}`.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # bytes the terminal's encoding could not decode (surrogate escapes)
+        raise InputError(f"the {what} is not valid text (undecodable byte at character {exc.start + 1}).",
+                         "Check the terminal's encoding (LANG=ja_JP.UTF-8 or C.UTF-8).") from None
     if len(text) > MAX_QUESTION_CHARS:
         raise InputError(f"the {what} is {len(text):,} characters; the limit is {MAX_QUESTION_CHARS:,}.",
                          f"Shorten it: long text belongs in a document (`lorag ingest FILE`), not in a {what}.")

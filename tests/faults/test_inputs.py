@@ -42,3 +42,19 @@ def test_top_k_has_the_api_range(folder: Path, command: str) -> None:
     proc = lorag(command, "有給", "--top-k", "101", cwd=folder)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "less than or equal to 100" in " ".join(proc.stderr.split())
+
+
+def test_undecodable_bytes_are_refused(folder: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.faults.conftest import REPO
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "LC_ALL": "C.UTF-8"}
+    env.pop("LORAG_CONFIG", None)
+    proc = subprocess.run([sys.executable, "-m", "lorag", "search", os.fsdecode(b"\xff\xfe\x93\xfa")], cwd=folder,
+                          env=env, capture_output=True, text=True, timeout=300)
+    line = one_error_line(proc, code=2)
+    assert line == ("error: the query is not valid text (undecodable byte at character 1). Check the terminal's "
+                    "encoding (LANG=ja_JP.UTF-8 or C.UTF-8).")
