@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     else is a bug: its traceback goes to a log file whose path the line gives (and to the terminal with -v).
     """
     _run.update(verbose=False, command="lorag", args=list(sys.argv[1:] if argv is None else argv))
+    saved_config = os.environ.get("LORAG_CONFIG")
     try:
         _register_commands()
         app(args=argv, prog_name="lorag")
@@ -68,6 +69,12 @@ def main(argv: list[str] | None = None) -> None:
         from lorag.crashlog import failure_line
 
         _fail(exc, failure_line(exc, f"`{_run['command']}`"), 1)
+    finally:
+        # -c sets $LORAG_CONFIG for this run only (main() may be called again in the same process, as tests do).
+        if saved_config is None:
+            os.environ.pop("LORAG_CONFIG", None)
+        else:
+            os.environ["LORAG_CONFIG"] = saved_config
 
 
 def _fail(exc: BaseException, line: str, code: int) -> None:

@@ -154,3 +154,12 @@ def test_failure_line_for_a_worker(tmp_path: Path) -> None:
     [log] = tmp_path.glob("lorag-*.log")
     assert line == (f"the build failed unexpectedly (TypeError: unsupported operand). This is a bug in lorag: the "
                     f"traceback is in {log}; please include it when you report the problem.")
+
+
+def test_missing_config_file_in_process_and_env_restored(logs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    code, err = run(["-c", "typo.yaml", "search", "x"], capsys)
+    assert code == 1 and err[0].startswith("error: the config file ") and "(from -c typo.yaml) does not exist" in err[0]
+    assert "LORAG_CONFIG" not in os.environ
+    assert not (Path.cwd() / ".lorag").exists()
