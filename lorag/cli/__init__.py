@@ -31,7 +31,7 @@ def _root(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    if ctx.invoked_subcommand not in _NO_CONFIG_NEEDED:
+    if ctx.invoked_subcommand not in _NO_CONFIG_NEEDED and "--help" not in _run.get("args", []):
         from lorag.config import check_config_file
 
         check_config_file(config, "-c" if config else None)
