@@ -97,6 +97,14 @@ class OutOfMemoryError(SystemFaultError):
     """The process ran out of memory."""
 
 
+class DiskIOError(SystemFaultError):
+    """The disk (or a network file system) failed a read or a write."""
+
+
+class TooManyFilesError(SystemFaultError):
+    """The process reached its limit of open files."""
+
+
 # -- recognising expected failures ------------------------------------------------------------------------------
 # recognise(exc) looks through an exception's whole chain (raised from, raised while handling, group members) for a
 # full disk, a read-only file system, a denied permission, an unreachable server or exhausted memory, and returns one
@@ -114,6 +122,7 @@ _NEARLY_FULL = 1 << 20  # less free space than this makes a SQLite "disk I/O err
 _DISK_FULL_HINT = ("Free some space on that disk (`df -h` shows which), or move store.path / models.output_dir "
                    "to a larger one, then run the command again.")
 _READ_ONLY_HINT = "Remount it read-write, or point lorag at a writable place (store.path, models.output_dir, -c FILE)."
+_MEMORY_HINT = "Close other programs, or use a smaller model or quantization (`lorag model plan` shows what fits)."
 _PERMISSION_HINT = "Check the owner and mode of that path (`ls -l`), or point lorag at a place this user may write."
 _NETWORK_ERRNOS = {errno.ECONNREFUSED: "connection refused", errno.ETIMEDOUT: "timed out",
                    errno.ECONNRESET: "connection reset by the server", errno.ENETUNREACH: "network unreachable",
@@ -156,8 +165,7 @@ def recognise(exc: BaseException, path: str | os.PathLike[str] | None = None) ->
             return fault
     for link in links:
         if isinstance(link, MemoryError):
-            return OutOfMemoryError("ran out of memory.", "Close other programs, or use a smaller model or "
-                                    "quantization (`lorag model plan` shows what fits).")
+            return OutOfMemoryError("ran out of memory.", _MEMORY_HINT)
     return _network(links)
 
 
@@ -193,6 +201,13 @@ def _disk_or_access(exc: BaseException, path: str | os.PathLike[str] | None) -> 
             return ReadOnlyFileSystemError(f"{where or 'the target'} is on a read-only file system.", _READ_ONLY_HINT)
         if exc.errno in (errno.EACCES, errno.EPERM):
             return PermissionDeniedError(f"permission denied{': ' + where if where else ''}.", _PERMISSION_HINT)
+        if exc.errno == errno.EIO:
+            return DiskIOError(f"the disk failed to read or write{' ' + where if where else ''} (I/O error).",
+                               "Check the disk or the network file system (`dmesg` shows why), then try again.")
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            return TooManyFilesError("too many open files.", "Raise the limit (`ulimit -n 4096`) and try again.")
+        if exc.errno == errno.ENOMEM:
+            return OutOfMemoryError("ran out of memory.", _MEMORY_HINT)
         return None
     if type(exc).__module__ == "sqlite3":
         return _sqlite_fault(exc, path)

@@ -83,10 +83,23 @@ def test_model_subcommands_are_named(logs: Path, monkeypatch: pytest.MonkeyPatch
     (PermissionError(errno.EACCES, "Permission denied", "/srv/models"),
      "error: permission denied: /srv/models. Check the owner and mode of that path"),
     (MemoryError(), "error: ran out of memory. Close other programs"),
+    (OSError(errno.ENOMEM, "Cannot allocate memory"), "error: ran out of memory. Close other programs"),
+    (OSError(errno.EIO, "Input/output error", "/nfs/docs/a.pdf"),
+     "error: the disk failed to read or write /nfs/docs/a.pdf (I/O error). Check the disk"),
+    (OSError(errno.EMFILE, "Too many open files"), "error: too many open files. Raise the limit (`ulimit -n 4096`)"),
+    (RuntimeError("wrapper"), None),
 ])
 def test_expected_faults_are_named_without_a_log(logs: Path, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str], exc: BaseException,
-                                                 line: str) -> None:
+                                                 line: str | None) -> None:
+    if line is None:  # a fault wrapped by an unrelated exception is still found
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as inner:
+            try:
+                raise exc from inner
+            except RuntimeError as outer:
+                exc, line = outer, "error: the disk is full. Free some space"
     break_search(monkeypatch, exc)
     code, err = run(["search", "有給"], capsys)
     assert code == 1 and len(err) == 1 and err[0].startswith(line), err
