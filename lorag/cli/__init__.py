@@ -60,7 +60,16 @@ def main(argv: list[str] | None = None) -> None:
     saved_config = os.environ.get("LORAG_CONFIG")
     try:
         _register_commands()
-        app(args=argv, prog_name="lorag")
+        # Not standalone: usage errors, Ctrl-C and a closed pipe are ours to report, in the same one-line form.
+        code = app(args=argv, prog_name="lorag", standalone_mode=False)
+    except typer.TyperException as exc:  # a usage error from the parser (bad option, value out of range, …)
+        _fail(exc, _usage_line(exc), int(getattr(exc, "exit_code", 2)))
+    except (KeyboardInterrupt, typer.Abort) as exc:
+        _fail(exc, "interrupted (Ctrl-C).", 130)
+    except BrokenPipeError:
+        # The reader of our output went away (`lorag search … | head`): stop quietly, as other tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     except LoragError as exc:
         from lorag.errors import clarify
 
@@ -75,6 +84,14 @@ def main(argv: list[str] | None = None) -> None:
             os.environ.pop("LORAG_CONFIG", None)
         else:
             os.environ["LORAG_CONFIG"] = saved_config
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_line(exc: Exception) -> str:
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    ctx = getattr(exc, "ctx", None)
+    path = getattr(ctx, "command_path", "") or "lorag"
+    return f"{' '.join(str(message).split()).rstrip('.')} (see `{path} --help`)."
 
 
 def _fail(exc: BaseException, line: str, code: int) -> None:

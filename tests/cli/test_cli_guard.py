@@ -176,3 +176,31 @@ def test_missing_config_file_in_process_and_env_restored(logs: Path, capsys: pyt
     assert code == 1 and err[0].startswith("error: the config file ") and "(from -c typo.yaml) does not exist" in err[0]
     assert "LORAG_CONFIG" not in os.environ
     assert not (Path.cwd() / ".lorag").exists()
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["search", "x", "-k", "1000"], "error: Invalid value for '--top-k' / '-k': Input should be less than or equal to "
+                                    "100 (see `lorag search --help`)."),
+    (["ask"], "error: Missing argument 'question' (see `lorag ask --help`)."),
+    (["nope"], "error: No such command 'nope' (see `lorag --help`)."),
+    (["model", "build"], "error: Missing option '--lora-path' (see `lorag model build --help`)."),
+])
+def test_usage_errors_are_one_line(logs: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
+                                   line: str) -> None:
+    assert run(argv, capsys) == (2, [line])
+
+
+def test_help_and_success_exit_zero(logs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0 and "Usage: lorag" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:
+        main(["search", "有給"])
+    assert done.value.code == 0
+
+
+def test_ctrl_c_exits_130_quietly(logs: Path, monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    break_search(monkeypatch, KeyboardInterrupt())
+    assert run(["search", "有給"], capsys) == (130, [])  # the user knows why it stopped: no traceback, no log
+    assert not logs.exists()
