@@ -89,3 +89,35 @@ def test_the_traceback_log_survives_a_full_cache_disk(tmpfs: Mount, tmp_path: Pa
     path = save_traceback(RuntimeError("x"), "test")
     assert path is not None and path.parent == tmp_path / "lorag-logs"
     assert "RuntimeError: x" in path.read_text(encoding="utf-8")
+
+
+def _worker(target: str, log_dir: str, conn: object) -> None:
+    """What a build worker does with a failure: one line back to the server, the traceback (if a bug) in a log."""
+    from lorag.atomic import atomic_write_bytes
+    from lorag.crashlog import failure_line
+
+    try:
+        if target == "bug":
+            raise AttributeError("'list' object has no attribute 'get'")
+        atomic_write_bytes(Path(target), b"\0" * (1 << 20))
+    except Exception as exc:
+        conn.send(failure_line(exc, "the build", Path(log_dir)))  # type: ignore[attr-defined]
+
+
+def test_a_worker_process_reports_one_line(tmpfs: Mount, tmp_path: Path) -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    tmpfs.fill()
+    lines = []
+    for target in (str(tmpfs.path / "model.gguf"), "bug"):
+        receiver, sender = ctx.Pipe(duplex=False)
+        child = ctx.Process(target=_worker, args=(target, str(tmp_path / "logs"), sender))
+        child.start()
+        lines.append(receiver.recv())
+        child.join(30)
+    assert lines[0].startswith(f"the disk is full (writing {tmpfs.path / 'model.gguf'}). Free some space")
+    [log] = (tmp_path / "logs").glob("lorag-*.log")
+    assert lines[1] == ("the build failed unexpectedly (AttributeError: 'list' object has no attribute 'get'). This is "
+                        f"a bug in lorag: the traceback is in {log}; please include it when you report the problem.")
+    assert sorted(p.name for p in tmpfs.path.iterdir()) == ["filler.bin"]  # no partial model left behind
