@@ -166,7 +166,26 @@ def recognise(exc: BaseException, path: str | os.PathLike[str] | None = None) ->
     for link in links:
         if isinstance(link, MemoryError):
             return OutOfMemoryError("ran out of memory.", _MEMORY_HINT)
-    return _network(links)
+    return _network(links) or _from_text(links)
+
+
+# What the OS says, as text, where only the text survived: a child process's stderr (a converter, a quantizer), or a
+# library that re-raised an OSError as its message.
+_FAULT_TEXTS = (("No space left on device", DiskFullError, "the disk is full", _DISK_FULL_HINT),
+                ("Disk quota exceeded", DiskFullError, "the disk quota is full", _DISK_FULL_HINT),
+                ("Read-only file system", ReadOnlyFileSystemError, "a write hit a read-only file system",
+                 _READ_ONLY_HINT),
+                ("Cannot allocate memory", OutOfMemoryError, "ran out of memory", _MEMORY_HINT))
+
+
+def _from_text(links: list[BaseException]) -> SystemFaultError | None:
+    for link in links:
+        texts = [str(link), *(getattr(link, name, None) for name in ("stderr", "output"))]
+        joined = " ".join(t.decode("utf-8", "replace") if isinstance(t, bytes) else t for t in texts if t)
+        for needle, cls, message, hint in _FAULT_TEXTS:
+            if needle in joined:
+                return cls(f"{message} ({type(link).__name__}: {needle}).", hint)
+    return None
 
 
 def clarify(exc: LoragError) -> LoragError:

@@ -121,3 +121,19 @@ def test_a_worker_process_reports_one_line(tmpfs: Mount, tmp_path: Path) -> None
     assert lines[1] == ("the build failed unexpectedly (AttributeError: 'list' object has no attribute 'get'). This is "
                         f"a bug in lorag: the traceback is in {log}; please include it when you report the problem.")
     assert sorted(p.name for p in tmpfs.path.iterdir()) == ["filler.bin"]  # no partial model left behind
+
+
+def test_a_full_disk_known_only_from_a_child_process_stderr(tmpfs: Mount) -> None:
+    import subprocess
+    import sys
+
+    from lorag.errors import recognise
+
+    tmpfs.fill()
+    script = f"open({str(tmpfs.path / 'out.gguf')!r}, 'wb', buffering=0).write(b'x' * 65536)"
+    try:
+        subprocess.run([sys.executable, "-c", script], capture_output=True, check=True)
+    except subprocess.CalledProcessError as exc:
+        fault = recognise(exc)
+    assert fault is not None
+    assert fault.message == "the disk is full (CalledProcessError: No space left on device)."

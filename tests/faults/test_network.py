@@ -68,3 +68,4 @@ def test_unrelated_errors_are_not_faults() -> None:
     assert recognise(ValueError("bad")) is None
     assert recognise(KeyError("x")) is None
     assert recognise(OSError(2, "No such file or directory", "x")) is None
+
