@@ -81,9 +81,10 @@ def failure_line(exc: BaseException, action: str, log_dir: Path | None = None) -
     if fault is not None:
         return str(fault)
     path = save_traceback(exc, action, log_dir)
-    where = f"the traceback is in {path}" if path else "the traceback could not be saved (no writable log folder)"
-    return (f"{action} failed unexpectedly ({describe(exc)}). This is a bug in lorag: {where}; "
-            "please include it when you report the problem.")
+    head = f"{action} failed unexpectedly ({describe(exc)}). This is a bug in lorag"
+    if path is None:
+        return f"{head}; its traceback could not be saved (no writable log folder): run it again with -v to see it."
+    return f"{head}: the traceback is in {path}; please include it when you report the problem."
 
 
 def describe(exc: BaseException) -> str:

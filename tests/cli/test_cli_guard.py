@@ -204,3 +204,15 @@ def test_ctrl_c_exits_130_quietly(logs: Path, monkeypatch: pytest.MonkeyPatch,
     break_search(monkeypatch, KeyboardInterrupt())
     assert run(["search", "有給"], capsys) == (130, [])  # the user knows why it stopped: no traceback, no log
     assert not logs.exists()
+
+
+def test_no_writable_log_folder_still_gives_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x", encoding="utf-8")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(blocker))
+    line = crashlog.failure_line(RuntimeError("x"), "`lorag ask`", blocker / "logs")
+    assert line == ("`lorag ask` failed unexpectedly (RuntimeError: x). This is a bug in lorag; its traceback could "
+                    "not be saved (no writable log folder): run it again with -v to see it.")
