@@ -143,7 +143,16 @@ def env_name(dotted: str) -> str:
     return ENV_PREFIX + dotted.upper().replace(".", ENV_DELIMITER)
 
 
-def _env_var_for(dotted: str, settings_cls: type[BaseModel]) -> str | None:
+def shown_value(var: str, value: str) -> str:
+    """``value`` as it may appear in a message: secrets masked, passwords in URLs hidden."""
+    import re
+
+    if any(word in var.upper() for word in ("KEY", "TOKEN", "SECRET", "PASSWORD")):
+        return "'***'"
+    return repr(re.sub(r"(://[^:/@\s]+):[^@\s]*@", r"\1:***@", value))
+
+
+def _env_var_for(dotted: str) -> str | None:
     """The LORAG_* variable that set ``dotted`` (itself, or the whole section it belongs to), if one did."""
     candidates = {var.upper(): var for var in os.environ if var.upper().startswith(ENV_PREFIX)}
     parts = dotted.split(".")
@@ -160,10 +169,11 @@ def validation_message(exc: ValidationError, settings_cls: type[BaseModel], doc:
     parts, env_vars = [], []
     for err in exc.errors():
         dotted = ".".join(str(p) for p in err["loc"])
-        var = _env_var_for(dotted, settings_cls)
+        var = _env_var_for(dotted)
         if var is not None:
             env_vars.append(var)
-            parts.append(f"environment variable {var}={os.environ[var]!r} is invalid: {dotted}: {err['msg']}")
+            value = shown_value(var, os.environ[var])
+            parts.append(f"environment variable {var}={value} is invalid: {dotted}: {err['msg']}")
         else:
             line = _line_of(doc, err["loc"])
             parts.append(f"{dotted}{f' (line {line})' if line else ''}: {err['msg']}")
@@ -190,7 +200,7 @@ def settings_error_message(exc: Exception) -> tuple[str, str]:
     found = re.search(r'field "([^"]+)"', str(exc))
     field = found.group(1) if found else ""
     vars_ = [v for v in os.environ if v.upper() == env_name(field) or v.upper().startswith(env_name(field) + "__")]
-    named = ", ".join(f"{v}={os.environ[v]!r}" for v in vars_) or f"a {ENV_PREFIX}{field.upper()}* variable"
+    named = ", ".join(f"{v}={shown_value(v, os.environ[v])}" for v in vars_) or f"a {ENV_PREFIX}{field.upper()}* variable"
     return (f"environment variable {named} is not valid JSON (lists and sections are written as JSON, "
             f"e.g. '[\"/data/models\"]').", "Fix or unset the variable.")
 

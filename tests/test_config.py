@@ -261,3 +261,12 @@ def test_tilde_of_an_unknown_user_is_refused(tmp_path: Path) -> None:
     assert str(info.value) == (f"the path '~nosuchuser/lorag.db' in {path} starts with ~nosuchuser, but there is no "
                                "user 'nosuchuser' on this machine. Write the full path instead.")
     assert not (tmp_path / "~nosuchuser").exists()
+
+
+def test_secrets_in_variables_are_not_echoed() -> None:
+    from lorag.config_diagnostics import shown_value
+
+    assert shown_value("LORAG_LLM__OPENAI_API_KEY", "sk-secret") == "'***'"
+    assert shown_value("LORAG_STORE__URL", "postgresql://bob:hunter2@db:5432/lorag") == \
+        "'postgresql://bob:***@db:5432/lorag'"
+    assert shown_value("LORAG_LLM__THREADS", "abc") == "'abc'"
