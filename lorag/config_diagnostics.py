@@ -200,7 +200,8 @@ def settings_error_message(exc: Exception) -> tuple[str, str]:
     found = re.search(r'field "([^"]+)"', str(exc))
     field = found.group(1) if found else ""
     vars_ = [v for v in os.environ if v.upper() == env_name(field) or v.upper().startswith(env_name(field) + "__")]
-    named = ", ".join(f"{v}={shown_value(v, os.environ[v])}" for v in vars_) or f"a {ENV_PREFIX}{field.upper()}* variable"
+    named = ", ".join(f"{v}={shown_value(v, os.environ[v])}" for v in vars_)
+    named = named or f"a {ENV_PREFIX}{field.upper()}* variable"
     return (f"environment variable {named} is not valid JSON (lists and sections are written as JSON, "
             f"e.g. '[\"/data/models\"]').", "Fix or unset the variable.")
 
