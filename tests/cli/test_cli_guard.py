@@ -179,8 +179,8 @@ def test_missing_config_file_in_process_and_env_restored(logs: Path, capsys: pyt
 
 
 @pytest.mark.parametrize(("argv", "line"), [
-    (["search", "x", "-k", "1000"], "error: Invalid value for '--top-k' / '-k': Input should be less than or equal to "
-                                    "100 (see `lorag search --help`)."),
+    (["search", "x", "-k", "0"], "error: Invalid value for '--top-k' / '-k': Input should be greater than or equal "
+                                 "to 1 (see `lorag search --help`)."),
     (["ask"], "error: Missing argument 'question' (see `lorag ask --help`)."),
     (["nope"], "error: No such command 'nope' (see `lorag --help`)."),
     (["model", "build"], "error: Missing option '--lora-path' (see `lorag model build --help`)."),

@@ -41,7 +41,7 @@ def test_text_at_the_limit_is_accepted(folder: Path) -> None:
 def test_top_k_has_the_api_range(folder: Path, command: str) -> None:
     proc = lorag(command, "有給", "--top-k", "101", cwd=folder)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "less than or equal to 100" in " ".join(proc.stderr.split())
+    assert proc.stderr.strip() == "error: --top-k must be between 1 and 100 (it is 101)."
 
 
 def test_undecodable_bytes_are_refused(folder: Path) -> None:
