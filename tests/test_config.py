@@ -107,8 +107,10 @@ def test_unknown_key_without_a_close_match_lists_the_valid_ones(tmp_path: Path,
     path = tmp_path / "lorag.yaml"
     path.write_text("store:\n  zzz: 1\n", encoding="utf-8")
     load_config(path)
+    from lorag.config import StoreSettings
+
     assert caplog.records[-1].getMessage() == (f"unknown key 'store.zzz' in {path} line 2 is ignored "
-                                               "(keys in store: path)")
+                                               f"(keys in store: {', '.join(StoreSettings.model_fields)})")
 
 
 def test_legacy_keys_are_not_unknown(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from tests.faults.conftest import FAST_CONFIG, Mount, documents, lorag, one_error_line, settle
 
-DISK_FULL = "the disk is full"
+DISK_FULL = "disk is full"  # "the disk is full" (recognised) or SQLite's "database or disk is full" (the store's)
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def test_config_write_on_a_full_disk_changes_nothing(tmpfs: Mount) -> None:
     config.write_text(FAST_CONFIG, encoding="utf-8")
     tmpfs.fill()
     line = one_error_line(lorag("init", "--force", cwd=tmpfs.path))
-    assert line.startswith(f"error: {DISK_FULL} (writing {config}.bak); the config was not changed. Free some space")
+    assert line.startswith(f"error: the disk is full (writing {config}.bak); the config was not changed. Free some")
     tmpfs.free()
     assert config.read_text(encoding="utf-8") == FAST_CONFIG
     assert sorted(p.name for p in tmpfs.path.iterdir()) == ["lorag.yaml"]  # no partial .bak, no temp file
@@ -46,7 +46,7 @@ def test_ingest_on_a_nearly_full_disk_keeps_the_store(workspace: Path, tmpfs: Mo
     before = documents(store)
     tmpfs.fill(leave_bytes=256 * 1024)  # room to open the store, not to add the document
     line = one_error_line(lorag("ingest", str(big_document(tmp_path)), cwd=workspace))
-    assert DISK_FULL in line or "database or disk is full" in line, line
+    assert DISK_FULL in line, line
     tmpfs.free()
     assert documents(store) == before
 
@@ -57,8 +57,7 @@ def test_a_store_on_a_full_disk_is_not_called_damaged(workspace: Path, tmpfs: Mo
     settle(workspace / ".lorag" / "lorag.db")
     tmpfs.fill()
     line = one_error_line(lorag("search", "経費", cwd=workspace))
-    assert line.startswith(f"error: {DISK_FULL}"), line
-    assert "damaged" not in line
+    assert DISK_FULL in line and "damaged" not in line, line
     tmpfs.free()
     assert documents(workspace / ".lorag" / "lorag.db") == before
     found = lorag("search", "経費", "-k", "1", cwd=workspace)
