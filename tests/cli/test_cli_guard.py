@@ -65,12 +65,12 @@ def test_verbose_shows_the_traceback_too(logs: Path, monkeypatch: pytest.MonkeyP
 
 def test_model_subcommands_are_named(logs: Path, monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture[str]) -> None:
-    import lorag.models.inspect
+    import lorag.config
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(lorag.models.inspect, "inspect_path", broken)
+    monkeypatch.setattr(lorag.config, "load_config", broken)  # every command loads it, wherever its code lives
     code, err = run(["model", "inspect", "x"], capsys)
     assert code == 1 and err[0].startswith("error: `lorag model inspect` failed unexpectedly (RuntimeError: boom).")
 
