@@ -11,7 +11,7 @@ from typing import Any
 
 
 def _tree() -> Path:
-    from lorag.models.convert import ensure_converters
+    from lorag.build.convert import ensure_converters
 
     return ensure_converters()
 

@@ -39,8 +39,8 @@ def measure(qtype: str, x: Any, dequantize: Any, qtypes: Any) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    from lorag.models.fast import gpu_quant
-    from lorag.models.fast.ggml import quantize_rows
+    from lorag.build.fast import gpu_quant
+    from lorag.build.fast.ggml import quantize_rows
 
     host = x.numpy()
     started = time.monotonic()
@@ -70,7 +70,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=2048)
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args()
-    from lorag.models.convert import ensure_converters
+    from lorag.build.convert import ensure_converters
 
     sys.path.insert(0, str(ensure_converters() / "gguf-py"))
     from gguf import GGMLQuantizationType

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def main() -> None:
-    from lorag.models.fast import build_gguf_single_pass
+    from lorag.build.fast import build_gguf_single_pass
     from tests.helpers.tiny import make_tiny_adapter, make_tiny_model
 
     with tempfile.TemporaryDirectory() as tmp:

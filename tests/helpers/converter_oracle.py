@@ -1,4 +1,4 @@
-"""Run lorag's converter dump (lorag/models/fast/_skeleton_script.py) with one extra pre-tokenizer name.
+"""Run lorag's converter dump (lorag/build/fast/_skeleton_script.py) with one extra pre-tokenizer name.
 
 For tokenizers built in tests whose BPE fingerprint llama.cpp does not list (a Llama-3-style tokenizer over
 the Qwen2 ranks): an unrecognised fingerprint gets the name in $ORACLE_PRE instead of the converter's error,
@@ -25,7 +25,7 @@ def main() -> None:
             return os.environ["ORACLE_PRE"]
 
     base.TextModel.get_vocab_base_pre = patched  # type: ignore[method-assign]
-    script = Path(__file__).resolve().parents[2] / "lorag" / "models" / "fast" / "_skeleton_script.py"
+    script = Path(__file__).resolve().parents[2] / "lorag" / "build" / "fast" / "_skeleton_script.py"
     runpy.run_path(str(script), run_name="__main__")
 
 
