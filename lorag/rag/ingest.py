@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -126,10 +127,25 @@ def _store(store: Store, item: FileDone, chunks: list[NewChunk], report: IngestR
 
     t0 = time.perf_counter()
     assert item.document is not None
-    store.replace_document(str(item.path), item.sha256, item.mtime, item.size, chunks, progress=store_progress,
-                           collection=collection, meta={**item.document.meta(), "embedder_id": embedder_id})
+    try:
+        store.replace_document(str(item.path), item.sha256, item.mtime, item.size, chunks, progress=store_progress,
+                               collection=collection, meta={**item.document.meta(), "embedder_id": embedder_id})
+    except sqlite3.Error as exc:
+        raise write_error(store, exc) from exc
     report.seconds["store"] += time.perf_counter() - t0
     report.record(item, len(chunks))
+
+
+def write_error(store: Store, exc: BaseException) -> StoreError:
+    """One line for a failed write, naming the first cause (SQLite's "database or disk is full" hides behind
+    the "cannot rollback" that follows it when SQLite has already rolled the transaction back)."""
+    cause: BaseException | None = exc
+    while cause is not None and cause.__context__ is not None:
+        cause = cause.__context__
+    reason = str(cause or exc).splitlines()[0] if str(cause or exc) else type(exc).__name__
+    hint = ("Free some disk space (or move store.path) and run the ingest again: the files already stored are kept."
+            if "full" in reason else "The files already stored are kept; run the ingest again.")
+    return StoreError(f"cannot write the store {store.path}: {reason}.", hint)
 
 
 def _check_store_settings(config: Config, store: Store) -> Embedder:
