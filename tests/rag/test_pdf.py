@@ -43,9 +43,14 @@ def make_manual(path: Path) -> Path:
 
 def slow_pdf(path: Path, operations: int) -> Path:
     """A valid one-page PDF whose content stream holds ``operations`` text draws (slow to extract)."""
-    stream = zlib.compress(b"BT /F1 1 Tf " + b"1 0 0 1 10 10 Tm (a) Tj " * operations + b"ET")
+    return raw_pdf(path, b"BT /F1 1 Tf " + b"1 0 0 1 10 10 Tm (a) Tj " * operations + b"ET")
+
+
+def raw_pdf(path: Path, content: bytes, mediabox: bytes = b"0 0 200 200") -> Path:
+    """A one-page PDF written by hand: ``content`` as its (compressed) content stream."""
+    stream = zlib.compress(content)
     objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R "
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [" + mediabox + b"] /Contents 4 0 R "
                b"/Resources << /Font << /F1 5 0 R >> >> >>",
                b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
                b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
@@ -122,3 +127,4 @@ def test_english_words_keep_their_spaces(tmp_path: Path) -> None:
     with DocumentReader() as reader:
         [page] = reader.read(tmp_path / "en.pdf").pages
     assert page.text == ("Choose packages listed on the command line and install them with apt. " * 6).strip()
+
