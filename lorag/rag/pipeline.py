@@ -100,13 +100,14 @@ class ReaderThread:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
-        """Cancel reading (after an error in the consumer) and wait for the thread."""
+    def stop(self, wait_s: float = 5.0) -> None:
+        """Cancel reading (after an error or Ctrl-C in the consumer); wait a little for the thread to end
+        (a daemon thread stuck in a long OCR call ends with the process)."""
         self._cancel.set()
-        while self._thread.is_alive():
+        deadline = time.monotonic() + wait_s
+        while self._thread.is_alive() and time.monotonic() < deadline:
             with contextlib.suppress(queue.Empty):
                 self._queue.get(timeout=0.1)
-        self._thread.join()
 
     def items(self) -> Iterator[FileBatch | FileDone | FileFailed]:
         while True:
