@@ -36,7 +36,8 @@ from lorag.rag.chunking import chunk_text
 from lorag.rag.evaluate import faq_pairs
 from lorag.rag.ingest import IngestReport, ingest_paths
 from lorag.rag.japanese import tokenize_many
-from lorag.rag.loaders import load_document, normalize_text
+from lorag.rag.loaders import normalize_text
+from lorag.rag.reader import load_document
 from lorag.rag.retrieve import search
 from lorag.rag.store import NewChunk, Store
 

