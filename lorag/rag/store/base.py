@@ -1,0 +1,210 @@
+"""The store contract: documents, chunks, a lexical and a dense index, collections and a revision counter.
+
+Two peers implement it, chosen by ``store.url``: SQLite (one file, the default) and PostgreSQL + pgvector.
+``Store(path_or_url)`` picks the backend the way ``pathlib.Path`` picks its flavour, so existing callers that
+pass a file path keep working.
+
+Usage::
+
+    with open_store(config) as store:
+        for doc in store.list_documents(collection="人事"):
+            print(doc.path, doc.n_chunks)
+        print(store.lexical_search(["有給", "休暇"], 5))
+"""
+
+from __future__ import annotations
+
+import abc
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from lorag.errors import StoreError
+from lorag.limits import MAX_COLLECTION_CHARS
+
+DEFAULT_COLLECTION = "default"
+TOKEN_SEP = "\x1f"  # tokens never contain this control character
+Ranking = list[tuple[int, float]]  # (chunk id, score), best first
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    """One ingested file."""
+
+    id: int
+    path: str
+    sha256: str
+    n_chunks: int
+    added_at: str
+    mtime: float = 0.0
+    size: int = 0
+    collection: str = DEFAULT_COLLECTION
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One stored chunk with where it came from (``start``/``end`` index the page text)."""
+
+    id: int
+    doc_id: int
+    source: str
+    page: int | None
+    start: int
+    end: int
+    text: str
+    page_label: str | None = None
+
+
+@dataclass(frozen=True)
+class NewChunk:
+    """A chunk about to be stored, with its BM25 tokens and (optional) vector."""
+
+    text: str
+    page: int | None
+    start: int
+    end: int
+    tokens: list[str]
+    vector: np.ndarray | None = None
+    page_label: str | None = None  # the printed page label (PDF /PageLabels), when it differs from the index
+
+
+class CollectionInfo(NamedTuple):
+    """One collection and how much it holds: ``(name, documents, chunks)``."""
+
+    name: str
+    documents: int
+    chunks: int
+
+
+def path_key(path: str) -> str:
+    """The form under which paths are matched: NFC, so macOS's decomposed (NFD) names equal typed ones."""
+    return unicodedata.normalize("NFC", path)
+
+
+def validate_collection(name: str) -> str:
+    """Return ``name`` (NFC) if it is a usable collection name, else raise StoreError saying why."""
+    name = unicodedata.normalize("NFC", name)
+    hint = (f"Use 1-{MAX_COLLECTION_CHARS} characters without '/', '\\', '..' or control characters, "
+            "e.g. 人事 or handbook-2026.")
+    if not name.strip():
+        raise StoreError("the collection name is empty.", hint)
+    if len(name) > MAX_COLLECTION_CHARS:
+        raise StoreError(f"the collection name is {len(name)} characters long; at most {MAX_COLLECTION_CHARS} "
+                         "are allowed.", hint)
+    bad = [c for c in name if c in "/\\" or unicodedata.category(c).startswith("C")]
+    if bad or ".." in name or name != name.strip():
+        what = repr(bad[0]) if bad else ("'..'" if ".." in name else "leading or trailing spaces")
+        raise StoreError(f"the collection name {name!r} contains {what}.", hint)
+    return name
+
+
+class Store(abc.ABC):
+    """A document store; ``Store(path)`` opens SQLite, ``Store("postgresql://…")`` PostgreSQL."""
+
+    path: Path | str  # where the store lives, for messages (a Postgres URL is shown without its password)
+
+    def __new__(cls, location: Path | str | None = None, *args: Any, **kwargs: Any) -> Store:
+        if cls is Store:
+            from lorag.rag.store.factory import backend_for
+
+            cls = backend_for(location)
+        return super().__new__(cls)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
+        """A write transaction: everything inside commits together or not at all."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the connection."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- metadata -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def get_meta(self, key: str) -> str | None:
+        """A store-wide fact (embedder, tokenizer, …), or None."""
+
+    @abc.abstractmethod
+    def set_meta(self, key: str, value: str) -> None:
+        """Record a store-wide fact."""
+
+    def revision(self) -> int:
+        """A counter bumped by every write, so retrieval caches know when to refresh."""
+        return int(self.get_meta("revision") or 0)
+
+    # -- documents ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def list_documents(self, collection: str | None = None) -> list[DocumentRow]:
+        """The documents (of one collection, or all), ordered by path."""
+
+    @abc.abstractmethod
+    def find_document(self, path: str) -> DocumentRow | None:
+        """The document stored under ``path`` (NFC and NFD spellings match), or None."""
+
+    @abc.abstractmethod
+    def delete_document(self, doc_id: int) -> None:
+        """Remove a document and its chunks."""
+
+    @abc.abstractmethod
+    def replace_document(self, path: str, sha256: str, mtime: float, size: int, chunks: Sequence[NewChunk],
+                         progress: ProgressFn | None = None, *, collection: str = DEFAULT_COLLECTION,
+                         meta: dict[str, Any] | None = None, added_at: str | None = None) -> int:
+        """Store ``path`` with ``chunks``, replacing any previous version, in one transaction; return its id."""
+
+    def documents_under(self, path: str | Path) -> list[DocumentRow]:
+        """The documents stored at ``path`` or below it, matching names in any Unicode normal form."""
+        target = Path(path_key(str(path)))
+        return [d for d in self.list_documents()
+                if (p := Path(path_key(d.path))) == target or p.is_relative_to(target)]
+
+    @abc.abstractmethod
+    def collections(self) -> list[CollectionInfo]:
+        """Every collection with its document and chunk counts, ordered by name."""
+
+    # -- chunks ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def get_chunks(self, chunk_ids: Sequence[int]) -> list[Chunk]:
+        """The chunks with these ids, in the order given (missing ids are skipped)."""
+
+    def get_chunk(self, chunk_id: int) -> Chunk:
+        chunks = self.get_chunks([chunk_id])
+        if not chunks:
+            raise StoreError(f"chunk {chunk_id} is not in the store {self.path}.")
+        return chunks[0]
+
+    @abc.abstractmethod
+    def count_chunks(self, collection: str | None = None) -> int:
+        """How many chunks are stored (in one collection, or in all)."""
+
+    @abc.abstractmethod
+    def document_chunks(self, doc_id: int) -> list[NewChunk]:
+        """Everything stored about one document's chunks (tokens and vectors included), in order."""
+
+    def iter_tokens(self) -> Iterator[tuple[int, list[str]]]:
+        """(chunk id, BM25 tokens) for every chunk, in id order (for tools; search never needs it)."""
+        raise NotImplementedError
+
+    # -- search ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def lexical_search(self, tokens: Sequence[str], k: int, collection: str | None = None) -> Ranking:
+        """The best ``k`` chunks for the query ``tokens`` by BM25 (matching chunks only)."""
+
+    @abc.abstractmethod
+    def dense_search(self, vector: np.ndarray, k: int, collection: str | None = None) -> Ranking:
+        """The best ``k`` chunks by cosine similarity to the unit ``vector``."""

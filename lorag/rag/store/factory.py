@@ -1,0 +1,59 @@
+"""Which backend a store location names: a file path or ``sqlite:///…`` is SQLite, ``postgresql://…`` Postgres."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
+
+from lorag.errors import StoreError
+
+if TYPE_CHECKING:
+    from lorag.config import Config
+    from lorag.rag.store.base import Store
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def is_postgres(location: Path | str) -> bool:
+    return isinstance(location, str) and urlsplit(location).scheme in POSTGRES_SCHEMES
+
+
+def backend_for(location: Path | str | None) -> type[Store]:
+    """The Store class for ``location``."""
+    if location is None:
+        raise StoreError("no store location was given.", "Pass a file path or a postgresql:// URL.")
+    if is_postgres(location):
+        from lorag.rag.store.postgres import PostgresStore
+
+        return PostgresStore
+    from lorag.rag.store.sqlite import SQLiteStore
+
+    return SQLiteStore
+
+
+def store_location(config: Config) -> Path | str:
+    """Where ``config`` keeps its store: ``store.url`` when set, else the SQLite file ``store.path``."""
+    url = config.settings.store.url.strip()
+    if not url:
+        return config.store_path
+    if url.startswith("sqlite://"):
+        return config.resolve(url.removeprefix("sqlite://"))
+    return url
+
+
+def open_store(config: Config) -> Store:
+    """Open the configured store (``store.url``, default the SQLite file at ``store.path``)."""
+    from lorag.rag.store.base import Store
+
+    return Store(store_location(config))
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
