@@ -13,6 +13,7 @@ from lorag.rag.store.base import (
     TOKEN_SEP,
     Chunk,
     CollectionInfo,
+    CollectionNameError,
     DocumentRow,
     NewChunk,
     Ranking,
@@ -24,6 +25,6 @@ from lorag.rag.store.factory import open_store, store_location
 from lorag.rag.store.sqlite_schema import SCHEMA_VERSION
 
 __all__ = [
-    "DEFAULT_COLLECTION", "SCHEMA_VERSION", "TOKEN_SEP", "Chunk", "CollectionInfo", "DocumentRow", "NewChunk",
-    "Ranking", "Store", "open_store", "path_key", "store_location", "validate_collection",
+    "DEFAULT_COLLECTION", "SCHEMA_VERSION", "TOKEN_SEP", "Chunk", "CollectionInfo", "CollectionNameError",
+    "DocumentRow", "NewChunk", "Ranking", "Store", "open_store", "path_key", "store_location", "validate_collection",
 ]

@@ -14,7 +14,6 @@ Usage::
 
 from __future__ import annotations
 
-import abc
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -24,7 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from lorag.errors import StoreError
+from lorag.errors import LoragError, StoreError
 from lorag.limits import MAX_COLLECTION_CHARS
 
 DEFAULT_COLLECTION = "default"
@@ -86,29 +85,33 @@ class CollectionInfo(NamedTuple):
     chunks: int
 
 
+class CollectionNameError(LoragError):
+    """A collection name that cannot be used (a client error, not a store fault)."""
+
+
 def path_key(path: str) -> str:
     """The form under which paths are matched: NFC, so macOS's decomposed (NFD) names equal typed ones."""
     return unicodedata.normalize("NFC", path)
 
 
 def validate_collection(name: str) -> str:
-    """Return ``name`` (NFC) if it is a usable collection name, else raise StoreError saying why."""
+    """Return ``name`` (NFC) if it is a usable collection name, else raise CollectionNameError saying why."""
     name = unicodedata.normalize("NFC", name)
     hint = (f"Use 1-{MAX_COLLECTION_CHARS} characters without '/', '\\', '..' or control characters, "
             "e.g. 人事 or handbook-2026.")
     if not name.strip():
-        raise StoreError("the collection name is empty.", hint)
+        raise CollectionNameError("the collection name is empty.", hint)
     if len(name) > MAX_COLLECTION_CHARS:
-        raise StoreError(f"the collection name is {len(name)} characters long; at most {MAX_COLLECTION_CHARS} "
+        raise CollectionNameError(f"the collection name is {len(name)} characters long; at most {MAX_COLLECTION_CHARS} "
                          "are allowed.", hint)
     bad = [c for c in name if c in "/\\" or unicodedata.category(c).startswith("C")]
     if bad or ".." in name or name != name.strip():
         what = repr(bad[0]) if bad else ("'..'" if ".." in name else "leading or trailing spaces")
-        raise StoreError(f"the collection name {name!r} contains {what}.", hint)
+        raise CollectionNameError(f"the collection name {name!r} contains {what}.", hint)
     return name
 
 
-class Store(abc.ABC):
+class Store:
     """A document store; ``Store(path)`` opens SQLite, ``Store("postgresql://…")`` PostgreSQL."""
 
     path: Path | str  # where the store lives, for messages (a Postgres URL is shown without its password)
@@ -121,13 +124,13 @@ class Store(abc.ABC):
         return super().__new__(cls)
 
     # -- lifecycle ------------------------------------------------------------------------------
-    @abc.abstractmethod
     def transaction(self) -> AbstractContextManager[None]:
         """A write transaction: everything inside commits together or not at all."""
+        raise NotImplementedError
 
-    @abc.abstractmethod
     def close(self) -> None:
         """Release the connection."""
+        raise NotImplementedError
 
     def __enter__(self) -> Store:
         return self
@@ -136,36 +139,36 @@ class Store(abc.ABC):
         self.close()
 
     # -- metadata -------------------------------------------------------------------------------
-    @abc.abstractmethod
     def get_meta(self, key: str) -> str | None:
         """A store-wide fact (embedder, tokenizer, …), or None."""
+        raise NotImplementedError
 
-    @abc.abstractmethod
     def set_meta(self, key: str, value: str) -> None:
         """Record a store-wide fact."""
+        raise NotImplementedError
 
     def revision(self) -> int:
         """A counter bumped by every write, so retrieval caches know when to refresh."""
         return int(self.get_meta("revision") or 0)
 
     # -- documents ------------------------------------------------------------------------------
-    @abc.abstractmethod
     def list_documents(self, collection: str | None = None) -> list[DocumentRow]:
         """The documents (of one collection, or all), ordered by path."""
+        raise NotImplementedError
 
-    @abc.abstractmethod
     def find_document(self, path: str) -> DocumentRow | None:
         """The document stored under ``path`` (NFC and NFD spellings match), or None."""
+        raise NotImplementedError
 
-    @abc.abstractmethod
     def delete_document(self, doc_id: int) -> None:
         """Remove a document and its chunks."""
+        raise NotImplementedError
 
-    @abc.abstractmethod
     def replace_document(self, path: str, sha256: str, mtime: float, size: int, chunks: Sequence[NewChunk],
                          progress: ProgressFn | None = None, *, collection: str = DEFAULT_COLLECTION,
                          meta: dict[str, Any] | None = None, added_at: str | None = None) -> int:
         """Store ``path`` with ``chunks``, replacing any previous version, in one transaction; return its id."""
+        raise NotImplementedError
 
     def documents_under(self, path: str | Path) -> list[DocumentRow]:
         """The documents stored at ``path`` or below it, matching names in any Unicode normal form."""
@@ -173,14 +176,14 @@ class Store(abc.ABC):
         return [d for d in self.list_documents()
                 if (p := Path(path_key(d.path))) == target or p.is_relative_to(target)]
 
-    @abc.abstractmethod
     def collections(self) -> list[CollectionInfo]:
         """Every collection with its document and chunk counts, ordered by name."""
+        raise NotImplementedError
 
     # -- chunks ---------------------------------------------------------------------------------
-    @abc.abstractmethod
     def get_chunks(self, chunk_ids: Sequence[int]) -> list[Chunk]:
         """The chunks with these ids, in the order given (missing ids are skipped)."""
+        raise NotImplementedError
 
     def get_chunk(self, chunk_id: int) -> Chunk:
         chunks = self.get_chunks([chunk_id])
@@ -188,23 +191,23 @@ class Store(abc.ABC):
             raise StoreError(f"chunk {chunk_id} is not in the store {self.path}.")
         return chunks[0]
 
-    @abc.abstractmethod
     def count_chunks(self, collection: str | None = None) -> int:
         """How many chunks are stored (in one collection, or in all)."""
+        raise NotImplementedError
 
-    @abc.abstractmethod
     def document_chunks(self, doc_id: int) -> list[NewChunk]:
         """Everything stored about one document's chunks (tokens and vectors included), in order."""
+        raise NotImplementedError
 
     def iter_tokens(self) -> Iterator[tuple[int, list[str]]]:
         """(chunk id, BM25 tokens) for every chunk, in id order (for tools; search never needs it)."""
         raise NotImplementedError
 
     # -- search ---------------------------------------------------------------------------------
-    @abc.abstractmethod
     def lexical_search(self, tokens: Sequence[str], k: int, collection: str | None = None) -> Ranking:
         """The best ``k`` chunks for the query ``tokens`` by BM25 (matching chunks only)."""
+        raise NotImplementedError
 
-    @abc.abstractmethod
     def dense_search(self, vector: np.ndarray, k: int, collection: str | None = None) -> Ranking:
         """The best ``k`` chunks by cosine similarity to the unit ``vector``."""
+        raise NotImplementedError

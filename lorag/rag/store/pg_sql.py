@@ -9,6 +9,7 @@ each term's frequency is read back from ``ts_rank`` with unit weights, which for
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -22,7 +23,7 @@ MAX_LEXEME_BYTES = 2000  # PostgreSQL refuses lexemes over 2047 bytes
 
 def _tf_thresholds() -> list[float]:
     ranks = [sum(1 / i**2 for i in range(1, tf + 1)) / (math.pi**2 / 6) for tf in range(1, MAX_TF + 1)]
-    return [ranks[0] / 2] + [(a + b) / 2 for a, b in zip(ranks, ranks[1:], strict=False)]
+    return [ranks[0] / 2] + [(a + b) / 2 for a, b in itertools.pairwise(ranks)]
 
 
 SCHEMA = f"""

@@ -48,6 +48,8 @@ _stats_lock = threading.Lock()
 class PostgresStore(Store):
     """The store in the PostgreSQL database at ``url`` (tables are created on first use)."""
 
+    path: str
+
     def __init__(self, url: str | Path, *, connect_timeout: int = 5) -> None:
         import psycopg
 
@@ -222,14 +224,14 @@ class PostgresStore(Store):
         with _stats_lock:
             cached = _stats_cache.get(key)
         if cached is None:
-            n_rows, avgdl = self._q("SELECT COUNT(*), COALESCE(AVG(n_tokens), 0) FROM lorag_chunks").fetchone() or (0, 0)
+            n_rows, avgdl = self._q("SELECT COUNT(*), COALESCE(AVG(n_tokens), 0) FROM lorag_chunks").fetchone()
             cached = (int(n_rows), float(avgdl) or 1.0, {})
         n_rows, avgdl, dfs = cached
         missing = [t for t in terms if t not in dfs]
         if missing:
             rows = self._q("SELECT t, (SELECT COUNT(*) FROM lorag_chunks WHERE tsv @@ t::tsquery) "
                            "FROM unnest(%s::text[]) AS t", ([pg_sql.quote_lexeme(t) for t in missing],)).fetchall()
-            for (quoted, df), term in zip(rows, missing, strict=True):
+            for (_, df), term in zip(rows, missing, strict=True):
                 dfs[term] = int(df)
         with _stats_lock:
             for old in [k for k in _stats_cache if k[0] == self.url and k != key]:

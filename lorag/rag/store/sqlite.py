@@ -48,6 +48,8 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 class SQLiteStore(Store):
     """The SQLite store at ``path`` (created on first use; version 1 stores are upgraded on first open)."""
 
+    path: Path
+
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         _check_writable(self.path)
@@ -92,7 +94,7 @@ class SQLiteStore(Store):
 
     # -- documents ------------------------------------------------------------------------------
     def list_documents(self, collection: str | None = None) -> list[DocumentRow]:
-        where, args = ("WHERE collection = ?", (collection,)) if collection is not None else ("", ())
+        where, args = ("WHERE collection = ?", [collection]) if collection is not None else ("", [])
         rows = self._read(f"SELECT {_DOC_COLUMNS} FROM documents {where} ORDER BY path", args).fetchall()
         return [_document(r) for r in rows]
 
@@ -195,6 +197,7 @@ class SQLiteStore(Store):
         query = fts_query(tokens)
         if not query:
             return []
+        args: Sequence[Any]
         if collection is None:
             sql, args = ("SELECT rowid, -bm25(chunk_fts) FROM chunk_fts WHERE chunk_fts MATCH ? "
                          "ORDER BY rank LIMIT ?", (query, k))
@@ -290,7 +293,8 @@ def _chunk_row(doc_id: int, ordinal: int, c: NewChunk) -> tuple[Any, ...]:
 
 
 def _document(row: Sequence[Any]) -> DocumentRow:
-    return DocumentRow(*row[:7], collection=row[7], meta=json.loads(row[8] or "{}"))
+    return DocumentRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], collection=row[7],
+                       meta=json.loads(row[8] or "{}"))
 
 
 def _now() -> str:
