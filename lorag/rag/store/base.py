@@ -199,6 +199,10 @@ class Store:
         """Everything stored about one document's chunks (tokens and vectors included), in order."""
         raise NotImplementedError
 
+    def chunk_ids(self, doc_id: int) -> list[int]:
+        """The ids of one document's chunks, in order."""
+        raise NotImplementedError
+
     def iter_tokens(self) -> Iterator[tuple[int, list[str]]]:
         """(chunk id, BM25 tokens) for every chunk, in id order (for tools; search never needs it)."""
         raise NotImplementedError

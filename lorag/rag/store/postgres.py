@@ -197,6 +197,10 @@ class PostgresStore(Store):
                          None if emb is None else np.asarray(emb, dtype=np.float32), label)
                 for page, start, end, text, tokens, emb, label in rows]
 
+    def chunk_ids(self, doc_id: int) -> list[int]:
+        rows = self._q("SELECT id FROM lorag_chunks WHERE doc_id = %s ORDER BY ord", (doc_id,)).fetchall()
+        return [int(r[0]) for r in rows]
+
     def iter_tokens(self) -> Iterator[tuple[int, list[str]]]:
         for chunk_id, tokens in self._q("SELECT id, tokens FROM lorag_chunks ORDER BY id").fetchall():
             yield int(chunk_id), tokens.split(TOKEN_SEP) if tokens else []

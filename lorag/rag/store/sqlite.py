@@ -135,7 +135,7 @@ class SQLiteStore(Store):
                                                         for j, c in enumerate(chunks[i : i + 256])])
                 if progress:
                     progress(min(i + 256, len(chunks)), len(chunks))
-            ids = [r[0] for r in self._db.execute("SELECT id FROM chunks WHERE doc_id = ? ORDER BY ord", (doc_id,))]
+            ids = self.chunk_ids(doc_id)
             self._write_vectors(doc_id, collection, ids, chunks)
             self._bump_revision()
         return doc_id
@@ -181,6 +181,9 @@ class SQLiteStore(Store):
             vectors = dict(zip(np.frombuffer(block[1], dtype=np.int64).tolist(), matrix, strict=True))
         return [NewChunk(text, page, start, end, tokens.split(TOKEN_SEP) if tokens else [], vectors.get(cid),
                          label) for cid, page, start, end, text, tokens, label in rows]
+
+    def chunk_ids(self, doc_id: int) -> list[int]:
+        return [int(r[0]) for r in self._read("SELECT id FROM chunks WHERE doc_id = ? ORDER BY ord", (doc_id,))]
 
     def iter_tokens(self) -> Iterator[tuple[int, list[str]]]:
         for chunk_id, tokens in self._read("SELECT id, tokens FROM chunks ORDER BY id"):

@@ -141,6 +141,7 @@ def _backup(db: sqlite3.Connection, path: Path) -> Path:
         dest = sqlite3.connect(str(target))
         with dest:
             db.backup(dest)
+        dest.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, whatever the store's mode
         dest.close()
     except sqlite3.Error as exc:
         target.unlink(missing_ok=True)
