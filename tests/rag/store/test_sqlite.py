@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lorag.rag.store import SCHEMA_VERSION, NewChunk, Store
-from lorag.rag.store import sqlite_schema
+from lorag.rag.store import SCHEMA_VERSION, NewChunk, Store, sqlite_schema
 
 V1_SCHEMA = """
 CREATE TABLE schema_version (version INTEGER NOT NULL);
