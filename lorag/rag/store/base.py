@@ -14,6 +14,7 @@ Usage::
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -29,6 +30,8 @@ from lorag.limits import MAX_COLLECTION_CHARS
 DEFAULT_COLLECTION = "default"
 TOKEN_SEP = "\x1f"  # tokens never contain this control character
 Ranking = list[tuple[int, float]]  # (chunk id, score), best first
+LUCENE_K1, LUCENE_B = 1.5, 0.75
+LEXICAL_CANDIDATES = 200  # chunks the backend's index proposes for BM25 scoring (more when k is larger)
 ProgressFn = Callable[[int, int], None]
 
 
@@ -209,7 +212,44 @@ class Store:
 
     # -- search ---------------------------------------------------------------------------------
     def lexical_search(self, tokens: Sequence[str], k: int, collection: str | None = None) -> Ranking:
-        """The best ``k`` chunks for the query ``tokens`` by BM25 (matching chunks only)."""
+        """The best ``k`` chunks for the query ``tokens`` by BM25 (matching chunks only).
+
+        The backend's own index (FTS5, tsvector) finds candidates; they are then scored with Lucene's BM25
+        (k1 = 1.5, b = 0.75, idf = ln(1 + (N - df + 0.5) / (df + 0.5))), the function of the in-memory
+        reference, so every backend ranks alike.
+        """
+        terms = [t for t in tokens if t.strip() and TOKEN_SEP not in t]
+        if not terms or k <= 0:
+            return []
+        n_rows, avgdl, dfs = self.term_stats(sorted(set(terms)))
+        known = [t for t in terms if dfs.get(t, 0) > 0]  # a term no chunk has adds nothing
+        if not known:
+            return []
+        candidates = self.lexical_candidates(list(dict.fromkeys(known)), max(4 * k, LEXICAL_CANDIDATES), collection)
+        tokens_of = self.chunk_tokens(candidates)
+        weights = {t: math.log(1 + (n_rows - dfs[t] + 0.5) / (dfs[t] + 0.5)) for t in set(known)}
+        scored = []
+        for order, cid in enumerate(candidates):
+            doc = tokens_of.get(cid, [])
+            counts: dict[str, int] = {}
+            for t in doc:
+                counts[t] = counts.get(t, 0) + 1
+            norm = LUCENE_K1 * (1 - LUCENE_B + LUCENE_B * len(doc) / avgdl)
+            score = sum(weights[t] * counts[t] / (counts[t] + norm) for t in known if t in counts)
+            if score > 0:
+                scored.append((-score, order, cid))
+        return [(cid, -neg) for neg, _, cid in sorted(scored)[:k]]
+
+    def term_stats(self, terms: Sequence[str]) -> tuple[int, float, dict[str, int]]:
+        """(chunks, mean tokens per chunk, chunks containing each term) over the whole store."""
+        raise NotImplementedError
+
+    def lexical_candidates(self, terms: Sequence[str], n: int, collection: str | None = None) -> list[int]:
+        """Up to ``n`` chunk ids matching any of ``terms``, best first by the backend's own BM25."""
+        raise NotImplementedError
+
+    def chunk_tokens(self, chunk_ids: Sequence[int]) -> dict[int, list[str]]:
+        """The stored tokens of these chunks."""
         raise NotImplementedError
 
     def dense_search(self, vector: np.ndarray, k: int, collection: str | None = None) -> Ranking:

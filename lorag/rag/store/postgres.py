@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -84,9 +83,13 @@ class PostgresStore(Store):
                 self.set_meta("lorag_version", lorag.__version__)
             self._db.execute("INSERT INTO lorag_meta VALUES ('revision', '0') ON CONFLICT DO NOTHING")
         register_vector(self._db)
-        # Enough HNSW candidates for the fusion depth, and filtered (per-collection) scans that keep looking.
+        # Enough HNSW candidates for the fusion depth; pgvector >= 0.8 also keeps scanning when a collection
+        # filter drops candidates (older versions get an exact scan for short answers, see dense_search).
         self._db.execute("SET hnsw.ef_search = 200")
-        self._db.execute("SET hnsw.iterative_scan = relaxed_order")
+        version = str(self._db.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0])
+        self._iterative = tuple(int(x) for x in version.split(".")[:2]) >= (0, 8)
+        if self._iterative:
+            self._db.execute("SET hnsw.iterative_scan = relaxed_order")
 
     def _check_version(self) -> None:
         if not self._db.execute("SELECT to_regclass('lorag_schema')").fetchone()[0]:  # type: ignore[index]
@@ -194,7 +197,7 @@ class PostgresStore(Store):
         rows = self._q('SELECT page, start, "end", text, tokens, embedding, page_label FROM lorag_chunks '
                        "WHERE doc_id = %s ORDER BY ord", (doc_id,)).fetchall()
         return [NewChunk(text, page, start, end, tokens.split(TOKEN_SEP) if tokens else [],
-                         None if emb is None else np.asarray(emb, dtype=np.float32), label)
+                         _as_array(emb), label)
                 for page, start, end, text, tokens, emb, label in rows]
 
     def chunk_ids(self, doc_id: int) -> list[int]:
@@ -206,23 +209,7 @@ class PostgresStore(Store):
             yield int(chunk_id), tokens.split(TOKEN_SEP) if tokens else []
 
     # -- search ---------------------------------------------------------------------------------
-    def lexical_search(self, tokens: Sequence[str], k: int, collection: str | None = None) -> Ranking:
-        wanted = Counter(t for t in tokens if pg_sql.usable(t))
-        if not wanted:
-            return []
-        n_rows, avgdl, dfs = self._stats(list(wanted))
-        terms = [t for t in wanted if dfs.get(t, 0) > 0]  # like bm25s: a term no chunk has adds nothing
-        if not terms:
-            return []
-        weights = [wanted[t] * pg_sql.idf(n_rows, dfs[t]) for t in terms]
-        queries = [pg_sql.quote_lexeme(t) for t in terms]
-        args: list[Any] = [*queries, " | ".join(queries)]
-        if collection is not None:
-            args.append(collection)
-        rows = self._q(pg_sql.bm25_sql(weights, avgdl, collection is not None), [*args, k]).fetchall()
-        return [(int(cid), float(score)) for cid, score in rows]
-
-    def _stats(self, terms: list[str]) -> tuple[int, float, dict[str, int]]:
+    def term_stats(self, terms: Sequence[str]) -> tuple[int, float, dict[str, int]]:
         """(chunks, mean tokens per chunk, document frequency per term) at the current revision, cached."""
         key = (self.url, self.revision())
         with _stats_lock:
@@ -230,8 +217,8 @@ class PostgresStore(Store):
         if cached is None:
             n_rows, avgdl = self._q("SELECT COUNT(*), COALESCE(AVG(n_tokens), 0) FROM lorag_chunks").fetchone()
             cached = (int(n_rows), float(avgdl) or 1.0, {})
-        n_rows, avgdl, dfs = cached
-        missing = [t for t in terms if t not in dfs]
+        dfs = cached[2]
+        missing = [t for t in terms if t not in dfs and pg_sql.usable(t)]
         if missing:
             rows = self._q("SELECT t, (SELECT COUNT(*) FROM lorag_chunks WHERE tsv @@ t::tsquery) "
                            "FROM unnest(%s::text[]) AS t", ([pg_sql.quote_lexeme(t) for t in missing],)).fetchall()
@@ -243,6 +230,21 @@ class PostgresStore(Store):
             _stats_cache[key] = cached
         return cached
 
+    def lexical_candidates(self, terms: Sequence[str], n: int, collection: str | None = None) -> list[int]:
+        terms = [t for t in terms if pg_sql.usable(t)]
+        if not terms:
+            return []
+        n_rows, avgdl, dfs = self.term_stats(terms)
+        weights = [pg_sql.idf(n_rows, dfs.get(t, 0)) for t in terms]
+        queries = [pg_sql.quote_lexeme(t) for t in terms]
+        args: list[Any] = [*queries, " | ".join(queries), *([collection] if collection is not None else []), n]
+        rows = self._q(pg_sql.bm25_sql(weights, avgdl, collection is not None), args).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def chunk_tokens(self, chunk_ids: Sequence[int]) -> dict[int, list[str]]:
+        rows = self._q("SELECT id, tokens FROM lorag_chunks WHERE id = ANY(%s)", (list(chunk_ids),)).fetchall()
+        return {int(cid): tokens.split(TOKEN_SEP) if tokens else [] for cid, tokens in rows}
+
     def dense_search(self, vector: np.ndarray, k: int, collection: str | None = None) -> Ranking:
         query = np.asarray(vector, dtype=np.float32).ravel()
         if not query.size:
@@ -252,6 +254,12 @@ class PostgresStore(Store):
         args: list[Any] = [query, *([collection] if collection is not None else []), query, k]
         rows = self._q(f"SELECT id, 1 - (embedding::vector({dim}) <=> %s) FROM lorag_chunks WHERE {where} "
                        f"ORDER BY embedding::vector({dim}) <=> %s LIMIT %s", args).fetchall()
+        if collection is not None and len(rows) < k and not self._iterative:
+            # The HNSW scan found too few in this collection: an exact scan of the collection instead.
+            with self.transaction():
+                self._q("SET LOCAL enable_indexscan = off")
+                rows = self._q(f"SELECT id, 1 - (embedding::vector({dim}) <=> %s) FROM lorag_chunks WHERE {where} "
+                               f"ORDER BY embedding::vector({dim}) <=> %s LIMIT %s", args).fetchall()
         ranking = [(int(cid), float(score)) for cid, score in rows]
         return sorted(ranking, key=lambda r: -r[1])  # a filtered HNSW scan may return them slightly out of order
 
@@ -272,6 +280,13 @@ def _chunk_row(doc_id: int, collection: str, ordinal: int, c: NewChunk) -> tuple
     vector = None if c.vector is None or not c.vector.size else np.asarray(c.vector, dtype=np.float32).ravel()
     return (doc_id, collection, ordinal, c.page, c.start, c.end, c.text, TOKEN_SEP.join(c.tokens), c.page_label,
             len(c.tokens), pg_sql.tsvector_text(c.tokens), vector)
+
+
+def _as_array(value: Any) -> np.ndarray | None:
+    """A stored vector as float32 (pgvector's adapter gives a Vector object or an array, by version)."""
+    if value is None:
+        return None
+    return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
 
 
 def _document(row: Sequence[Any]) -> DocumentRow:

@@ -123,10 +123,10 @@ class SQLiteStore(Store):
         with self.transaction():
             self._db.execute("DELETE FROM documents WHERE path = ?", (path,))
             cur = self._db.execute(
-                "INSERT INTO documents (path, path_key, sha256, mtime, size, n_chunks, added_at, collection, meta) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO documents (path, path_key, sha256, mtime, size, n_chunks, added_at, collection, meta, "
+                "n_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (path, path_key(path), sha256, mtime, size, len(chunks), added_at or _now(), collection,
-                 json.dumps(meta or {}, ensure_ascii=False)))
+                 json.dumps(meta or {}, ensure_ascii=False), sum(len(c.tokens) for c in chunks)))
             doc_id = int(cur.lastrowid or 0)
             for i in range(0, len(chunks), 256):
                 self._db.executemany(
@@ -196,19 +196,37 @@ class SQLiteStore(Store):
         return snap.ids[order], snap.matrix[order]
 
     # -- search ---------------------------------------------------------------------------------
-    def lexical_search(self, tokens: Sequence[str], k: int, collection: str | None = None) -> Ranking:
-        query = fts_query(tokens)
+    def term_stats(self, terms: Sequence[str]) -> tuple[int, float, dict[str, int]]:
+        n_rows, n_tokens = self._read("SELECT COALESCE(SUM(n_chunks), 0), COALESCE(SUM(n_tokens), 0) "
+                                      "FROM documents").fetchone()
+        dfs: dict[str, int] = {}
+        for i in range(0, len(terms), 500):
+            part = list(terms[i : i + 500])
+            marks = ",".join("?" * len(part))
+            dfs.update(self._read(f"SELECT term, doc FROM chunk_vocab WHERE term IN ({marks})", part).fetchall())
+        return int(n_rows), (n_tokens / n_rows if n_rows and n_tokens else 1.0), dfs
+
+    def lexical_candidates(self, terms: Sequence[str], n: int, collection: str | None = None) -> list[int]:
+        query = fts_query(terms)
         if not query:
             return []
         args: Sequence[Any]
         if collection is None:
-            sql, args = ("SELECT rowid, -bm25(chunk_fts) FROM chunk_fts WHERE chunk_fts MATCH ? "
-                         "ORDER BY rank LIMIT ?", (query, k))
+            sql, args = "SELECT rowid FROM chunk_fts WHERE chunk_fts MATCH ? ORDER BY rank LIMIT ?", (query, n)
         else:
-            sql, args = ("SELECT chunk_fts.rowid, -bm25(chunk_fts) AS s FROM chunk_fts "
-                         "JOIN chunks c ON c.id = chunk_fts.rowid JOIN documents d ON d.id = c.doc_id "
-                         "WHERE chunk_fts MATCH ? AND d.collection = ? ORDER BY s DESC LIMIT ?", (query, collection, k))
-        return [(int(cid), float(score)) for cid, score in self._read(sql, args).fetchall()]
+            sql, args = ("SELECT chunk_fts.rowid FROM chunk_fts JOIN chunks c ON c.id = chunk_fts.rowid "
+                         "JOIN documents d ON d.id = c.doc_id WHERE chunk_fts MATCH ? AND d.collection = ? "
+                         "ORDER BY rank LIMIT ?", (query, collection, n))
+        return [int(r[0]) for r in self._read(sql, args).fetchall()]
+
+    def chunk_tokens(self, chunk_ids: Sequence[int]) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = {}
+        for i in range(0, len(chunk_ids), 500):
+            part = list(chunk_ids[i : i + 500])
+            marks = ",".join("?" * len(part))
+            for cid, tokens in self._read(f"SELECT id, tokens FROM chunks WHERE id IN ({marks})", part):
+                out[int(cid)] = tokens.split(TOKEN_SEP) if tokens else []
+        return out
 
     def dense_search(self, vector: np.ndarray, k: int, collection: str | None = None) -> Ranking:
         return snapshot_for(self._key, self._db, self.revision()).search(vector, k, collection)

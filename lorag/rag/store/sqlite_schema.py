@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
     id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, sha256 TEXT NOT NULL, mtime REAL NOT NULL,
     size INTEGER NOT NULL, n_chunks INTEGER NOT NULL, added_at TEXT NOT NULL,
-    collection TEXT NOT NULL DEFAULT 'default', meta TEXT NOT NULL DEFAULT '{}', path_key TEXT);
+    collection TEXT NOT NULL DEFAULT 'default', meta TEXT NOT NULL DEFAULT '{}', path_key TEXT,
+    n_tokens INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY, doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
     ord INTEGER NOT NULL, page INTEGER, start INTEGER NOT NULL, end INTEGER NOT NULL, text TEXT NOT NULL,
@@ -43,6 +44,7 @@ CREATE TABLE IF NOT EXISTS vectors (
     doc_id INTEGER PRIMARY KEY REFERENCES documents(id) ON DELETE CASCADE, collection TEXT NOT NULL,
     gen INTEGER NOT NULL, dim INTEGER NOT NULL, ids BLOB NOT NULL, data BLOB NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5(tokens, content='', tokenize="{FTS_TOKENIZER}");
+CREATE VIRTUAL TABLE IF NOT EXISTS chunk_vocab USING fts5vocab(chunk_fts, row);
 CREATE TRIGGER IF NOT EXISTS chunks_fts_insert AFTER INSERT ON chunks BEGIN
     INSERT INTO chunk_fts(rowid, tokens) VALUES (new.id, new.tokens); END;
 CREATE TRIGGER IF NOT EXISTS chunks_fts_delete AFTER DELETE ON chunks BEGIN
@@ -104,7 +106,7 @@ def _run(db: sqlite3.Connection, script: str) -> None:
 def _upgrade_v1(db: sqlite3.Connection) -> None:
     """Move per-chunk vectors into per-document blocks, index the tokens, and add the v2 columns."""
     wanted = {"documents": {"collection": "TEXT NOT NULL DEFAULT 'default'", "meta": "TEXT NOT NULL DEFAULT '{}'",
-                            "path_key": "TEXT"},
+                            "path_key": "TEXT", "n_tokens": "INTEGER NOT NULL DEFAULT 0"},
               "chunks": {"page_label": "TEXT"}}
     for table, columns in wanted.items():
         have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
@@ -112,7 +114,10 @@ def _upgrade_v1(db: sqlite3.Connection) -> None:
             if name not in have:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
     for doc_id, path in db.execute("SELECT id, path FROM documents").fetchall():
-        db.execute("UPDATE documents SET path_key = ? WHERE id = ?", (unicodedata.normalize("NFC", path), doc_id))
+        n_tokens = sum(len(t.split("\x1f")) if t else 0
+                       for (t,) in db.execute("SELECT tokens FROM chunks WHERE doc_id = ?", (doc_id,)))
+        db.execute("UPDATE documents SET path_key = ?, n_tokens = ? WHERE id = ?",
+                   (unicodedata.normalize("NFC", path), n_tokens, doc_id))
     _run(db, _V2)
     revision = int((db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone() or [0])[0])
     docs = db.execute("SELECT id, collection FROM documents ORDER BY id").fetchall()
