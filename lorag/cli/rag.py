@@ -128,8 +128,14 @@ def search(query: Annotated[str, typer.Argument(help="What to look for.")],
            collection: CollectionOpt = None) -> None:
     """Show the chunks that best match a query (hybrid BM25 + dense)."""
     from lorag.rag.retrieve import search as run_search
+    from lorag.rag.served import served_search
+    from lorag.rag.store import validate_collection
 
-    hits = run_search(_config(), query, top_k, collection=collection)
+    config = _config()
+    scope = None if collection is None else validate_collection(collection)
+    hits = served_search(config, query, top_k, scope)
+    if hits is None:
+        hits = run_search(config, query, top_k, collection=scope)
     if as_json:
         fields = ("rank", "score", "source", "page", "start", "end", "text")
         typer.echo(json.dumps([{f: h.to_dict()[f] for f in fields} for h in hits], ensure_ascii=False, indent=2))

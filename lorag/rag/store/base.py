@@ -32,6 +32,7 @@ TOKEN_SEP = "\x1f"  # tokens never contain this control character
 Ranking = list[tuple[int, float]]  # (chunk id, score), best first
 LUCENE_K1, LUCENE_B = 1.5, 0.75
 LEXICAL_CANDIDATES = 200  # chunks the backend's index proposes for BM25 scoring (more when k is larger)
+CANDIDATE_POSTINGS = 20_000  # postings the index may read to find them (see _candidate_terms)
 ProgressFn = Callable[[int, int], None]
 
 
@@ -86,6 +87,22 @@ class CollectionInfo(NamedTuple):
     name: str
     documents: int
     chunks: int
+
+
+def _candidate_terms(terms: Sequence[str], dfs: dict[str, int]) -> list[str]:
+    """The rarer query terms, up to CANDIDATE_POSTINGS postings in all (the rarest always).
+
+    Finding candidates costs one posting per matching chunk and term; a term in half the store adds little to
+    BM25 but would make the index score tens of thousands of chunks. It still counts in the final scores.
+    """
+    chosen: list[str] = []
+    total = 0
+    for term in sorted(dict.fromkeys(terms), key=lambda t: dfs[t]):
+        if chosen and total + dfs[term] > CANDIDATE_POSTINGS:
+            break
+        chosen.append(term)
+        total += dfs[term]
+    return chosen
 
 
 class CollectionNameError(LoragError):
@@ -229,7 +246,8 @@ class Store:
         known = [t for t in terms if dfs.get(t, 0) > 0]  # a term no chunk has adds nothing
         if not known:
             return []
-        candidates = self.lexical_candidates(list(dict.fromkeys(known)), max(4 * k, LEXICAL_CANDIDATES), collection)
+        candidates = self.lexical_candidates(_candidate_terms(known, dfs), max(4 * k, LEXICAL_CANDIDATES),
+                                             collection)
         tokens_of = self.chunk_tokens(candidates)
         weights = {t: math.log(1 + (n_rows - dfs[t] + 0.5) / (dfs[t] + 0.5)) for t in set(known)}
         scored = []

@@ -57,3 +57,11 @@ def redact(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def store_fingerprint(location: Path | str) -> str:
+    """A short, stable id of a store location (so two processes can tell they use the same store)."""
+    import hashlib
+
+    text = str(Path(location).resolve()) if isinstance(location, Path) else redact(location)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

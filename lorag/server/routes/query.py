@@ -98,4 +98,7 @@ async def search(
         hits = run_search(state.config, q, top_k=top_k, collection=scope)
         return state.name_sources([hit.to_dict() for hit in hits])
 
-    return {"query": q, "hits": await state.gate.run(work)}
+    from lorag.rag.store.factory import store_fingerprint, store_location
+
+    hits = await state.gate.run(work)
+    return {"query": q, "hits": hits, "store": store_fingerprint(store_location(state.config))}
