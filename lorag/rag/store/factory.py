@@ -32,6 +32,19 @@ def backend_for(location: Path | str | None) -> type[Store]:
     return SQLiteStore
 
 
+def sqlite_path(location: Path | str) -> Path:
+    """The file of a SQLite location: a path, or a ``sqlite:///abs/path.db`` URL."""
+    text = str(location)
+    return Path(text.removeprefix("sqlite://")).expanduser() if text.startswith("sqlite://") else Path(location)
+
+
+def same_location(a: Path | str, b: Path | str) -> bool:
+    """Whether two locations name the same store."""
+    if is_postgres(a) or is_postgres(b):
+        return str(a) == str(b)
+    return sqlite_path(a).resolve() == sqlite_path(b).resolve()
+
+
 def store_location(config: Config) -> Path | str:
     """Where ``config`` keeps its store: ``store.url`` when set, else the SQLite file ``store.path``."""
     url = config.settings.store.url.strip()

@@ -17,6 +17,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -39,8 +40,10 @@ class MigrationReport:
 
 def migrate(source: Store, target_location: str, progress: MigrateProgress | None = None) -> MigrationReport:
     """Copy every document of ``source`` into the store at ``target_location`` and verify the copy."""
+    from lorag.rag.store.factory import same_location
+
     origin = str(source.path)
-    if str(target_location) == origin:
+    if same_location(target_location, source.path if isinstance(source.path, Path) else origin):
         raise StoreError("the source and the target of the migration are the same store.")
     with Store(target_location) as target:
         _check_target(source, target, origin)

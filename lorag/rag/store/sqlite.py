@@ -51,7 +51,9 @@ class SQLiteStore(Store):
     path: Path
 
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
+        from lorag.rag.store.factory import sqlite_path
+
+        self.path = sqlite_path(path)
         _check_writable(self.path)
         try:
             self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False,
