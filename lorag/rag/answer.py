@@ -11,9 +11,7 @@ Usage::
 
 from __future__ import annotations
 
-import json
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -79,19 +77,12 @@ def _truncated(hit: Hit, chars: int) -> Hit:
                hit.chunk_id, hit.doc_id)
 
 
-_generators: dict[str, Generator] = {}
-_generators_lock = threading.Lock()
-
-
 def default_generator(config: Config) -> Generator:
-    """``load_generator(config)``, cached per process and per LLM settings."""
-    from lorag.generate.generator import load_generator
+    """The process's generator for ``config`` (lorag.generate.cache), loaded on first use."""
+    from lorag.build.auto import build_for_generator
+    from lorag.generate.cache import generators
 
-    key = f"{config.path}|{json.dumps(config.settings.llm.model_dump(), sort_keys=True)}"
-    with _generators_lock:
-        if key not in _generators:
-            _generators[key] = load_generator(config)
-        return _generators[key]
+    return generators.get(config, build=build_for_generator)
 
 
 def answer_stream(config: Config, question: str, top_k: int | None = None,
