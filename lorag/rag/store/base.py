@@ -81,6 +81,26 @@ class NewChunk:
     page_label: str | None = None  # the printed page label (PDF /PageLabels), when it differs from the index
 
 
+# The peers by URL scheme, looked up by name so this contract never imports its implementations.
+BACKENDS = {"sqlite": "lorag.rag.store.sqlite:SQLiteStore", "postgresql": "lorag.rag.store.postgres:PostgresStore",
+            "postgres": "lorag.rag.store.postgres:PostgresStore"}
+
+
+def is_postgres(location: Path | str) -> bool:
+    return isinstance(location, str) and location.split("://", 1)[0] in ("postgresql", "postgres")
+
+
+def backend_for(location: Path | str | None) -> type[Store]:
+    """The Store class for ``location`` (a file path or ``sqlite://`` URL, or a ``postgresql://`` URL)."""
+    import importlib
+
+    if location is None:
+        raise StoreError("no store location was given.", "Pass a file path or a postgresql:// URL.")
+    module, name = BACKENDS["postgresql" if is_postgres(location) else "sqlite"].split(":")
+    backend: type[Store] = getattr(importlib.import_module(module), name)
+    return backend
+
+
 class CollectionInfo(NamedTuple):
     """One collection and how much it holds: ``(name, documents, chunks)``."""
 
@@ -138,8 +158,6 @@ class Store:
 
     def __new__(cls, location: Path | str | None = None, *args: Any, **kwargs: Any) -> Store:
         if cls is Store:
-            from lorag.rag.store.factory import backend_for
-
             cls = backend_for(location)
         return super().__new__(cls)
 

@@ -6,30 +6,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-from lorag.errors import StoreError
+from lorag.rag.store.base import Store, backend_for, is_postgres
 
 if TYPE_CHECKING:
     from lorag.config import Config
-    from lorag.rag.store.base import Store
 
-POSTGRES_SCHEMES = ("postgresql", "postgres")
-
-
-def is_postgres(location: Path | str) -> bool:
-    return isinstance(location, str) and urlsplit(location).scheme in POSTGRES_SCHEMES
-
-
-def backend_for(location: Path | str | None) -> type[Store]:
-    """The Store class for ``location``."""
-    if location is None:
-        raise StoreError("no store location was given.", "Pass a file path or a postgresql:// URL.")
-    if is_postgres(location):
-        from lorag.rag.store.postgres import PostgresStore
-
-        return PostgresStore
-    from lorag.rag.store.sqlite import SQLiteStore
-
-    return SQLiteStore
+__all__ = ["backend_for", "is_postgres", "open_store", "redact", "same_location", "sqlite_path", "store_location"]
 
 
 def sqlite_path(location: Path | str) -> Path:
@@ -57,8 +39,6 @@ def store_location(config: Config) -> Path | str:
 
 def open_store(config: Config) -> Store:
     """Open the configured store (``store.url``, default the SQLite file at ``store.path``)."""
-    from lorag.rag.store.base import Store
-
     return Store(store_location(config))
 
 
