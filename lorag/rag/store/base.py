@@ -32,7 +32,7 @@ TOKEN_SEP = "\x1f"  # tokens never contain this control character
 Ranking = list[tuple[int, float]]  # (chunk id, score), best first
 LUCENE_K1, LUCENE_B = 1.5, 0.75
 LEXICAL_CANDIDATES = 200  # chunks the backend's index proposes for BM25 scoring (more when k is larger)
-CANDIDATE_POSTINGS = 20_000  # postings the index may read to find them (see _candidate_terms)
+CANDIDATE_POSTINGS = 4_000  # postings the index may read to find them (see _candidate_terms)
 ProgressFn = Callable[[int, int], None]
 
 
