@@ -120,3 +120,19 @@ def test_bad_collection_names_are_refused(store: Store, name: str, why: str) -> 
 def test_good_collection_names() -> None:
     assert [validate_collection(n) for n in ("人事", "handbook-2026", "社内 規程", "a.b")] == [
         "人事", "handbook-2026", "社内 規程", "a.b"]
+
+
+def test_a_second_connection_sees_each_write(store_location: Path | str) -> None:
+    # As two `lorag serve` processes sharing one store do: the revision tells the reader to look again.
+    with Store(store_location) as writer, Store(store_location) as reader:
+        v = vectors_here(writer)
+        writer.replace_document("/d/1.txt", "1", 0.0, 1, [chunk("休暇", ["休暇"], unit(1, 0, 0) if v else None)])
+        assert len(reader.lexical_search(["休暇"], 5)) == 1 and reader.revision() == 1
+        if v:
+            assert len(reader.dense_search(unit(1, 0, 0), 5)) == 1
+        writer.replace_document("/d/2.txt", "2", 0.0, 1, [chunk("休暇", ["休暇"], unit(0, 1, 0) if v else None)])
+        assert len(reader.lexical_search(["休暇"], 5)) == 2 and reader.revision() == 2
+        if v:
+            assert len(reader.dense_search(unit(1, 0, 0), 5)) == 2
+        writer.delete_document(writer.find_document("/d/1.txt").id)  # type: ignore[union-attr]
+        assert reader.collections() == [("default", 1, 1)]
