@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,52 @@ def test_store_from_a_newer_lorag_is_refused(pg_url: str) -> None:
     with pytest.raises(StoreError, match=r"was written by lorag 2\.0\.0 with schema version 7; this lorag \(0\.1\.0\) "
                                          r"reads schema versions up to 1\. Upgrade lorag"):
         Store(pg_url)
+
+
+NO_VECTOR_SERVER = """
+import sys, tempfile, os, warnings
+warnings.simplefilter("ignore")
+import pgserver
+data = tempfile.mkdtemp(prefix="lorag-pg-novec-")
+os.chmod(data, 0o755)
+server = pgserver.get_server(data, cleanup_mode="stop")
+print(server.get_uri(), flush=True)
+sys.stdin.read()  # keep serving until the test closes stdin
+"""
+
+
+def test_server_without_pgvector() -> None:
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    pgserver = pytest.importorskip("pgserver")
+    # A copy of the bundled PostgreSQL with the pgvector files taken out: a server that never had it.
+    # Outside pytest's 0700 temp dirs: pgserver runs the binaries as its own user when started by root.
+    site = Path(tempfile.mkdtemp(prefix="lorag-novec-site-"))
+    site.chmod(0o755)
+    package = Path(pgserver.__file__).parent
+    shutil.copytree(package, site / "pgserver")
+    if (package.parent / "pgserver.libs").is_dir():  # the shared libraries the wheel's binaries link to
+        shutil.copytree(package.parent / "pgserver.libs", site / "pgserver.libs")
+    for f in (site / "pgserver").rglob("vector*"):
+        if f.is_file():
+            f.unlink()
+    proc = subprocess.Popen([sys.executable, "-c", NO_VECTOR_SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(site)})
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        with pytest.raises(StoreError) as err:
+            Store(url)
+        text = str(err.value)
+        assert text.startswith("the PostgreSQL server at postgresql://postgres:")
+        assert "has no pgvector extension" in text
+        assert text.endswith("Install pgvector on the server (e.g. apt install postgresql-17-pgvector, or the "
+                             "pgvector/pgvector Docker image), then run `CREATE EXTENSION vector;` in the database.")
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=60)
+        shutil.rmtree(site, ignore_errors=True)
