@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -152,6 +153,11 @@ def ask(question: Annotated[str, typer.Argument(help="The question, e.g. 有給�
     from lorag.rag.store import validate_collection
 
     scope: dict[str, Any] = {"collection": validate_collection(collection)} if collection is not None else {}
+    if scope and "collection" not in inspect.signature(answer_stream).parameters:
+        from lorag.errors import LoragError
+
+        raise LoragError("answers scoped to a collection are not available in this build.",
+                         "Use `lorag search --collection` for the passages.")
     done: dict[str, Any] = {}
     for event in answer_stream(_config(), question, top_k=top_k, **scope):
         if event["type"] == "token":
