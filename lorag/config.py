@@ -28,9 +28,19 @@ QUANT_TYPES = ("Q4_K_M", "Q4_K_S", "Q5_K_M", "Q6_K", "Q8_0", "F16")
 
 
 class StoreSettings(BaseModel):
-    """Where the SQLite store lives (relative paths are relative to the config file)."""
+    """Where the store lives: the SQLite file ``path`` (relative to the config file), or ``url``."""
 
     path: str = ".lorag/lorag.db"
+    url: str = ""  # "" = SQLite at `path`; sqlite:///abs/file.db; postgresql://user:password@host:5432/db
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        scheme = value.strip().split("://", 1)[0] if "://" in value else ""
+        if value.strip() and scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(f"unknown store URL {value!r}; use sqlite:///path/to/lorag.db or "
+                             "postgresql://user:password@host:5432/dbname (or leave it empty)")
+        return value.strip()
 
 
 class IngestSettings(BaseModel):
@@ -267,7 +277,8 @@ DEFAULT_YAML = """\
 # Any key can be overridden from the environment, e.g. LORAG_LLM__BACKEND=ollama.
 
 store:
-  path: .lorag/lorag.db         # one SQLite file: documents, chunks, BM25 tokens, vectors
+  path: .lorag/lorag.db         # one SQLite file: documents, chunks, full-text index, vectors
+  url: ""                       # "" = the file above; or postgresql://user:password@host:5432/db (pgvector)
 
 ingest:
   chunk_chars: 400              # chunk size in characters; chunks end at 。！？ or line breaks when possible

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -113,23 +114,38 @@ def reindex(force: Annotated[bool, typer.Option("--force", help="Re-embed every 
 
 @app.command()
 def remove(paths: Annotated[list[str], typer.Argument(help="Files or folders to remove from the store.")]) -> None:
-    """Remove documents from the store."""
-    from lorag.rag.ingest import remove_paths
+    """Remove documents from the store (names match in any Unicode normal form, as macOS writes them)."""
+    from lorag.rag.store import open_store
 
-    n = remove_paths(_config(), paths)
+    targets = [Path(p).expanduser().resolve() for p in paths]
+    n = 0
+    with open_store(_config()) as store:
+        for doc in {d.id: d for t in targets for d in store.documents_under(t)}.values():
+            store.delete_document(doc.id)
+            n += 1
     typer.echo(f"removed {n} document{'s' if n != 1 else ''}")
+
+
+CollectionOpt = Annotated[str | None, typer.Option("--collection", help="Only this knowledge collection.")]
 
 
 @app.command()
 @_inputs_checked("question", "question", "lorag ask 有給休暇は何日ですか？")
 def ask(question: Annotated[str, typer.Argument(help="The question, e.g. 有給休暇は何日ですか？")],
         top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, help="How many chunks to use.")] = None,
-        ) -> None:
+        collection: CollectionOpt = None) -> None:
     """Answer a question from your documents, with numbered sources."""
     from lorag.rag.answer import answer_stream
+    from lorag.rag.store import validate_collection
 
+    scope: dict[str, Any] = {"collection": validate_collection(collection)} if collection is not None else {}
+    if scope and "collection" not in inspect.signature(answer_stream).parameters:
+        from lorag.errors import LoragError
+
+        raise LoragError("answers scoped to a collection are not available in this build.",
+                         "Use `lorag search --collection` for the passages.")
     done: dict[str, Any] = {}
-    for event in answer_stream(_config(), question, top_k=top_k):
+    for event in answer_stream(_config(), question, top_k=top_k, **scope):
         if event["type"] == "token":
             typer.echo(event["text"], nl=False)
         elif event["type"] == "done":
@@ -146,11 +162,18 @@ def ask(question: Annotated[str, typer.Argument(help="The question, e.g. 有給�
 @_inputs_checked("query", "query", "lorag search 有給休暇")
 def search(query: Annotated[str, typer.Argument(help="What to look for.")],
            top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, help="How many hits.")] = None,
-           as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False) -> None:
+           as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
+           collection: CollectionOpt = None) -> None:
     """Show the chunks that best match a query (hybrid BM25 + dense)."""
     from lorag.rag.retrieve import search as run_search
+    from lorag.rag.served import served_search
+    from lorag.rag.store import validate_collection
 
-    hits = run_search(_config(), query, top_k)
+    config = _config()
+    scope = None if collection is None else validate_collection(collection)
+    hits = served_search(config, query, top_k, scope)
+    if hits is None:
+        hits = run_search(config, query, top_k, collection=scope)
     if as_json:
         fields = ("rank", "score", "source", "page", "start", "end", "text")
         typer.echo(json.dumps([{f: h.to_dict()[f] for f in fields} for h in hits], ensure_ascii=False, indent=2))

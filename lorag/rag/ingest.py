@@ -28,7 +28,7 @@ from lorag.rag.embedders import EMBEDDER_IDS, Embedder, passage_embedder
 from lorag.rag.loaders import SUPPORTED_EXTENSIONS
 from lorag.rag.pipeline import FileBatch, FileDone, FileFailed, ProgressFn, ReaderThread, emit
 from lorag.rag.report import IngestReport
-from lorag.rag.store import DEFAULT_COLLECTION, NewChunk, Store
+from lorag.rag.store import DEFAULT_COLLECTION, NewChunk, Store, open_store
 
 __all__ = ["IngestReport", "find_files", "ingest_paths", "remove_paths"]
 # Libraries that log or warn about every odd font or object in a PDF; shown only with -v.
@@ -69,7 +69,7 @@ def ingest_paths(config: Config, paths: Sequence[str | Path], progress: Progress
     report = IngestReport()
     started = time.perf_counter()
     files, report.failed, folders = find_files(paths)
-    with _quiet_libraries(), Store(config.store_path) as store:
+    with _quiet_libraries(), open_store(config) as store:
         embedder = _check_store_settings(config, store)
         known = {d.path: d.sha256 for d in store.list_documents()}
         reader = ReaderThread(config, files, known, progress)
@@ -187,7 +187,7 @@ def remove_paths(config: Config, paths: Sequence[str | Path]) -> int:
     """Remove the given files (or every file under the given folders) from the store; return how many."""
     targets = [Path(p).expanduser().resolve() for p in paths]
     removed = 0
-    with Store(config.store_path) as store:
+    with open_store(config) as store:
         for doc in store.list_documents():
             p = Path(doc.path)
             if any(p == t or p.is_relative_to(t) for t in targets):

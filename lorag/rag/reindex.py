@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from lorag.config import Config
 from lorag.rag.embedders import EMBEDDER_IDS, passage_embedder
 from lorag.rag.pipeline import ProgressFn, emit
-from lorag.rag.store import Chunk, NewChunk, Store
+from lorag.rag.store import Chunk, NewChunk, open_store
 
 
 @dataclass
@@ -40,7 +40,7 @@ def reindex_store(config: Config, progress: ProgressFn | None = None, force: boo
     target_id = EMBEDDER_IDS[target]
     embedder = passage_embedder(target, config.settings.ingest.embed_device)
     result = ReindexResult(target)
-    with Store(config.store_path) as store:
+    with open_store(config) as store:
         with store.transaction():
             store.set_meta("reindex_target", target)
         tokens = dict(store.iter_tokens())

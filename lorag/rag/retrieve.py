@@ -5,16 +5,17 @@ Usage::
     for hit in search(load_config(), "パッケージを削除するには？", top_k=3):
         print(hit.rank, hit.source, hit.page, hit.text[:40])
 
-The indexes are built lazily from the store and cached per process, keyed by the store's revision.
+``search`` ranks inside the store (FTS5 BM25 or a Postgres tsvector, and the store's vectors): nothing is rebuilt
+per process. ``Retriever.from_passages`` keeps the in-memory rankers (bm25s and a numpy matrix) for evaluation
+and as the reference the store is measured against.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -22,7 +23,8 @@ from lorag.config import Config
 from lorag.rag.embedders import Embedder, get_embedder
 from lorag.rag.japanese import tokenize, whitespace_tokens
 from lorag.rag.loaders import normalize_text
-from lorag.rag.store import Store
+from lorag.rag.store import Store, open_store, validate_collection
+from lorag.rag.store.vectors import top_k as _top
 
 Ranking = list[tuple[int, float]]  # (chunk id, score), best first
 MODES = ("hybrid", "bm25", "dense", "whitespace")
@@ -44,6 +46,18 @@ class Hit:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class LexicalRanker(Protocol):
+    """Ranks chunks for a list of query tokens."""
+
+    def rank(self, query_tokens: list[str], k: int) -> Ranking: ...
+
+
+class DenseRanker(Protocol):
+    """Ranks chunks by similarity to a query vector."""
+
+    def rank(self, query_vector: np.ndarray, k: int) -> Ranking: ...
 
 
 class BM25Index:
@@ -81,13 +95,6 @@ class DenseIndex:
         return _top(self.ids, self.matrix @ query_vector.astype(np.float32).ravel(), k)
 
 
-def _top(ids: np.ndarray, scores: np.ndarray, k: int, positive_only: bool = False) -> Ranking:
-    k = min(k, len(scores))
-    best = np.argpartition(-scores, k - 1)[:k]
-    best = best[np.argsort(-scores[best], kind="stable")]
-    return [(int(ids[i]), float(scores[i])) for i in best if not positive_only or scores[i] > 0]
-
-
 def rrf(rankings: Sequence[Ranking], rrf_k: int = 60) -> Ranking:
     """Reciprocal-rank fusion: score = sum over rankings of 1 / (rrf_k + rank)."""
     fused: dict[int, float] = {}
@@ -97,10 +104,30 @@ def rrf(rankings: Sequence[Ranking], rrf_k: int = 60) -> Ranking:
     return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
 
 
+class StoreLexical:
+    """The store's own BM25 (FTS5 or tsvector), optionally within one collection."""
+
+    def __init__(self, store: Store, collection: str | None = None) -> None:
+        self.store, self.collection = store, collection
+
+    def rank(self, query_tokens: list[str], k: int) -> Ranking:
+        return self.store.lexical_search(query_tokens, k, self.collection)
+
+
+class StoreDense:
+    """The store's vectors, optionally within one collection."""
+
+    def __init__(self, store: Store, collection: str | None = None) -> None:
+        self.store, self.collection = store, collection
+
+    def rank(self, query_vector: np.ndarray, k: int) -> Ranking:
+        return self.store.dense_search(query_vector, k, self.collection)
+
+
 class Retriever:
     """The rankers over one set of chunks: bm25, whitespace-bm25, dense, and their hybrid."""
 
-    def __init__(self, bm25: BM25Index, dense: DenseIndex, tokenizer: str, embedder: Embedder,
+    def __init__(self, bm25: LexicalRanker, dense: DenseRanker, tokenizer: str, embedder: Embedder,
                  whitespace: Callable[[], BM25Index] | None = None, rrf_k: int = 60, candidates: int = 50) -> None:
         self.bm25, self.dense, self.tokenizer, self.embedder = bm25, dense, tokenizer, embedder
         self._whitespace_factory = whitespace
@@ -136,7 +163,7 @@ class Retriever:
             self._query_vectors.update(zip(unique, self.embedder.embed_queries(unique), strict=True))
 
     def _dense(self, query: str, k: int) -> Ranking:
-        if self.embedder.dim == 0 or not len(self.dense.ids):
+        if self.embedder.dim == 0:
             return []
         vector = self._query_vectors.get(query)
         if vector is None:
@@ -151,51 +178,30 @@ class Retriever:
         return self._whitespace
 
 
-_cache: dict[tuple[str, int], Retriever] = {}
-_cache_lock = threading.Lock()
-
-
-def retriever_for(config: Config, store: Store) -> Retriever:
-    """The cached retriever for ``store``, rebuilt when the store's revision has changed."""
-    key = (str(store.path.resolve()), store.revision())
-    with _cache_lock:
-        cached = _cache.get(key)
-        if cached is None:
-            for old in [k for k in _cache if k[0] == key[0]]:
-                del _cache[old]
-            cached = _cache[key] = _build_retriever(config, store)
-        return cached
-
-
-def _build_retriever(config: Config, store: Store) -> Retriever:
+def store_retriever(config: Config, store: Store, collection: str | None = None) -> Retriever:
+    """A retriever that ranks inside ``store`` (one collection, or all documents)."""
     r = config.settings.retrieval
     # Queries must be tokenised and embedded the way the stored chunks were.
     tokenizer = store.get_meta("tokenizer") or r.tokenizer
     embedder = get_embedder(store.get_meta("embedder") or r.embedder)
-    pairs = list(store.iter_tokens())
-    ids = [p[0] for p in pairs]
-    vec_ids, matrix = store.load_vectors()
-
-    def whitespace() -> BM25Index:
-        with Store(store.path) as fresh:  # the caller's store may be closed by the time this runs
-            return BM25Index(ids, [whitespace_tokens(c.text) for c in fresh.get_chunks(ids)])
-
-    return Retriever(BM25Index(ids, [p[1] for p in pairs]), DenseIndex(vec_ids, matrix), tokenizer, embedder,
-                     whitespace=whitespace, rrf_k=r.rrf_k, candidates=r.candidates)
+    return Retriever(StoreLexical(store, collection), StoreDense(store, collection), tokenizer, embedder,
+                     rrf_k=r.rrf_k, candidates=r.candidates)
 
 
-def search(config: Config, query: str, top_k: int | None = None, mode: str = "hybrid") -> list[Hit]:
-    """The ``top_k`` chunks of the configured store that best answer ``query``."""
+def search(config: Config, query: str, top_k: int | None = None, mode: str = "hybrid",
+           collection: str | None = None) -> list[Hit]:
+    """The ``top_k`` chunks of the configured store that best answer ``query`` (in ``collection``, or in all)."""
     k = top_k or config.settings.retrieval.top_k
+    if mode == "whitespace":
+        raise ValueError("the whitespace baseline exists for in-memory evaluation only (Retriever.from_passages)")
+    if collection is not None:
+        collection = validate_collection(collection)
     query = normalize_text(query)
     if not query.strip():
         return []
-    store = Store(config.store_path)
-    try:
-        ranking = retriever_for(config, store).rank(query, k, mode)
+    with open_store(config) as store:
+        ranking = store_retriever(config, store, collection).rank(query, k, mode)
         chunks = {c.id: c for c in store.get_chunks([cid for cid, _ in ranking])}
-    finally:
-        store.close()
     hits: list[Hit] = []
     for chunk_id, score in ranking:
         c = chunks.get(chunk_id)

@@ -114,5 +114,8 @@ def _add_routes(app: FastAPI) -> None:
     @app.get("/api/health", tags=["meta"])
     def health(request: Request) -> dict[str, Any]:
         """Liveness check, plus the model queue: requests waiting, answered, and seconds the model was busy."""
+        from lorag.rag.store.factory import store_fingerprint, store_location
+
         state: ServerState = request.app.state.lorag
-        return {"status": "ok", "model_queue": state.gate.stats()}
+        return {"status": "ok", "model_queue": state.gate.stats(),
+                "store": store_fingerprint(store_location(state.config))}

@@ -48,10 +48,14 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     Store(tmp_path / "x.db").close()
     db = sqlite3.connect(tmp_path / "x.db")
     db.execute("UPDATE schema_version SET version = 99")
+    db.execute("UPDATE meta SET value = '0.9.0' WHERE key = 'lorag_version'")
     db.commit()
     db.close()
-    with pytest.raises(StoreError, match="has schema version 99, this lorag needs 1"):
+    with pytest.raises(StoreError) as err:
         Store(tmp_path / "x.db")
+    assert str(err.value) == (f"the store {tmp_path / 'x.db'} was written by lorag 0.9.0 with schema version 99; "
+                              f"this lorag (0.1.0) reads schema versions up to {SCHEMA_VERSION}. Upgrade lorag "
+                              "(pip install -U lorag) or point store.path at another store.")
 
 
 def test_missing_chunk(tmp_path: Path) -> None:

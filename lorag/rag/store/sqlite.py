@@ -1,0 +1,324 @@
+"""The SQLite store: one file (WAL) with documents, chunks, an FTS5 index over their tokens, and vector blocks.
+
+Each document is replaced in one transaction, so a crash mid-ingest leaves the previous state. Readers never
+take the write lock, so searches run while another process ingests.
+
+Usage::
+
+    with Store(config.store_path) as store:      # a SQLiteStore
+        print(store.collections())
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lorag.errors import StoreError
+from lorag.rag.store.base import (
+    DEFAULT_COLLECTION,
+    TOKEN_SEP,
+    Chunk,
+    CollectionInfo,
+    DocumentRow,
+    NewChunk,
+    ProgressFn,
+    Ranking,
+    Store,
+    path_key,
+)
+from lorag.rag.store.sqlite_schema import SCHEMA_VERSION, ensure_schema
+from lorag.rag.store.vectors import snapshot_for
+
+log = logging.getLogger(__name__)
+BUSY_TIMEOUT_S = 60
+_DOC_COLUMNS = "id, path, sha256, n_chunks, added_at, mtime, size, collection, meta"
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+
+class SQLiteStore(Store):
+    """The SQLite store at ``path`` (created on first use; version 1 stores are upgraded on first open)."""
+
+    path: Path
+
+    def __init__(self, path: Path | str) -> None:
+        from lorag.rag.store.factory import sqlite_path
+
+        self.path = sqlite_path(path)
+        _check_writable(self.path)
+        try:
+            self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False,
+                                       timeout=BUSY_TIMEOUT_S)
+            mode = self._db.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode != "wal":  # switching takes a lock: do it only once, when the file is new
+                self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            ensure_schema(self._db, self.path)
+        except StoreError:
+            self._db.close()
+            raise
+        except sqlite3.OperationalError as exc:
+            self._db.close()
+            raise sqlite_error(self.path, exc) from exc
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open the store {self.path}: {exc}.",
+                             "If the file is damaged, move it away and ingest your documents again.") from exc
+        self._key = str(self.path.resolve())
+
+    def transaction(self) -> _Transaction:
+        """A write transaction (BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error)."""
+        return _Transaction(self._db, self.path)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- metadata -------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self._read("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._write("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (key, value))
+
+    def _bump_revision(self) -> None:
+        self.set_meta("revision", str(self.revision() + 1))
+
+    # -- documents ------------------------------------------------------------------------------
+    def list_documents(self, collection: str | None = None) -> list[DocumentRow]:
+        where, args = ("WHERE collection = ?", [collection]) if collection is not None else ("", [])
+        rows = self._read(f"SELECT {_DOC_COLUMNS} FROM documents {where} ORDER BY path", args).fetchall()
+        return [_document(r) for r in rows]
+
+    def find_document(self, path: str) -> DocumentRow | None:
+        row = self._read(f"SELECT {_DOC_COLUMNS} FROM documents WHERE path = ?", (path,)).fetchone()
+        if row is None:
+            row = self._read(f"SELECT {_DOC_COLUMNS} FROM documents WHERE path_key = ? ORDER BY id",
+                             (path_key(path),)).fetchone()
+        return None if row is None else _document(row)
+
+    def delete_document(self, doc_id: int) -> None:
+        with self.transaction():
+            self._db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+            self._bump_revision()
+
+    def replace_document(self, path: str, sha256: str, mtime: float, size: int, chunks: Sequence[NewChunk],
+                         progress: ProgressFn | None = None, *, collection: str = DEFAULT_COLLECTION,
+                         meta: dict[str, Any] | None = None, added_at: str | None = None) -> int:
+        """Store ``path`` with ``chunks``, replacing any previous version, in one transaction; return its id.
+
+        ``meta`` is a JSON-able dict about the document as a whole (pages, OCR pages, skipped front matter).
+        """
+        from lorag.rag.store.base import validate_collection
+
+        collection = validate_collection(collection)
+        with self.transaction():
+            self._db.execute("DELETE FROM documents WHERE path = ?", (path,))
+            cur = self._db.execute(
+                "INSERT INTO documents (path, path_key, sha256, mtime, size, n_chunks, added_at, collection, meta, "
+                "n_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (path, path_key(path), sha256, mtime, size, len(chunks), added_at or _now(), collection,
+                 json.dumps(meta or {}, ensure_ascii=False), sum(len(c.tokens) for c in chunks)))
+            doc_id = int(cur.lastrowid or 0)
+            for i in range(0, len(chunks), 256):
+                self._db.executemany(
+                    "INSERT INTO chunks (doc_id, ord, page, start, end, text, tokens, page_label) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [_chunk_row(doc_id, i + j, c)
+                                                        for j, c in enumerate(chunks[i : i + 256])])
+                if progress:
+                    progress(min(i + 256, len(chunks)), len(chunks))
+            ids = self.chunk_ids(doc_id)
+            self._write_vectors(doc_id, collection, ids, chunks)
+            self._bump_revision()
+        return doc_id
+
+    def _write_vectors(self, doc_id: int, collection: str, ids: list[int], chunks: Sequence[NewChunk]) -> None:
+        rows = [(cid, c.vector) for cid, c in zip(ids, chunks, strict=True) if c.vector is not None and c.vector.size]
+        if not rows:
+            return
+        matrix = np.stack([np.asarray(v, dtype=np.float32).ravel() for _, v in rows])
+        self._db.execute("INSERT INTO vectors VALUES (?, ?, ?, ?, ?, ?)",
+                         (doc_id, collection, self.revision() + 1, matrix.shape[1],
+                          np.array([cid for cid, _ in rows], dtype=np.int64).tobytes(), matrix.tobytes()))
+
+    def collections(self) -> list[CollectionInfo]:
+        rows = self._read("SELECT collection, COUNT(*), COALESCE(SUM(n_chunks), 0) FROM documents "
+                          "GROUP BY collection ORDER BY collection").fetchall()
+        return [CollectionInfo(str(name), int(docs), int(chunks)) for name, docs, chunks in rows]
+
+    # -- chunks ---------------------------------------------------------------------------------
+    def get_chunks(self, chunk_ids: Sequence[int]) -> list[Chunk]:
+        if not chunk_ids:
+            return []
+        marks = ",".join("?" * len(chunk_ids))
+        rows = self._read(
+            f"SELECT c.id, c.doc_id, d.path, c.page, c.start, c.end, c.text, c.page_label FROM chunks c "
+            f"JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})", list(chunk_ids)).fetchall()
+        by_id = {r[0]: Chunk(*r) for r in rows}
+        return [by_id[i] for i in chunk_ids if i in by_id]
+
+    def count_chunks(self, collection: str | None = None) -> int:
+        if collection is None:
+            return int(self._read("SELECT COUNT(*) FROM chunks").fetchone()[0])
+        return int(self._read("SELECT COALESCE(SUM(n_chunks), 0) FROM documents WHERE collection = ?",
+                              (collection,)).fetchone()[0])
+
+    def document_chunks(self, doc_id: int) -> list[NewChunk]:
+        rows = self._read("SELECT id, page, start, end, text, tokens, page_label FROM chunks WHERE doc_id = ? "
+                          "ORDER BY ord", (doc_id,)).fetchall()
+        vectors: dict[int, np.ndarray] = {}
+        block = self._read("SELECT dim, ids, data FROM vectors WHERE doc_id = ?", (doc_id,)).fetchone()
+        if block is not None:
+            matrix = np.frombuffer(block[2], dtype=np.float32).reshape(-1, block[0])
+            vectors = dict(zip(np.frombuffer(block[1], dtype=np.int64).tolist(), matrix, strict=True))
+        return [NewChunk(text, page, start, end, tokens.split(TOKEN_SEP) if tokens else [], vectors.get(cid),
+                         label) for cid, page, start, end, text, tokens, label in rows]
+
+    def chunk_ids(self, doc_id: int) -> list[int]:
+        return [int(r[0]) for r in self._read("SELECT id FROM chunks WHERE doc_id = ? ORDER BY ord", (doc_id,))]
+
+    def iter_tokens(self) -> Iterator[tuple[int, list[str]]]:
+        for chunk_id, tokens in self._read("SELECT id, tokens FROM chunks ORDER BY id"):
+            yield chunk_id, tokens.split(TOKEN_SEP) if tokens else []
+
+    def load_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk ids, float32 matrix) of every chunk that has a vector, in id order."""
+        snap = snapshot_for(self._key, self._db, self.revision())
+        order = np.argsort(snap.ids, kind="stable")
+        return snap.ids[order], snap.matrix[order]
+
+    # -- search ---------------------------------------------------------------------------------
+    def term_stats(self, terms: Sequence[str]) -> tuple[int, float, dict[str, int]]:
+        n_rows, n_tokens = self._read("SELECT COALESCE(SUM(n_chunks), 0), COALESCE(SUM(n_tokens), 0) "
+                                      "FROM documents").fetchone()
+        dfs: dict[str, int] = {}
+        for i in range(0, len(terms), 500):
+            part = list(terms[i : i + 500])
+            marks = ",".join("?" * len(part))
+            dfs.update(self._read(f"SELECT term, doc FROM chunk_vocab WHERE term IN ({marks})", part).fetchall())
+        return int(n_rows), (n_tokens / n_rows if n_rows and n_tokens else 1.0), dfs
+
+    def lexical_candidates(self, terms: Sequence[str], n: int, collection: str | None = None) -> list[int]:
+        query = fts_query(terms)
+        if not query:
+            return []
+        args: Sequence[Any]
+        if collection is None:
+            sql, args = "SELECT rowid FROM chunk_fts WHERE chunk_fts MATCH ? ORDER BY rank LIMIT ?", (query, n)
+        else:
+            sql, args = ("SELECT chunk_fts.rowid FROM chunk_fts JOIN chunks c ON c.id = chunk_fts.rowid "
+                         "JOIN documents d ON d.id = c.doc_id WHERE chunk_fts MATCH ? AND d.collection = ? "
+                         "ORDER BY rank LIMIT ?", (query, collection, n))
+        return [int(r[0]) for r in self._read(sql, args).fetchall()]
+
+    def chunk_tokens(self, chunk_ids: Sequence[int]) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = {}
+        for i in range(0, len(chunk_ids), 500):
+            part = list(chunk_ids[i : i + 500])
+            marks = ",".join("?" * len(part))
+            for cid, tokens in self._read(f"SELECT id, tokens FROM chunks WHERE id IN ({marks})", part):
+                out[int(cid)] = tokens.split(TOKEN_SEP) if tokens else []
+        return out
+
+    def dense_search(self, vector: np.ndarray, k: int, collection: str | None = None) -> Ranking:
+        return snapshot_for(self._key, self._db, self.revision()).search(vector, k, collection)
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self._db.execute(sql, args)
+        except sqlite3.OperationalError as exc:
+            raise sqlite_error(self.path, exc) from exc
+
+    def _write(self, sql: str, args: Sequence[Any] = ()) -> None:
+        self._read(sql, args)
+
+
+def fts_query(tokens: Sequence[str]) -> str:
+    """An FTS5 expression matching any of ``tokens`` (each quoted; repeated tokens weigh more, as in BM25)."""
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in tokens if t.strip() and TOKEN_SEP not in t)
+
+
+class _Transaction:
+    """Context manager for one write transaction; SQLite errors become StoreError."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self._db = db
+        self._path = path
+
+    def __enter__(self) -> None:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise sqlite_error(self._path, exc) from exc
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            try:
+                self._db.execute("COMMIT")
+                return
+            except sqlite3.OperationalError as err:
+                self._rollback()
+                raise sqlite_error(self._path, err) from err
+        self._rollback()
+        if isinstance(exc, sqlite3.OperationalError):
+            raise sqlite_error(self._path, exc) from exc
+
+    def _rollback(self) -> None:
+        # SQLite rolls back by itself after some errors (disk full): a second ROLLBACK would fail.
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.OperationalError:
+                log.debug("rollback of %s failed", self._path, exc_info=True)
+
+
+def sqlite_error(path: Path, exc: sqlite3.Error) -> StoreError:
+    """A one-line StoreError naming what went wrong (read-only, disk full, busy) and what to do."""
+    text = str(exc)
+    if "readonly" in text or "read-only" in text:
+        return StoreError(f"the store {path} is read-only.", "Make the file and its directory writable.")
+    if "disk is full" in text or "disk I/O error" in text:
+        return StoreError(f"cannot write the store {path}: database or disk is full; nothing was changed.",
+                          "Free some disk space and try again.")
+    if "locked" in text or "busy" in text:
+        return StoreError(f"the store {path} stayed busy for {BUSY_TIMEOUT_S} s: another lorag process is "
+                          "writing to it.", "Wait for that ingest to finish and try again.")
+    return StoreError(f"cannot use the store {path}: {exc}.")
+
+
+def _check_writable(path: Path) -> None:
+    """Fail early, with a clear message, when the store or its directory cannot be written."""
+    directory = path.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the store directory {directory}: {exc.strerror}.",
+                         "Set store.path in lorag.yaml to a writable place.") from exc
+    # WAL mode needs to create <store>-wal and -shm beside the file.
+    if not os.access(directory, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise StoreError(f"the store {path} is read-only (its directory or file cannot be written).",
+                         "Make it writable or set store.path in lorag.yaml to a writable place.")
+
+
+def _chunk_row(doc_id: int, ordinal: int, c: NewChunk) -> tuple[Any, ...]:
+    return (doc_id, ordinal, c.page, c.start, c.end, c.text, TOKEN_SEP.join(c.tokens), c.page_label)
+
+
+def _document(row: Sequence[Any]) -> DocumentRow:
+    return DocumentRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], collection=row[7],
+                       meta=json.loads(row[8] or "{}"))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,112 @@
+"""Dense search over the SQLite store's vector blocks, held in one contiguous float32 matrix per process.
+
+Each document's vectors are one blob (rows in chunk order) plus one blob of chunk ids, so loading 100k vectors
+reads a few hundred blobs, never a Python object per chunk. The matrix is ordered by collection, so searching one
+collection is a matrix product over one contiguous slice. After a write, only the changed documents are read.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Ranking = list[tuple[int, float]]
+
+
+@dataclass
+class _Block:
+    collection: str
+    ids: np.ndarray
+    matrix: np.ndarray
+
+
+@dataclass(frozen=True)
+class VectorSnapshot:
+    """The vectors of one store at one revision: ``ids[i]`` is the chunk of row i; ``spans`` maps a collection
+    to its rows."""
+
+    ids: np.ndarray
+    matrix: np.ndarray
+    spans: dict[str, tuple[int, int]]
+
+    def search(self, vector: np.ndarray, k: int, collection: str | None = None) -> Ranking:
+        """The ``k`` rows most similar to ``vector`` (in one collection, or all)."""
+        start, stop = (0, len(self.ids)) if collection is None else self.spans.get(collection, (0, 0))
+        query = np.asarray(vector, dtype=np.float32).ravel()
+        if stop <= start or query.size != self.matrix.shape[1]:
+            return []
+        return top_k(self.ids[start:stop], self.matrix[start:stop] @ query, k)
+
+
+_EMPTY = VectorSnapshot(np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32), {})
+
+
+@dataclass
+class VectorMatrix:
+    """The vector blocks of one store, and the snapshot searches use (replaced whole, never changed in place)."""
+
+    revision: int = -1
+    blocks: dict[tuple[int, int], _Block] = field(default_factory=dict)  # (doc id, generation) -> block
+    snapshot: VectorSnapshot = _EMPTY
+
+    def refresh(self, db: sqlite3.Connection, revision: int) -> None:
+        """Bring the matrix up to ``revision``, reading only blocks written since the last refresh."""
+        if revision == self.revision:
+            return
+        present = {(int(d), int(g)) for d, g in db.execute("SELECT doc_id, gen FROM vectors")}
+        for key in set(self.blocks) - present:
+            del self.blocks[key]
+        missing = sorted(present - set(self.blocks))
+        for i in range(0, len(missing), 500):
+            part = missing[i : i + 500]
+            marks = ",".join("?" * len(part))
+            for doc_id, gen, collection, dim, ids, data in db.execute(
+                    f"SELECT doc_id, gen, collection, dim, ids, data FROM vectors WHERE doc_id IN ({marks})",
+                    [d for d, _ in part]):
+                self.blocks[(doc_id, gen)] = _Block(collection, np.frombuffer(ids, dtype=np.int64),
+                                                    np.frombuffer(data, dtype=np.float32).reshape(-1, dim))
+        self._assemble()
+        self.revision = revision
+
+    def _assemble(self) -> None:
+        order = sorted(self.blocks.items(), key=lambda kv: (kv[1].collection, kv[0]))
+        dims = {b.matrix.shape[1] for _, b in order}
+        dim = max(dims, key=lambda d: sum(b.matrix.shape[1] == d for _, b in order)) if dims else 0
+        order = [(k, b) for k, b in order if b.matrix.shape[1] == dim]  # vectors of another embedder never mix
+        ids = np.concatenate([b.ids for _, b in order]) if order else np.zeros(0, dtype=np.int64)
+        matrix = np.concatenate([b.matrix for _, b in order]) if order else np.zeros((0, dim), dtype=np.float32)
+        spans: dict[str, tuple[int, int]] = {}
+        row = 0
+        for key, block in order:
+            n = len(block.ids)
+            start, _ = spans.get(block.collection, (row, row))
+            spans[block.collection] = (start, row + n)
+            # Keep views into the big matrix only, so the blocks cost no memory of their own.
+            self.blocks[key] = _Block(block.collection, ids[row : row + n], matrix[row : row + n])
+            row += n
+        self.snapshot = VectorSnapshot(ids, matrix, spans)
+
+
+def top_k(ids: np.ndarray, scores: np.ndarray, k: int, positive_only: bool = False) -> Ranking:
+    """The ``k`` best (id, score) pairs, best first (ties keep row order)."""
+    k = min(k, len(scores))
+    if k <= 0:
+        return []
+    best = np.argpartition(-scores, k - 1)[:k]
+    best = best[np.argsort(-scores[best], kind="stable")]
+    return [(int(ids[i]), float(scores[i])) for i in best if not positive_only or scores[i] > 0]
+
+
+_matrices: dict[str, VectorMatrix] = {}
+_lock = threading.Lock()
+
+
+def snapshot_for(key: str, db: sqlite3.Connection, revision: int) -> VectorSnapshot:
+    """The process-wide vectors of the store ``key`` at ``revision``."""
+    with _lock:
+        matrix = _matrices.setdefault(key, VectorMatrix())
+        matrix.refresh(db, revision)
+        return matrix.snapshot
