@@ -70,6 +70,10 @@ def writable_output(output_dir: Path) -> Path:
     output_dir = output_dir.expanduser().absolute()
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BuildError(f"cannot create the output directory {output_dir}: {exc.strerror or exc}.",
+                         "Pass --output with a writable directory.") from exc
+    try:
         with tempfile.TemporaryFile(dir=output_dir):  # created and removed at once; never seen by others
             pass
     except OSError as exc:

@@ -8,6 +8,7 @@ Usage::
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import threading
@@ -61,6 +62,14 @@ class GeneratorCache:
             _close(slot[1])
 
 
+    def close_all(self) -> None:
+        """Close every loaded generator (at exit, before the interpreter tears down the libraries they use)."""
+        with self._lock:
+            slots, self._slots = list(self._slots.values()), {}
+        for _settings, generator in slots:
+            _close(generator)
+
+
 def _key(config: Config) -> str:
     return str(config.path)
 
@@ -77,3 +86,4 @@ def _close(generator: Generator) -> None:
 
 
 generators = GeneratorCache()
+atexit.register(generators.close_all)

@@ -15,6 +15,7 @@ from lorag.build.request import BuildRequest
 from lorag.build.validate import plan_build
 from lorag.config import load_config
 from lorag.errors import BuildError, OllamaError, PathNotAllowedError
+from tests.faults.conftest import Mount, tmpfs  # noqa: F401  (a real tmpfs, remounted read-only)
 
 
 def test_lora_path_that_is_a_file_or_a_gguf(tmp_path: Path) -> None:
@@ -116,3 +117,15 @@ def test_an_ollama_that_never_answers_fails_the_build_in_seconds(build_config: P
         plan_build(load_config(build_config), request, StageProgress(None, "validate"))
     assert info.value.message == (f"Ollama at {fake_ollama.url} accepted the connection but did not answer GET "
                                   "/api/version in time (ReadTimeout).")
+
+
+def test_a_read_only_output_folder_is_one_line(build_config: Path, tiny_qwen2: Path, tiny_qwen2_adapter: Path,
+                                               tmpfs: Mount) -> None:  # noqa: F811  (the fixture)
+    out = tmpfs.path / "models"
+    out.mkdir()
+    tmpfs.read_only()
+    request = BuildRequest(lora_path=tiny_qwen2_adapter, base=tiny_qwen2, output_dir=out)
+    with pytest.raises(BuildError) as info:
+        plan_build(load_config(build_config), request, StageProgress(None, "validate"))
+    assert info.value.message == f"cannot write in the output directory {out}: Read-only file system."
+    assert info.value.hint == "Pass --output with a writable directory (or fix its permissions)."

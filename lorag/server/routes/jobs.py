@@ -73,8 +73,14 @@ def quantize_model(body: BuildBody, state: State) -> JSONResponse:
 
 @router.get("/api/jobs", dependencies=[Depends(require_reader)])
 def list_jobs(state: State) -> dict[str, Any]:
-    """All jobs, newest first, and the build's stage names in order (the page draws one bar per stage)."""
-    return {"jobs": [job.to_dict() for job in _jobs(state).store.recent()], "stages": list(STAGES)}
+    """All jobs, newest first."""
+    return {"jobs": [job.to_dict() for job in _jobs(state).store.recent()]}
+
+
+@router.get("/api/build/stages", dependencies=[Depends(require_reader)])
+def build_stages() -> dict[str, list[str]]:
+    """The build's stage names in the order a build reports them (the page draws one bar per stage)."""
+    return {"stages": list(STAGES)}
 
 
 @router.get("/api/jobs/{job_id}", dependencies=[Depends(require_reader)])

@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-let STAGES = [];  // the build's stage names, in order, as /api/jobs serves them
+let STAGES = [];  // the build's stage names, in order, as /api/build/stages serves them
 const FINISHED = ["succeeded", "failed", "cancelled"];
 
 // ---- token: taken from the URL fragment (#token=...) once, then kept in localStorage -------------
@@ -275,8 +275,8 @@ async function loadPlan() {
 }
 
 async function loadJobs() {
-  const { jobs, stages } = await api("/api/jobs");
-  STAGES = stages;
+  if (!STAGES.length) STAGES = (await api("/api/build/stages")).stages;
+  const { jobs } = await api("/api/jobs");
   $("#job-rows").innerHTML = jobs.map((j) => `
     <tr data-id="${j.id}">
       <td>${formatTime(j.created_at)}</td>
