@@ -16,7 +16,6 @@ from lorag.errors import BuildError
 from lorag.inspect.gguf_meta import gguf_string
 
 LLAMA_CPP_VERSION = "0.3.36"
-SDIST = Path(f"/tmp/lcp/sdist/llama_cpp_python-{LLAMA_CPP_VERSION}.tar.gz")
 _TREE_PARTS = ("convert_", "conversion/", "gguf-py/")
 
 
@@ -33,8 +32,9 @@ def ensure_converters() -> Path:
     tree = llama_cpp_dir()
     if (tree / "convert_hf_to_gguf.py").is_file() and (tree / "gguf-py").is_dir():
         return tree
-    if SDIST.is_file():
-        _extract(SDIST, tree)
+    sdist = os.environ.get("LORAG_LLAMA_CPP_SDIST")  # a downloaded llama-cpp-python sdist of the same version
+    if sdist and Path(sdist).is_file():
+        _extract(Path(sdist), tree)
         return tree
     raise BuildError(
         f"llama.cpp's converters are not installed at {tree}.",
