@@ -1,66 +1,103 @@
-"""One model at work at a time: a single worker thread runs retrieval, ingest and generation in arrival order.
+"""One model at work at a time: a single worker thread runs retrieval, ingest and generation, users' questions first.
 
 llama.cpp contexts and the embedders are not safe to share between threads, and on a 2-core machine two
-generations at once would only slow each other down. Requests wait in a FIFO queue instead; ``waiting``
-says how long the queue is, so clients and the load benchmark can see the queueing.
+generations at once would only slow each other down. Requests wait in a queue instead, in two lanes:
+``USER`` (questions, searches, ingest) and ``TASK`` (a chat client's own background work: titles, tags,
+follow-up suggestions). A task runs only when no user work is waiting, so it never delays a question;
+within a lane the order is first come, first served. ``stats()`` reports the queue for /api/health.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+USER, TASK = 0, 1  # lanes: lower runs first
 _ITEM, _ERROR, _END = "item", "error", "end"
 
 
 class ModelGate:
-    """Serialize model work on one thread and hand results back to async code."""
+    """Serialize model work on one thread, users' work before background tasks, and hand results to async code."""
 
     def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lorag-model")
-        self._count_lock = threading.Lock()
-        self.waiting = 0
+        self._queue: list[tuple[int, int, Callable[[], None]]] = []
+        self._order = itertools.count()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._waiting = [0, 0]
+        self.running = 0
         self.served = 0
         self.busy_s = 0.0  # time the model thread spent working, to tell service time from queueing
+        self._thread = threading.Thread(target=self._loop, name="lorag-model", daemon=True)
+        self._thread.start()
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued and not yet started, both lanes."""
+        return sum(self._waiting)
 
     def stats(self) -> dict[str, float]:
-        """Queue length, finished jobs and busy seconds of the model thread."""
-        return {"waiting": self.waiting, "served": self.served, "busy_s": round(self.busy_s, 3)}
+        """Queue depth (total and per lane), whether the model is busy, finished jobs and busy seconds."""
+        with self._cond:
+            return {"waiting": self.waiting, "waiting_questions": self._waiting[USER],
+                    "waiting_tasks": self._waiting[TASK], "running": self.running,
+                    "served": self.served, "busy_s": round(self.busy_s, 3)}
 
-    def _done(self, started: float) -> None:
-        with self._count_lock:
-            self.served += 1
-            self.busy_s += time.perf_counter() - started
+    def _submit(self, job: Callable[[], None], lane: int) -> None:
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the model gate is closed")
+            self._waiting[lane] += 1
+            heapq.heappush(self._queue, (lane, next(self._order), job))
+            self._cond.notify()
 
-    def _enter(self) -> None:
-        with self._count_lock:
-            self.waiting += 1
-
-    def _started(self) -> None:
-        with self._count_lock:
-            self.waiting -= 1
-
-    async def run(self, work: Callable[[], T]) -> T:
-        """Run ``work()`` on the model thread and return its result."""
-        self._enter()
-
-        def job() -> T:
-            self._started()
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if self._closed and not self._queue:
+                    return
+                lane, _, job = heapq.heappop(self._queue)
+                self._waiting[lane] -= 1
+                self.running = 1
             started = time.perf_counter()
             try:
-                return work()
+                job()
             finally:
-                self._done(started)
+                with self._cond:
+                    self.running = 0
+                    self.served += 1
+                    self.busy_s += time.perf_counter() - started
 
-        return await asyncio.get_running_loop().run_in_executor(self._executor, job)
+    async def run(self, work: Callable[[], T], lane: int = USER) -> T:
+        """Run ``work()`` on the model thread and return its result."""
+        future: Future[T] = Future()
 
-    async def stream(self, work: Callable[[], Iterable[T]]) -> AsyncIterator[T]:
+        def job() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(work())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        self._submit(job, lane)
+        wrapped = asyncio.wrap_future(future)
+        try:
+            return await wrapped
+        finally:
+            future.cancel()  # a caller that went away while queued frees its place
+
+    async def stream(self, work: Callable[[], Iterable[T]], lane: int = USER) -> AsyncIterator[T]:
         """Iterate ``work()`` on the model thread, yielding its items as they come; stop early if abandoned."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
@@ -73,8 +110,6 @@ class ModelGate:
                 stop.set()
 
         def job() -> None:
-            self._started()
-            started = time.perf_counter()
             try:
                 if stop.is_set():  # the client left while we waited in the queue
                     return
@@ -87,15 +122,13 @@ class ModelGate:
                 finally:
                     close = getattr(items, "close", None)
                     if close is not None:
-                        close()
+                        close()  # a generator's finally blocks stop the backend
             except BaseException as exc:
                 post(_ERROR, exc)
             finally:
-                self._done(started)
                 post(_END, None)
 
-        self._enter()
-        loop.run_in_executor(self._executor, job)
+        self._submit(job, lane)
         try:
             while True:
                 kind, value = await queue.get()
@@ -108,5 +141,9 @@ class ModelGate:
             stop.set()
 
     def close(self) -> None:
-        """Stop accepting work; running work finishes in the background."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Stop accepting work; queued work is dropped, running work finishes in the background."""
+        with self._cond:
+            self._closed = True
+            self._queue.clear()
+            self._waiting = [0, 0]
+            self._cond.notify_all()
