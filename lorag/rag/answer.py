@@ -12,8 +12,10 @@ Usage::
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
+from collections.abc import Generator as PyGenerator
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -32,6 +34,7 @@ from lorag.rag.prompts import (  # noqa: F401  (re-exported: the prompt's pieces
 from lorag.rag.relevance import relevant_hits, search_in
 from lorag.rag.retrieve import Hit
 
+log = logging.getLogger(__name__)
 AnswerEvent = dict[str, Any]
 
 SENTENCE_ENDS = "。！？"
@@ -58,7 +61,7 @@ def default_generator(config: Config) -> Generator:
 
 def answer_stream(config: Config, question: str, top_k: int | None = None, generator: Generator | None = None,
                   *, history: Sequence[Message] = (), system: str | None = None,
-                  collection: str | None = None) -> Iterator[AnswerEvent]:
+                  collection: str | None = None) -> PyGenerator[AnswerEvent, None, None]:
     """Retrieve for the conversation, then stream the answer: "sources", "token" events, and a final "done".
 
     ``history`` holds the earlier turns (``{"role": "user"|"assistant", "content"}``, oldest first): a follow-up
@@ -74,6 +77,7 @@ def answer_stream(config: Config, question: str, top_k: int | None = None, gener
         gen = gen or default_generator(config)
         mode = follow_up_mode(mode, gen)
     query = retrieval_query(turns, mode, gen)
+    log.debug("retrieval query (%s, %d earlier turns): %r", mode, len(earlier), query)
     found = search_in(config, query, top_k, collection=collection)
     hits = fit_hits(relevant_hits(config, query, found, collection=collection), config,
                     reserved_chars=sum(len(m["content"]) for m in turns) + len(system or ""))
