@@ -30,7 +30,7 @@ def test_rag_model_streams_with_sources_and_a_final_usage_chunk(live: LiveServer
     )
     chunks = list(stream)
     assert chunks[0].choices[0].delta.role == "assistant"
-    *content, finish, last = chunks
+    *_, finish, last = chunks
     assert finish.choices[0].finish_reason in ("stop", "length") and finish.usage is None
     assert last.choices == [] and last.usage is not None
     assert 0 < last.usage.completion_tokens <= 8 and last.usage.prompt_tokens > 100
