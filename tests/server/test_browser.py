@@ -88,8 +88,7 @@ def test_a_follow_up_in_the_page_is_answered_from_the_conversation(page: Any, pa
         done = page.locator(".msg.bot[data-done='1']").count()
         page.fill("#question", question)
         page.click("#ask-button")
-        page.wait_for_function(f"document.querySelectorAll(\".msg.bot[data-done='1']\").length > {done}",
-                               timeout=600_000)
+        page.locator(".msg.bot[data-done='1']").nth(done).wait_for(timeout=600_000)
     assert "休暇制度.docx" in page.locator(".msg.bot .source-chips").last.inner_text()
     page.click("#new-chat")
     assert page.locator(".msg").count() == 0 and page.evaluate("conversation.length") == 0
@@ -113,8 +112,7 @@ def test_an_empty_upload_names_the_users_file(page: Any, tmp_path: Path) -> None
     page.click("[data-tab=documents]")
     page.set_input_files("#upload-files", str(empty))
     page.click("#upload-form button[type=submit]")
-    page.wait_for_function("document.querySelector('#upload-status').textContent.includes('エラー')",
-                           timeout=300_000)
+    page.wait_for_selector("#upload-status:has-text('エラー')", timeout=300_000)
     status = page.inner_text("#upload-status")
     assert status.startswith("エラー: 取り込めたファイルはありません：空のメモ.txt")
     assert "uploads" not in status and ".lorag" not in status
