@@ -28,8 +28,7 @@ def _root(
 
 def _register_commands() -> None:
     # Importing a command module attaches its commands to the apps; each keeps heavy imports inside functions.
-    from lorag.cli import build, model, rag, serve  # noqa: F401
-    from lorag.cli import chat  # noqa: F401
+    from lorag.cli import build, chat, model, rag, serve  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:
