@@ -4,7 +4,10 @@ llama.cpp contexts and the embedders are not safe to share between threads, and 
 generations at once would only slow each other down. Requests wait in a queue instead, in two lanes:
 ``USER`` (questions, searches, ingest) and ``TASK`` (a chat client's own background work: titles, tags,
 follow-up suggestions). A task runs only when no user work is waiting, so it never delays a question;
-within a lane the order is first come, first served. ``stats()`` reports the queue for /api/health.
+within a lane the order is first come, first served. A question that arrives while a *restartable* task is
+generating (a whole, non-streamed reply nobody has seen yet) stops that task, which goes back to the queue
+and starts over after the question: the consumer sees ``RESTART`` and drops what it had collected.
+``stats()`` reports the queue for /api/health.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 USER, TASK = 0, 1  # lanes: lower runs first
-_ITEM, _ERROR, _END = "item", "error", "end"
+_ITEM, _ERROR, _END, _RESTART = "item", "error", "end", "restart"
+RESTART: Any = object()  # yielded by a restartable stream when its work starts over
 
 
 class ModelGate:
@@ -35,6 +39,7 @@ class ModelGate:
         self._waiting = [0, 0]
         self.running = 0
         self.served = 0
+        self.preempted = 0
         self.busy_s = 0.0  # time the model thread spent working, to tell service time from queueing
         self._thread = threading.Thread(target=self._loop, name="lorag-model", daemon=True)
         self._thread.start()
@@ -49,7 +54,7 @@ class ModelGate:
         with self._cond:
             return {"waiting": self.waiting, "waiting_questions": self._waiting[USER],
                     "waiting_tasks": self._waiting[TASK], "running": self.running,
-                    "served": self.served, "busy_s": round(self.busy_s, 3)}
+                    "served": self.served, "preempted": self.preempted, "busy_s": round(self.busy_s, 3)}
 
     def _submit(self, job: Callable[[], None], lane: int) -> None:
         with self._cond:
@@ -97,8 +102,16 @@ class ModelGate:
         finally:
             future.cancel()  # a caller that went away while queued frees its place
 
-    async def stream(self, work: Callable[[], Iterable[T]], lane: int = USER) -> AsyncIterator[T]:
-        """Iterate ``work()`` on the model thread, yielding its items as they come; stop early if abandoned."""
+    def _question_waiting(self) -> bool:
+        return self._waiting[USER] > 0  # a plain read: at worst one more token before the task yields
+
+    async def stream(self, work: Callable[[], Iterable[T]], lane: int = USER,
+                     restartable: bool = False) -> AsyncIterator[T]:
+        """Iterate ``work()`` on the model thread, yielding its items as they come; stop early if abandoned.
+
+        With ``restartable`` (task lane only), a question that arrives meanwhile stops the work, which is queued
+        again; ``RESTART`` is yielded so the consumer can drop the items it collected.
+        """
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         stop = threading.Event()
@@ -109,7 +122,10 @@ class ModelGate:
             except RuntimeError:  # the event loop is gone (server shutting down)
                 stop.set()
 
+        preemptible = restartable and lane == TASK
+
         def job() -> None:
+            again = False
             try:
                 if stop.is_set():  # the client left while we waited in the queue
                     return
@@ -119,6 +135,9 @@ class ModelGate:
                         post(_ITEM, item)
                         if stop.is_set():
                             break
+                        if preemptible and self._question_waiting():
+                            again = True
+                            break
                 finally:
                     close = getattr(items, "close", None)
                     if close is not None:
@@ -126,7 +145,13 @@ class ModelGate:
             except BaseException as exc:
                 post(_ERROR, exc)
             finally:
-                post(_END, None)
+                if again:
+                    with self._cond:
+                        self.preempted += 1
+                    post(_RESTART, None)
+                    self._submit(job, lane)
+                else:
+                    post(_END, None)
 
         self._submit(job, lane)
         try:
@@ -136,7 +161,7 @@ class ModelGate:
                     return
                 if kind == _ERROR:
                     raise value
-                yield value
+                yield RESTART if kind == _RESTART else value
         finally:
             stop.set()
 

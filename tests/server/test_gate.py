@@ -137,3 +137,40 @@ def test_a_caller_that_leaves_while_queued_frees_its_place() -> None:
     asyncio.run(main())
     assert ran == []
     gate.close()
+
+
+def test_a_question_interrupts_a_restartable_task_which_starts_over_after_it() -> None:
+    from lorag.server.gate import RESTART, TASK
+
+    gate = ModelGate()
+    log: list[str] = []
+    started = threading.Event()
+
+    def task() -> Iterator[str]:
+        log.append("task starts")
+        started.set()
+        for i in range(200):
+            time.sleep(0.01)
+            yield f"t{i}"
+        log.append("task ends")
+
+    async def main() -> list[object]:
+        items: list[object] = []
+
+        async def consume() -> None:
+            async for item in gate.stream(task, lane=TASK, restartable=True):
+                items.append(item)
+
+        running = asyncio.ensure_future(consume())
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        assert await gate.run(lambda: log.append("question") or "answer") == "answer"
+        await running
+        return items
+
+    items = asyncio.run(main())
+    assert log == ["task starts", "question", "task starts", "task ends"]
+    restart = items.index(RESTART)
+    assert items[restart + 1:] == [f"t{i}" for i in range(200)]  # the second run is whole
+    assert gate.stats()["preempted"] == 1
+    gate.close()

@@ -78,7 +78,8 @@ async def chat_completions(body: ChatRequest, state: State) -> Any:
         work, lane = (lambda: _plain_pieces(state, body, bool(task))), TASK
     else:
         work, lane = (lambda: _rag_pieces(state, body, collection)), USER
-    pieces = state.gate.stream(work, lane=lane)
+    # A whole (non-streamed) task reply is unseen until it ends: a question may interrupt it and it starts over.
+    pieces = state.gate.stream(work, lane=lane, restartable=lane == TASK and not body.stream)
     reply = Reply(body.model, include_usage=body.include_usage)
     if body.stream:
         return sse_response(reply.chunks(pieces))

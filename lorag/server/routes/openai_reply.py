@@ -49,6 +49,8 @@ class Reply:
         usage, finish, citations = None, "stop", None
         try:
             async for piece in pieces:
+                if not isinstance(piece, dict):  # only whole replies restart; nothing to show here
+                    continue
                 if piece.get("text"):
                     yield self._chunk({"content": piece["text"]})
                 usage = piece.get("usage", usage)
@@ -68,8 +70,14 @@ class Reply:
 
     async def whole(self, pieces: AsyncIterator[dict[str, Any]]) -> dict[str, Any]:
         """One ``chat.completion`` object with usage (and ``citations`` for the RAG model)."""
-        text, usage, citations, finish = [], None, None, "stop"
+        from lorag.server.gate import RESTART
+
+        text: list[str] = []
+        usage, citations, finish = None, None, "stop"
         async for piece in pieces:
+            if piece is RESTART:  # a question went first; the task starts over
+                text, usage, citations, finish = [], None, None, "stop"
+                continue
             text.append(piece.get("text", ""))
             usage = piece.get("usage", usage)
             citations = piece.get("citations", citations)
