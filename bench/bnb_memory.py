@@ -2,7 +2,7 @@
 
 Builds random Qwen2 models of real shapes from a config on the GPU machine (no downloads), saves them, loads
 them through lorag's transformers backend (`lorag.generate.transformers.load_model`, BitsAndBytesConfig),
-generates, and compares torch.cuda.max_memory_allocated with lorag.models.memory's prediction.
+generates, and compares torch.cuda.max_memory_allocated with lorag.inspect.memory's prediction.
 
     python bench/bnb_memory.py --dry-run                       # predictions only (any machine)
     python bench/bnb_memory.py --models 1.5b,3b --precisions 4bit,8bit,bf16   # on a CUDA machine
@@ -23,8 +23,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # keep the table clean
 
-from lorag.models.inspect import inspect_hf
-from lorag.models.memory import kv_cache_bytes, overhead_bytes, weights_bytes
+from lorag.inspect.memory import kv_cache_bytes, overhead_bytes, weights_bytes
+from lorag.inspect.model import inspect_hf
 
 # Published shapes of Qwen2.5 models (tied embeddings below 7B).
 SHAPES: dict[str, dict[str, Any]] = {

@@ -32,8 +32,8 @@ def main() -> None:
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="lorag-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    from lorag.build.pipeline import BuildRequest, run_build
     from lorag.config import init_config, load_config
-    from lorag.models.build import BuildRequest, run_build
     from tests.helpers.tiny import make_tiny_adapter, make_tiny_model
 
     base, adapter = work / "tiny-qwen2", work / "lora"
@@ -64,7 +64,7 @@ def main() -> None:
 
 
 def _reference(base: Path, adapter: Path, work: Path) -> float:
-    from tests.models.conftest import reference_route
+    from tests.helpers.builds import reference_route
 
     out = work / "reference"
     out.mkdir(exist_ok=True)

@@ -1,8 +1,8 @@
 """Reference route vs single-pass fast route for building a quantized GGUF from base + LoRA, side by side.
 
-Reference: merge LoRA shard by shard (lorag.models.merge) → convert_hf_to_gguf.py --outtype f16 →
+Reference: merge LoRA shard by shard (lorag.build.merge) → convert_hf_to_gguf.py --outtype f16 →
 llama.cpp quantize (the llama-quantize binary if given, else llama_cpp.llama_model_quantize).
-Fast: lorag.models.fast.build_gguf_single_pass (one read of the base, no intermediate files).
+Fast: lorag.build.fast.build_gguf_single_pass (one read of the base, no intermediate files).
 Each stage runs as its own process so its wall time and peak RSS are its own; a sampler tracks the disk
 space used under the work directory. Prints a table (and --json the summary).
 
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def _tree() -> Path:
-    from lorag.models.convert import ensure_converters
+    from lorag.build.convert import ensure_converters
 
     return ensure_converters()
 
@@ -37,9 +37,9 @@ def _tree() -> Path:
 # ---------------------------------------------------------------- stages (each runs in a child process)
 
 def stage_merge(base: str, adapter: str, merged: str) -> None:
-    from lorag.models.merge import load_adapter_weights, merge_model
-    from lorag.models.progress import StageProgress
-    from lorag.models.workdir import stage_model_dir
+    from lorag.build.merge import load_adapter_weights, merge_model
+    from lorag.build.progress import StageProgress
+    from lorag.build.workdir import stage_model_dir
 
     out = Path(merged)
     stage_model_dir(Path(base), Path(adapter), out)
@@ -59,7 +59,7 @@ def stage_quantize_py(f16: str, out: str, ftype: int, threads: int) -> None:
 
 
 def stage_fast(base: str, adapter: str, out: str, qtype: str, device: str, threads: int, stats: str) -> None:
-    from lorag.models.fast import build_gguf_single_pass
+    from lorag.build.fast import build_gguf_single_pass
 
     result = build_gguf_single_pass(Path(base), Path(adapter), Path(out), qtype, None, device=device, threads=threads)
     Path(stats).write_text(json.dumps(result), encoding="utf-8")
@@ -253,7 +253,7 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from lorag.models.fast.reader import index_model
+    from lorag.build.fast.reader import index_model
 
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -324,7 +324,7 @@ def run_reference(args: argparse.Namespace, work: Path, inputs: int, f16: Path, 
     """merge+save → convert f16 → quantize, each timed; the merged copy is deleted once converted."""
     import shutil
 
-    from lorag.models.fast.mixture import FTYPES
+    from lorag.build.fast.mixture import FTYPES
 
     merged = work / "merged"
     if args.drop_caches:

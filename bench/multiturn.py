@@ -43,7 +43,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = load_config(init_config(Path(tmp) / "lorag.yaml"))
         ingest_paths(config, [ROOT / "examples" / "corpus"])
-        rows: list[tuple[str, str, Any]] = [("last message only", "last", None), ("lexical (last + 2 previous user turns)", "lexical", None)]
+        rows: list[tuple[str, str, Any]] = [("last message only", "last", None),
+                                            ("lexical (last + 2 previous user turns)", "lexical", None)]
         if not args.no_llm:
             from lorag.rag.answer import default_generator
 

@@ -136,7 +136,7 @@ def build_adapter(config: Any, console: Any, mode: str, switch: bool) -> dict[st
     """Build examples/adapter at Q4_K_M in ``mode`` ("merge" or "adapter"), print fidelity; optionally switch."""
     from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-    from lorag.models.build import BuildRequest, run_build
+    from lorag.build.pipeline import BuildRequest, run_build
 
     request = BuildRequest(
         lora_path=ADAPTER_DIR,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import IO, Any
 
 TMP_PREFIX = ".lorag-tmp-"
+# Failures of the target's file system: reported with the target's path (the temp file's name means nothing).
+_TARGET_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO, errno.EFBIG}
 
 
 @contextlib.contextmanager
@@ -18,7 +21,10 @@ def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temp file that replaces ``path`` only if the block finishes without error."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     try:
         encoding = None if "b" in mode else "utf-8"
         with os.fdopen(fd, mode, encoding=encoding) as fh:
@@ -28,9 +34,11 @@ def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
         if path.exists():
             shutil.copymode(path, tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in _TARGET_ERRNOS and exc.filename in (None, tmp):
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 
@@ -58,3 +66,10 @@ def clean_stale_temps(directory: Path) -> int:
             entry.unlink(missing_ok=True)
         removed += 1
     return removed
+
+
+def atomic_copy(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` atomically, keeping its mode and times (a full disk leaves ``dst`` as it was)."""
+    with atomic_open(dst, "wb") as fh, open(src, "rb") as source:
+        shutil.copyfileobj(source, fh)
+    shutil.copystat(src, dst)

@@ -11,14 +11,14 @@ from __future__ import annotations
 import io
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from lorag.atomic import atomic_write_text
+from lorag.config_diagnostics import nul_values, settings_error_message, validation_message, warn_unknown_keys
+from lorag.config_io import plain, read_yaml, write_with_backup, yaml_rt
 from lorag.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,12 @@ class Config:
 
     def resolve(self, value: str) -> Path:
         """Resolve a configured path relative to the config file's directory."""
-        p = Path(os.path.expanduser(value))
+        expanded = os.path.expanduser(value)
+        if expanded.startswith("~"):  # "~name/…" with no such user: a folder literally named "~name" is never meant
+            user = expanded[1:].split("/", 1)[0]
+            raise ConfigError(f"the path {value!r} in {self.path} starts with ~{user}, but there is no user {user!r} "
+                              "on this machine.", "Write the full path instead.")
+        p = Path(expanded)
         return p if p.is_absolute() else (self.base_dir / p)
 
     @property
@@ -171,50 +176,27 @@ def config_path(explicit: str | Path | None = None) -> Path:
     return Path(env).resolve() if env else (Path.cwd() / DEFAULT_CONFIG_NAME).resolve()
 
 
-def _yaml() -> Any:
-    from ruamel.yaml import YAML
-
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    return yaml
-
-
-def _read_yaml(path: Path) -> Any:
-    from ruamel.yaml import YAMLError
-
-    try:
-        data = _yaml().load(path.read_text(encoding="utf-8"))
-    except YAMLError as exc:
-        first_line = f"{path} is not valid YAML: {exc}".splitlines()[0]
-        raise ConfigError(first_line, "Fix the file or run `lorag init --force`.") from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping at the top level.")
-    return data
-
-
-def _plain(data: Any) -> Any:
-    """Convert ruamel's commented containers into plain dicts and lists."""
-    if isinstance(data, dict):
-        return {str(k): _plain(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_plain(v) for v in data]
-    return data
-
-
 def validate(data: dict[str, Any], source: str = "config") -> Settings:
-    """Build Settings from a mapping (environment overrides apply); raise ConfigError listing bad fields."""
-    from lorag.legacy import translate_legacy
+    """Build Settings from a mapping (environment overrides apply); raise ConfigError listing bad fields.
 
-    data = translate_legacy(_plain(data))
+    Unknown keys and sections (in ``data`` and in LORAG_* variables) are logged as warnings with the closest valid
+    key; they are not errors, so a config written for a newer lorag still loads.
+    """
+    from pydantic_settings import SettingsError
+
+    from lorag.legacy import LEGACY_KEYS, translate_legacy
+
+    warn_unknown_keys(data, Settings, source, allowed={"llm": LEGACY_KEYS})
+    values = translate_legacy(plain(data))
+    for dotted in nul_values(values):
+        raise ConfigError(f"{dotted} in {source} contains a NUL character (\\0), which no path or name can hold.",
+                          "Remove it.")
     try:
-        return Settings(**data)
+        return Settings(**values)
     except ValidationError as exc:
-        raise ConfigError(f"invalid {source}: {field_errors_text(exc)}") from exc
+        raise ConfigError(*validation_message(exc, Settings, data, source)) from exc
+    except SettingsError as exc:
+        raise ConfigError(*settings_error_message(exc)) from exc
 
 
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:
@@ -229,14 +211,36 @@ def field_errors_text(exc: ValidationError) -> str:
 def load_config(path: str | Path | None = None) -> Config:
     """Load the config file (defaults when it does not exist) with environment overrides."""
     p = config_path(path)
-    data = _read_yaml(p) if p.exists() else {}
-    return Config(validate(data, str(p)), p)
+    data = read_yaml(p) if p.exists() else {}
+    config = Config(validate(data, str(p)), p)
+    if not getattr(config.settings.store, "url", "") and config.store_path.is_dir():
+        raise ConfigError(f"store.path ({config.settings.store.path!r}) names the directory {config.store_path}; "
+                          "it must name the store's file.", "Set store.path to a file such as .lorag/lorag.db.")
+    return config
+
+
+def check_config_file(explicit: str | Path | None = None, flag: str | None = None) -> None:
+    """Refuse a config file that was named (``-c FILE`` or $LORAG_CONFIG) but does not exist.
+
+    Without this, a typo in the name silently runs on the defaults and creates a new store beside it.
+    """
+    named = explicit or os.environ.get("LORAG_CONFIG")
+    if not named:
+        return
+    path = config_path(named)
+    source = f"{flag} " if flag else "$LORAG_CONFIG="
+    if not path.exists():
+        raise ConfigError(f"the config file {path} (from {source}{named}) does not exist; nothing was done.",
+                          f"Check the name, or create it with `lorag -c {named} init`.")
+    if path.is_dir():
+        raise ConfigError(f"the config file {path} (from {source}{named}) is a directory.",
+                          "Give the path of a lorag.yaml.")
 
 
 def update_config(path: Path, changes: dict[str, Any]) -> Config:
     """Set dotted keys in the YAML file, keeping comments; validate, back up to .bak, write atomically."""
     path = Path(path)
-    doc = _read_yaml(path) if path.exists() else _yaml().load("{}\n") or {}
+    doc = read_yaml(path) if path.exists() else yaml_rt().load("{}\n") or {}
     for dotted, value in changes.items():
         node = doc
         *parents, leaf = dotted.split(".")
@@ -247,22 +251,9 @@ def update_config(path: Path, changes: dict[str, Any]) -> Config:
         node[leaf] = value
     settings = validate(doc, str(path))
     buf = io.StringIO()
-    _yaml().dump(doc, buf)
-    _write_with_backup(path, buf.getvalue())
+    yaml_rt().dump(doc, buf)
+    write_with_backup(path, buf.getvalue())
     return Config(settings, path)
-
-
-def _write_with_backup(path: Path, text: str) -> None:
-    if path.exists():
-        # Mode bits too: root passes os.access, but a file marked read-only is the user's "don't touch".
-        read_only = not path.stat().st_mode & 0o222 or not os.access(path, os.W_OK)
-        if read_only or not os.access(path.parent, os.W_OK):
-            raise ConfigError(f"{path} is read-only; the config was not changed.", "Make it writable and try again.")
-        shutil.copy2(path, path.with_name(path.name + ".bak"))
-    try:
-        atomic_write_text(path, text)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror}; the config was not changed.") from exc
 
 
 DEFAULT_YAML = """\
@@ -322,5 +313,5 @@ def init_config(path: Path, force: bool = False) -> Path:
     """Write the default, commented config file; refuse to overwrite unless ``force``."""
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists.", "Use --force to overwrite it (a .bak is kept).")
-    _write_with_backup(path, DEFAULT_YAML)
+    write_with_backup(path, DEFAULT_YAML)
     return path

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.builds import *  # noqa: F403  (session builds: qwen2_q4, llama_f16, build_config, ...)
 from tests.helpers.fake_ollama import fake_ollama  # noqa: F401  (fixture for every test folder)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

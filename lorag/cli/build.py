@@ -11,9 +11,7 @@ import typer
 from lorag.cli.apps import model_app
 
 if TYPE_CHECKING:
-    from lorag.models.build import BuildResult
-
-_STAGES = ("validate", "merge", "convert", "quantize", "verify", "modelfile", "register", "config")
+    from lorag.build.request import BuildResult
 
 
 @model_app.command("build")
@@ -42,9 +40,10 @@ def build(
 
 def run_build_command(quiet: bool = False, config_path: Path | None = None, **fields: Any) -> BuildResult:
     """Build from command-line values (None = the config's build.* default), with progress bars unless quiet."""
+    from lorag.build.pipeline import run_build
+    from lorag.build.request import BuildRequest
     from lorag.config import load_config
     from lorag.errors import BuildError
-    from lorag.models.build import BuildRequest, run_build
 
     config = load_config(config_path)
     defaults = config.settings.build
@@ -87,6 +86,8 @@ def print_summary(result: BuildResult) -> None:
     """Human-readable result: artifact, size, fidelity, what was registered and switched."""
     from rich.console import Console
 
+    from lorag.build.request import STAGES
+
     console = Console()
     fid = result.fidelity
     console.print(f"[bold green]built[/] {result.gguf} ({result.size_bytes / 1e6:.1f} MB, {result.quantization})"
@@ -100,5 +101,5 @@ def print_summary(result: BuildResult) -> None:
         console.print("config updated: the RAG generator now uses this model")
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.stages.items() if k in _STAGES)
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.stages.items() if k in STAGES)
     console.print(f"[dim]{stages}[/]", highlight=False)

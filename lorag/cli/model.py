@@ -12,22 +12,16 @@ from lorag.cli.apps import model_app
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _search_paths() -> list[str]:
-    from lorag.config import load_config
-
-    cfg = load_config()
-    return [str(cfg.resolve(s)) for s in cfg.settings.models.search_paths]
-
-
 @model_app.command("inspect")
 def inspect_cmd(path: Annotated[str, typer.Argument(help="Model dir, LoRA adapter dir, .gguf file or Ollama name.")],
                 as_json: JsonOpt = False) -> None:
     """Tell what PATH is: architecture, parameters, dtype, context, chat template, and for an adapter its base."""
     from lorag.config import load_config
-    from lorag.models.inspect import inspect_path
+    from lorag.inspect.model import inspect_path
+    from lorag.inspect.placement import model_search_paths
 
     cfg = load_config()
-    info = inspect_path(path, _search_paths(), cfg.settings.llm.ollama_host)
+    info = inspect_path(path, model_search_paths(cfg), cfg.settings.llm.ollama_host)
     if as_json:
         typer.echo(json.dumps(info.to_dict(), ensure_ascii=False, indent=2))
         return
@@ -38,7 +32,7 @@ def _print_info(d: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from lorag.models.hardware import format_size
+    from lorag.inspect.hardware import format_size
 
     table = Table(title=f"{d['path']} ({d['kind']})", show_header=False)
     rows = [("architecture", d["architecture"]), ("parameters", f"{d['n_params']:,} (from {d['params_source']})"),
@@ -72,19 +66,15 @@ def plan_cmd(
 ) -> None:
     """Rank the ways of running PATH here (or on the machine described) and mark the one that fits best."""
     from lorag.config import load_config
-    from lorag.models.hardware import parse_size, pretend_hardware, probe_hardware
-    from lorag.models.inspect import inspect_path
-    from lorag.models.plan import plan_model
+    from lorag.inspect.hardware import parse_size, pretend_hardware
+    from lorag.inspect.placement import placement_for
 
     cfg = load_config()
-    info = inspect_path(path, _search_paths(), cfg.settings.llm.ollama_host)
+    hw = None
     if gpu_memory is not None or ram is not None:
         hw = pretend_hardware(parse_size(gpu_memory) if gpu_memory is not None else None,
                               parse_size(ram) if ram is not None else None)
-    else:
-        hw = probe_hardware()
-    plan = plan_model(info, hw, context or cfg.settings.llm.context, cfg.settings.build.quantization,
-                      cfg.settings.llm.quantization)
+    plan = placement_for(cfg, path, hw, context)
     if as_json:
         typer.echo(json.dumps(plan.to_dict(), ensure_ascii=False, indent=2))
         return
@@ -95,7 +85,7 @@ def _print_plan(plan: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from lorag.models.hardware import format_size
+    from lorag.inspect.hardware import format_size
 
     table = Table(title=f"plan for {plan.info.path} ({plan.n_ctx:,} tokens of context)")
     for col in ("", "#", "backend", "precision", "where", "memory", "fits", "note"):

@@ -2,19 +2,63 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 
 from lorag.cli.apps import app
+
+Command = TypeVar("Command", bound=Callable[..., Any])
 
 
 def _config() -> Any:
     from lorag.config import load_config
 
     return load_config()
+
+
+MAX_TOP_K = 100  # the same bound as /api/query, /api/search and retrieval.top_k
+
+
+def _checked_text(text: str, what: str, example: str) -> str:
+    """Refuse an empty or over-long question before any model or store is loaded (the limits /api and /v1 use)."""
+    from lorag.errors import InputError
+    from lorag.limits import MAX_QUESTION_CHARS
+
+    if not text.strip():
+        raise InputError(f"the {what} is empty.", f"Give some text, e.g. `{example}`.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # bytes the terminal's encoding could not decode (surrogate escapes)
+        raise InputError(f"the {what} is not valid text (undecodable byte at character {exc.start + 1}).",
+                         "Check the terminal's encoding (LANG=ja_JP.UTF-8 or C.UTF-8).") from None
+    if len(text) > MAX_QUESTION_CHARS:
+        raise InputError(f"the {what} is {len(text):,} characters; the limit is {MAX_QUESTION_CHARS:,}.",
+                         f"Shorten it: long text belongs in a document (`lorag ingest FILE`), not in a {what}.")
+    return text
+
+
+def _inputs_checked(name: str, what: str, example: str) -> Callable[[Command], Command]:
+    """Check a command's text argument ``name`` and its --top-k before the command loads anything."""
+
+    def wrap(command: Command) -> Command:
+        @functools.wraps(command)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            from lorag.errors import InputError
+
+            kwargs[name] = _checked_text(kwargs[name], what, example)
+            top_k = kwargs.get("top_k")
+            if top_k is not None and not 1 <= top_k <= MAX_TOP_K:
+                raise InputError(f"--top-k must be between 1 and {MAX_TOP_K} (it is {top_k}).")
+            return command(*args, **kwargs)
+
+        return cast(Command, checked)
+
+    return wrap
 
 
 def _shown(path: str) -> str:
@@ -91,6 +135,7 @@ def remove(paths: Annotated[list[str], typer.Argument(help="Files or folders to 
 
 
 @app.command()
+@_inputs_checked("question", "question", "lorag ask 有給休暇は何日ですか？")
 def ask(question: Annotated[str, typer.Argument(help="The question, e.g. 有給休暇は何日ですか？")],
         top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, help="How many chunks to use.")] = None,
         ) -> None:
@@ -112,6 +157,7 @@ def ask(question: Annotated[str, typer.Argument(help="The question, e.g. 有給�
 
 
 @app.command()
+@_inputs_checked("query", "query", "lorag search 有給休暇")
 def search(query: Annotated[str, typer.Argument(help="What to look for.")],
            top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, help="How many hits.")] = None,
            as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False) -> None:

@@ -42,14 +42,24 @@ class Usage:
 
 @runtime_checkable
 class Generator(Protocol):
-    """One LLM backend. ``supports_chat`` is False for base models without a chat template."""
+    """One LLM backend.
+
+    ``supports_chat`` is False for base models without a chat template; ``thinks`` is True for models whose
+    template opens a ``<think>`` block in the prompt (DeepSeek-R1 style), so the answer follows ``</think>``.
+    ``close`` frees what the backend holds (model memory, connections); the generator is unusable afterwards.
+    """
 
     name: str
     supports_chat: bool
+    thinks: bool
     usage: Usage
 
     def stream(self, request: GenerationRequest) -> Iterator[str]:
         """Yield the answer text piece by piece; update ``usage`` when done."""
+        ...
+
+    def close(self) -> None:
+        """Free the model and connections."""
         ...
 
 

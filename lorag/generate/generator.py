@@ -1,31 +1,40 @@
 """LLMGenerator: read the config, inspect the model, plan against the hardware, and load the chosen backend.
 
-Never silent: when the fine-tune itself cannot run, lorag builds a GGUF (llm.auto_quantize), falls back to the
-configured Ollama model with a WARNING that says why (llm.fallback), or stops with a PlanError naming the build
-command.
+Never silent: when the fine-tune itself cannot run, lorag builds a GGUF (llm.auto_quantize, through the ``build``
+callable the caller hands in, so serving never imports the build pipeline), falls back to the configured Ollama
+model with a WARNING that says why (llm.fallback), or stops with a PlanError naming the build command.
 
 Usage::
 
-    gen = load_generator(load_config())
+    gen = load_generator(load_config(), build=build_for_generator)
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from lorag.config import Config
 from lorag.errors import PlanError
 from lorag.generate.base import Generator
-from lorag.models.hardware import Hardware, format_size
-from lorag.models.inspect import ModelInfo
-from lorag.models.plan import Plan, PlanOption
+from lorag.inspect.hardware import Hardware, format_size
+from lorag.inspect.info import ModelInfo
+from lorag.inspect.model import is_ollama_name
+from lorag.inspect.placement import Placement, PlanOption, inspect_configured, placement_for
 
 log = logging.getLogger(__name__)
 
+# (config, adapter dir, base dir or None, GGUF type) -> (GGUF, GGUF LoRA or None): builds what the plan needs.
+BuildFn = Callable[[Config, Path, Path | None, str], tuple[Path, Path | None]]
 
-def load_generator(config: Config, hardware: Hardware | None = None) -> Generator:
-    """Return a ready generator for ``config.settings.llm`` (``hardware`` defaults to probing this machine)."""
+
+def load_generator(config: Config, hardware: Hardware | None = None, build: BuildFn | None = None) -> Generator:
+    """Return a ready generator for ``config.settings.llm`` (``hardware`` defaults to probing this machine).
+
+    ``build`` runs the GGUF build when llm.auto_quantize asks for one; without it the generator stops with the
+    build command instead.
+    """
     llm = config.settings.llm
     if not llm.model:
         from lorag.generate.llamacpp import LlamaCppGenerator, bundled_model_path
@@ -36,40 +45,12 @@ def load_generator(config: Config, hardware: Hardware | None = None) -> Generato
         from lorag.generate.openai import OpenAIGenerator
 
         return OpenAIGenerator(llm.model, llm.openai_base_url, llm.openai_api_key)
-    from lorag.models.inspect import is_ollama_name
-
     if llm.backend == "ollama" or is_ollama_name(llm.model):
         return _ollama(config, llm.model)
     info = inspect_configured(config)
-    plan = make_plan(config, info, hardware)
+    plan = placement_for(config, info, hardware)
     log.info("plan: %s", plan.reason)
-    return _load_option(config, info, plan, _pick(config, plan))
-
-
-def inspect_configured(config: Config) -> ModelInfo:
-    """Inspect llm.model, with llm.adapter applied: a PEFT dir on an HF base, or a GGUF LoRA on a GGUF."""
-    from lorag.models.inspect import inspect_adapter, inspect_path
-
-    llm, search = config.settings.llm, [str(config.resolve(s)) for s in config.settings.models.search_paths]
-    model = config.resolve(llm.model)
-    if not llm.adapter:
-        return inspect_path(model, search, llm.ollama_host)
-    adapter = config.resolve(llm.adapter)
-    if adapter.is_file():  # a GGUF LoRA for llama.cpp: plan for the base GGUF, apply the LoRA at load time
-        info = inspect_path(model, search, llm.ollama_host)
-        info.details["gguf_lora"] = str(adapter)
-        return info
-    return inspect_adapter(adapter, search, base=model)
-
-
-def make_plan(config: Config, info: ModelInfo, hardware: Hardware | None = None) -> Plan:
-    """Plan ``info`` for this machine (or ``hardware``) with the configured context and quantization."""
-    from lorag.models.hardware import probe_hardware
-    from lorag.models.plan import plan_model
-
-    llm = config.settings.llm
-    return plan_model(info, hardware or probe_hardware(), llm.context, config.settings.build.quantization,
-                      llm.quantization)
+    return _load_option(config, info, plan, _pick(config, plan), build)
 
 
 def build_command(info: ModelInfo, quantization: str = "Q4_K_M") -> str:
@@ -79,7 +60,7 @@ def build_command(info: ModelInfo, quantization: str = "Q4_K_M") -> str:
             f"(or `lorag model build --lora-path {lora} --quantization {quantization}`)")
 
 
-def _pick(config: Config, plan: Plan) -> PlanOption | None:
+def _pick(config: Config, plan: Placement) -> PlanOption | None:
     """The option to load now: the plan's choice (auto) or the best fitting one of the configured backend."""
     backend = config.settings.llm.backend
     if backend == "auto":
@@ -97,13 +78,14 @@ def _pick(config: Config, plan: Plan) -> PlanOption | None:
     return fitting
 
 
-def _room(plan: Plan) -> str:
+def _room(plan: Placement) -> str:
     hw = plan.hardware
     gpu = f"GPU has {format_size(hw.gpu_free)} free" if hw.gpus else "no GPU"
     return f"{gpu}, {format_size(hw.ram_available)} RAM free"
 
 
-def _load_option(config: Config, info: ModelInfo, plan: Plan, option: PlanOption | None) -> Generator:
+def _load_option(config: Config, info: ModelInfo, plan: Placement, option: PlanOption | None,
+                 build: BuildFn | None) -> Generator:
     llm = config.settings.llm
     if option is not None and option.needs_build and config.settings.llm.backend == "auto":
         ready = plan.best_ready()
@@ -112,8 +94,8 @@ def _load_option(config: Config, info: ModelInfo, plan: Plan, option: PlanOption
                         build_command(info, option.precision))
             option = ready
     if option is None or option.needs_build:
-        if llm.auto_quantize and info.kind == "adapter" and option is not None:
-            return _build_and_load(config, info, plan, option)
+        if llm.auto_quantize and info.kind == "adapter" and option is not None and build is not None:
+            return _build_and_load(config, info, plan, option, build)
         return _fallback_or_stop(config, info, plan, option)
     return _construct(config, info, option)
 
@@ -151,7 +133,7 @@ def _ollama(config: Config, name: str) -> Generator:
     return OllamaGenerator(name, llm.ollama_host, num_ctx=llm.context)
 
 
-def _shortfall(info: ModelInfo, plan: Plan) -> str:
+def _shortfall(info: ModelInfo, plan: Placement) -> str:
     first = plan.options[0] if plan.options else None
     what = "fine-tune" if info.kind == "adapter" else "model"
     if first is None:
@@ -159,7 +141,7 @@ def _shortfall(info: ModelInfo, plan: Plan) -> str:
     return f"{what} needs {format_size(first.memory_bytes)} in {first.precision}, {_room(plan)}"
 
 
-def _fallback_or_stop(config: Config, info: ModelInfo, plan: Plan, option: PlanOption | None) -> Generator:
+def _fallback_or_stop(config: Config, info: ModelInfo, plan: Placement, option: PlanOption | None) -> Generator:
     llm = config.settings.llm
     if llm.fallback and llm.fallback != "none":
         log.warning("%s; using Ollama model %s (llm.fallback) — the fine-tune is NOT used. To run it: %s",
@@ -177,16 +159,14 @@ def _quant(config: Config, option: PlanOption | None) -> str:
     return config.settings.build.quantization
 
 
-def _build_and_load(config: Config, info: ModelInfo, plan: Plan, option: PlanOption) -> Generator:
-    """Run the build pipeline (llm.auto_quantize) and serve the GGUF it produces."""
+def _build_and_load(config: Config, info: ModelInfo, plan: Placement, option: PlanOption,
+                    build: BuildFn) -> Generator:
+    """Run the build (llm.auto_quantize) and serve the GGUF it produces."""
     from lorag.generate.llamacpp import LlamaCppGenerator
-    from lorag.models.build import BuildRequest, run_build
 
     assert info.adapter is not None
     log.warning("%s; building GGUF %s from %s (llm.auto_quantize)", _shortfall(info, plan), option.precision,
                 info.adapter.path)
-    request = BuildRequest(lora_path=info.adapter.path, base=Path(info.base.path) if info.base else None,
-                           quantization=option.precision, mode=config.settings.build.mode)
-    result = run_build(config, request)
+    gguf, lora = build(config, info.adapter.path, Path(info.base.path) if info.base else None, option.precision)
     llm = config.settings.llm
-    return LlamaCppGenerator(result.gguf, lora_path=result.adapter_gguf, n_ctx=llm.context, threads=llm.threads)
+    return LlamaCppGenerator(gguf, lora_path=lora, n_ctx=llm.context, threads=llm.threads)

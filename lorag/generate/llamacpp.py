@@ -72,6 +72,10 @@ class LlamaCppGenerator:
         # DeepSeek-R1 style templates open <think> in the prompt: the answer follows "</think>".
         self.thinks = "<think>" in template
 
+    def close(self) -> None:
+        """Free the model's memory now (rather than whenever the garbage collector runs)."""
+        self._llm.close()
+
     def stream(self, request: GenerationRequest) -> Iterator[str]:
         """Yield text pieces as llama.cpp produces them; fill ``usage`` at the end."""
         self.usage = Usage()

@@ -1,4 +1,4 @@
-"""Ollama backend through the official `ollama` Python client (/api/chat and /api/generate, streamed NDJSON).
+"""Ollama backend over lorag's own Ollama client (/api/chat and /api/generate, streamed NDJSON).
 
 Usage::
 
@@ -12,49 +12,28 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from lorag.errors import OllamaError
 from lorag.generate.base import GenerationRequest, Usage
-
-START_HINT = "Start it with `ollama serve` (or the Ollama app), or set llm.ollama_host to where it runs."
-
-
-def not_running(host: str) -> OllamaError:
-    """The error for an Ollama server that does not answer."""
-    return OllamaError(f"Ollama is not running at {host}.", START_HINT)
-
-
-def show_model(name: str, host: str, timeout: float = 5.0) -> dict[str, Any]:
-    """POST /api/show for ``name``: details, model_info, template; OllamaError when unreachable or unknown."""
-    import httpx
-
-    try:
-        resp = httpx.post(f"{host.rstrip('/')}/api/show", json={"model": name}, timeout=timeout)
-    except httpx.HTTPError as exc:
-        raise not_running(host) from exc
-    if resp.status_code == 404:
-        raise OllamaError(f"Ollama at {host} has no model {name!r}.",
-                          f"Pull it with `ollama pull {name}`, or build and register one with `lorag model build`.")
-    if resp.status_code >= 400:
-        raise OllamaError(f"Ollama at {host} answered {resp.status_code} for {name!r}: {resp.text[:200]}")
-    data: dict[str, Any] = resp.json()
-    return data
+from lorag.registry.ollama import DEFAULT_HOST, OllamaClient
 
 
 class OllamaGenerator:
     """A model served by Ollama; chat goes to /api/chat, plain prompts to /api/generate."""
 
-    def __init__(self, model: str, host: str = "http://127.0.0.1:11434", num_ctx: int = 4096,
-                 check: bool = True) -> None:
-        from ollama import Client
+    thinks = False
 
+    def __init__(self, model: str, host: str = DEFAULT_HOST, num_ctx: int = 4096, check: bool = True) -> None:
         self.model, self.host, self.num_ctx = model, host, num_ctx
         self.name = f"ollama:{model}"
         self.usage = Usage()
-        self._client = Client(host=host)
+        self._client = OllamaClient(host)
         self.supports_chat = True
         if check:
-            show = show_model(model, host)
+            show = self._client.show(model)
             self.supports_chat = bool(show.get("template")) or "completion" in (show.get("capabilities") or [])
+
+    def close(self) -> None:
+        """Close the HTTP connection pool (Ollama keeps the model loaded on its side)."""
+        self._client.close()
 
     def _options(self, request: GenerationRequest) -> dict[str, Any]:
         options: dict[str, Any] = {"num_predict": request.max_tokens, "temperature": request.temperature,
@@ -67,33 +46,22 @@ class OllamaGenerator:
 
     def stream(self, request: GenerationRequest) -> Iterator[str]:
         """Yield the reply piece by piece; ``usage`` comes from the final NDJSON line's counts."""
-        import httpx
-        from ollama import ResponseError
-
         self.usage = Usage()
-        try:
-            if request.messages is not None:
-                chunks: Any = self._client.chat(model=self.model, messages=request.messages, stream=True,
-                                           options=self._options(request))
-                yield from self._pieces(chunks, lambda c: (c.get("message") or {}).get("content"))
-            else:
-                chunks = self._client.generate(model=self.model, prompt=request.prompt or "", stream=True,
-                                               options=self._options(request))
-                yield from self._pieces(chunks, lambda c: c.get("response"))
-        except (httpx.HTTPError, ConnectionError) as exc:
-            raise not_running(self.host) from exc
-        except ResponseError as exc:
-            raise OllamaError(f"Ollama at {self.host} failed for {self.model!r}: {exc.error}",
-                              f"Check `ollama list` has {self.model}.") from exc
+        body: dict[str, Any] = {"model": self.model, "stream": True, "options": self._options(request)}
+        if request.messages is not None:
+            events = self._client.stream("/api/chat", {**body, "messages": request.messages}, f"for {self.model!r}")
+            yield from self._pieces(events, lambda e: (e.get("message") or {}).get("content"))
+        else:
+            events = self._client.stream("/api/generate", {**body, "prompt": request.prompt or ""},
+                                         f"for {self.model!r}")
+            yield from self._pieces(events, lambda e: e.get("response"))
 
-    def _pieces(self, chunks: Any, text_of: Any) -> Iterator[str]:
-        for chunk in chunks:
-            data = chunk if isinstance(chunk, dict) else chunk.model_dump()
-            if data.get("error"):
-                raise OllamaError(f"Ollama at {self.host} failed for {self.model!r}: {data['error']}")
-            text = text_of(data)
+    def _pieces(self, events: Iterator[dict[str, Any]], text_of: Any) -> Iterator[str]:
+        for event in events:
+            text = text_of(event)
             if text:
-                yield text
-            if data.get("done"):
-                self.usage.prompt_tokens = int(data.get("prompt_eval_count") or 0)
-                self.usage.completion_tokens = int(data.get("eval_count") or 0)
+                yield str(text)
+            if event.get("done"):
+                self.usage.prompt_tokens = int(event.get("prompt_eval_count") or 0)
+                self.usage.completion_tokens = int(event.get("eval_count") or 0)
+

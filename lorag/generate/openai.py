@@ -18,6 +18,8 @@ from lorag.generate.base import GenerationRequest, Usage
 class OpenAIGenerator:
     """Chat goes to /v1/chat/completions, plain prompts to /v1/completions; both streamed."""
 
+    thinks = False
+
     def __init__(self, model: str, base_url: str, api_key: str = "", timeout: float = 600.0) -> None:
         from openai import OpenAI
 
@@ -30,6 +32,10 @@ class OpenAIGenerator:
         self.supports_chat = True
         # The openai client insists on a key; local servers ignore it.
         self._client = OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=0)
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._client.close()
 
     def _args(self, request: GenerationRequest) -> dict[str, Any]:
         args: dict[str, Any] = {"model": self.model, "max_tokens": request.max_tokens, "stream": True,

@@ -30,7 +30,7 @@ def bnb_config(quantization: str) -> Any:
     if quantization == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
     if quantization == "4bit":
-        # Single-level absmax (no double quantization) is what lorag.models.memory predicts.
+        # Single-level absmax (no double quantization) is what lorag.inspect.memory predicts.
         return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16,
                                   bnb_4bit_use_double_quant=False)
     raise GenerationError(f"unknown quantization {quantization!r}.", "Use none, 8bit or 4bit.")
@@ -82,6 +82,8 @@ def load_tokenizer(model_dir: Path, adapter_dir: Path | None = None) -> Any:
 class TransformersGenerator:
     """A transformers model (plus optional PEFT adapter) that streams text with TextIteratorStreamer."""
 
+    thinks = False
+
     def __init__(self, model_dir: Path | str, adapter_dir: Path | str | None = None, quantization: str = "none",
                  dtype: str = "bfloat16", device: str | None = None) -> None:
         self.model_dir = Path(model_dir)
@@ -91,6 +93,17 @@ class TransformersGenerator:
         self.tokenizer = load_tokenizer(self.model_dir, self.adapter_dir)
         self.model = load_model(self.model_dir, self.adapter_dir, quantization, dtype, device)
         self.supports_chat = bool(getattr(self.tokenizer, "chat_template", None))
+
+    def close(self) -> None:
+        """Drop the model so its memory (GPU memory included) can be freed."""
+        self.model = None
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:  # torch missing means nothing was loaded on a GPU
+            pass
 
     def encode(self, request: GenerationRequest) -> Any:
         """Token ids (1 × n tensor on the model's device) for a chat or a plain prompt."""

@@ -11,10 +11,8 @@ Usage::
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-import threading
 from collections.abc import Generator as PyGenerator
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -44,19 +42,12 @@ _CITE = re.compile(r"\[(\d{1,2})\]")
 NO_DOCUMENTS = "資料が見つかりませんでした。先に `lorag ingest` で文書を取り込んでください。"
 
 
-_generators: dict[str, Generator] = {}
-_generators_lock = threading.Lock()
-
-
 def default_generator(config: Config) -> Generator:
-    """``load_generator(config)``, cached per process and per LLM settings."""
-    from lorag.generate.generator import load_generator
+    """The process's generator for ``config`` (lorag.generate.cache), loaded on first use."""
+    from lorag.build.auto import build_for_generator
+    from lorag.generate.cache import generators
 
-    key = f"{config.path}|{json.dumps(config.settings.llm.model_dump(), sort_keys=True)}"
-    with _generators_lock:
-        if key not in _generators:
-            _generators[key] = load_generator(config)
-        return _generators[key]
+    return generators.get(config, build=build_for_generator)
 
 
 def answer_stream(config: Config, question: str, top_k: int | None = None, generator: Generator | None = None,

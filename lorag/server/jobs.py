@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lorag.atomic import clean_stale_temps
+from lorag.build.cache import clean_stale_builds
 from lorag.server.errors import ConflictError, NotFoundError
 from lorag.server.jobstore import ACTIVE, Job, JobStore
 from lorag.server.worker import WorkerTarget, run_build_job, watch_worker
@@ -174,8 +174,9 @@ class JobManager:
     def _clean(self, job: Job) -> None:
         if job.work_dir:
             shutil.rmtree(job.work_dir, ignore_errors=True)
+        # Only temp folders whose build lock is free: a CLI build into the same folder keeps its files.
         for directory in self.clean_dirs():
-            clean_stale_temps(directory)
+            clean_stale_builds(directory)
 
 
 def _process_start(pid: int | None) -> float | None:

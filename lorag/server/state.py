@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +25,6 @@ class ServerState:
         self.config = config
         self.gate = ModelGate()
         self.jobs: JobManager | None = None
-        self._generator: Generator | None = None
-        self._generator_lock = threading.Lock()
         self._uploads: UploadIndex | None = None
         self.plan_cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
@@ -58,12 +55,23 @@ class ServerState:
 
     def generator(self) -> Generator:
         """The generator for the current config, loaded on first use (call it on the model thread)."""
-        with self._generator_lock:
-            if self._generator is None:
-                from lorag.generate.generator import load_generator
+        from lorag.build.auto import build_for_generator
+        from lorag.generate.cache import generators
 
-                self._generator = load_generator(self.config)
-            return self._generator
+        return generators.get(self.config, build=build_for_generator)
+
+    @property
+    def _generator(self) -> Generator | None:
+        """The generator loaded for this config, if any (held by lorag.generate.cache)."""
+        from lorag.generate.cache import generators
+
+        return generators.peek(self.config)
+
+    @_generator.setter
+    def _generator(self, value: Generator | None) -> None:
+        from lorag.generate.cache import generators
+
+        generators.put(self.config, value)
 
     def set_config(self, config: Config) -> None:
         """Adopt a new config; the next query loads the model it names."""
@@ -77,14 +85,10 @@ class ServerState:
         self.set_config(load_config(self.config.path))
 
     def drop_generator(self) -> None:
-        with self._generator_lock:
-            old, self._generator = self._generator, None
-        close = getattr(old, "close", None)
-        if callable(close):
-            try:
-                close()
-            except Exception:
-                log.warning("closing the old generator failed", exc_info=True)
+        """Close the loaded generator; the next query loads the configured model again."""
+        from lorag.generate.cache import generators
+
+        generators.drop(self.config)
 
     def after_build(self, job: Job) -> None:
         """A build finished: pick up the config it wrote and drop the old model."""

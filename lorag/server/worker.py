@@ -1,6 +1,6 @@
 """The build worker process and the parent-side loop that follows it.
 
-The worker runs ``lorag.models.build.run_build`` and sends plain dicts over a pipe:
+The worker runs ``lorag.build.pipeline.run_build`` and sends plain dicts over a pipe:
 ``{"type": "progress", "stage", "percent", "bytes_done", "bytes_total", "message"}``, then one
 ``{"type": "result", "result": {...}}`` or ``{"type": "error", "error": "..."}``.
 """
@@ -38,8 +38,8 @@ def run_build_job(params: dict[str, Any], conn: Connection, cancel: CancelFlag, 
     os.environ["TMPDIR"] = work_dir
     tempfile.tempdir = None
     try:
+        from lorag.build.pipeline import BuildRequest, run_build
         from lorag.config import load_config
-        from lorag.models.build import BuildRequest, run_build
 
         config = load_config(params["config_path"])
         request = BuildRequest(
@@ -49,6 +49,7 @@ def run_build_job(params: dict[str, Any], conn: Connection, cancel: CancelFlag, 
             mode=params["mode"],
             register=params["register"],
             update_config=params.get("update_config", True),
+            roots=tuple(Path(root) for root in params.get("roots") or ()),
         )
 
         def progress(event: dict[str, Any]) -> None:

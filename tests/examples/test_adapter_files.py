@@ -38,7 +38,7 @@ def test_adapter_weights_are_small_safetensors() -> None:
 
 
 def test_lorag_reads_the_adapter() -> None:
-    from lorag.models.adapter import read_adapter
+    from lorag.inspect.adapter import read_adapter
 
     info = read_adapter(ADAPTER)
     assert info.base_name == "gemma-3-270m-hf"

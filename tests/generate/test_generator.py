@@ -11,7 +11,7 @@ from lorag.config import load_config, update_config
 from lorag.errors import PlanError
 from lorag.generate.base import GenerationRequest, complete
 from lorag.generate.generator import load_generator
-from lorag.models.hardware import pretend_hardware
+from lorag.inspect.hardware import pretend_hardware
 from tests.generate.test_ollama import register
 from tests.helpers.fake_ollama import FakeOllama
 
@@ -106,11 +106,12 @@ def test_ollama_name_goes_to_ollama(config_file: Path, tiny_qwen2_gguf: Path, fa
 
 def test_auto_quantize_builds_and_serves_the_gguf(config_file: Path, tiny_qwen2: Path, tiny_qwen2_adapter: Path,
                                                   caplog: pytest.LogCaptureFixture) -> None:
+    from lorag.build.auto import build_for_generator
     from lorag.generate.llamacpp import LlamaCppGenerator
 
     config = _config(config_file, model=str(tiny_qwen2_adapter), backend="llamacpp", auto_quantize=True)
     with caplog.at_level(logging.WARNING, logger="lorag.generate.generator"):
-        gen = load_generator(config, CPU_16GB)  # type: ignore[arg-type]
+        gen = load_generator(config, CPU_16GB, build=build_for_generator)  # type: ignore[arg-type]
     assert isinstance(gen, LlamaCppGenerator)
     assert gen.model_path.suffix == ".gguf" and gen.model_path.is_relative_to(config_file.parent)  # type: ignore[attr-defined]
     assert any("building GGUF Q4_K_M" in r.getMessage() for r in caplog.records)
@@ -119,7 +120,7 @@ def test_auto_quantize_builds_and_serves_the_gguf(config_file: Path, tiny_qwen2:
 
 def test_gpu_layers_follow_the_plan() -> None:
     from lorag.generate.generator import gpu_layers
-    from lorag.models.plan import PlanOption
+    from lorag.inspect.placement import PlanOption
 
     assert gpu_layers(PlanOption("llamacpp", "Q4_K_M", "gpu", 100, True), 64) == -1
     assert gpu_layers(PlanOption("llamacpp", "Q4_K_M", "offload", 100, True, gpu_bytes=25), 64) == 16

@@ -10,7 +10,8 @@ import pytest
 
 from lorag.errors import OllamaError
 from lorag.generate.base import GenerationRequest, Generator, complete
-from lorag.generate.ollama import OllamaGenerator, show_model
+from lorag.generate.ollama import OllamaGenerator
+from lorag.registry.ollama import OllamaClient
 from tests.helpers.fake_ollama import FakeOllama, free_port_url
 
 CHAT = [{"role": "user", "content": "こんにちは"}]
@@ -38,12 +39,13 @@ def test_chat_streams_through_api_chat(fake_ollama: FakeOllama, tiny_qwen2_gguf:
 @pytest.mark.slow
 def test_show_reports_details(fake_ollama: FakeOllama, tiny_qwen2_gguf: Path) -> None:
     register(fake_ollama, tiny_qwen2_gguf, "tiny:latest")
-    assert show_model("tiny:latest", fake_ollama.url)["details"]["family"] == "qwen2"
+    with OllamaClient(fake_ollama.url) as client:
+        assert client.show("tiny:latest")["details"]["family"] == "qwen2"
 
 
 def test_ollama_not_running() -> None:
     url = free_port_url()
-    with pytest.raises(OllamaError, match=f"Ollama is not running at {url}"):
+    with pytest.raises(OllamaError, match=f"cannot reach Ollama at {url}"):
         OllamaGenerator("tiny:latest", url)
     gen = OllamaGenerator("tiny:latest", url, check=False)
     with pytest.raises(OllamaError, match="ollama serve"):
@@ -60,9 +62,9 @@ def test_unknown_model(fake_ollama: FakeOllama) -> None:
 
 @pytest.mark.slow
 def test_inspect_an_ollama_name(fake_ollama: FakeOllama, tiny_qwen2_gguf: Path) -> None:
-    from lorag.models.hardware import pretend_hardware
-    from lorag.models.inspect import inspect_path
-    from lorag.models.plan import plan_model
+    from lorag.inspect.hardware import pretend_hardware
+    from lorag.inspect.model import inspect_path
+    from lorag.inspect.placement import plan_model
 
     register(fake_ollama, tiny_qwen2_gguf, "tiny:latest")
     info = inspect_path("tiny:latest", ollama_host=fake_ollama.url)

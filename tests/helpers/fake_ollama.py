@@ -3,6 +3,10 @@
 Covers what lorag uses: /api/version, /api/blobs (HEAD/POST with the digest check), /api/create (NDJSON
 progress, optional error line after a 200), /api/show, /api/tags, /api/delete, and /api/chat (streaming and
 not) answered by llama-cpp-python from the registered GGUF.
+
+Knobs on ``state`` make it misbehave the way broken servers and networks do: ``hang_s`` (accept, then say
+nothing), ``cut_uploads`` (close the connection half-way through that many blob uploads) and ``error_body``
+(answer every request with HTTP 500 and this JSON body, which need not be an object).
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ class FakeOllamaState:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
     create_error_after_200: str | None = None  # send this as an {"error"} line after progress lines
+    hang_s: float = 0.0  # wait this long before reading any request (an Ollama that accepts and never answers)
+    cut_uploads: int = 0  # drop the connection half-way through this many blob uploads
+    error_body: Any = None  # when set, every request gets HTTP 500 with this JSON body
     llms: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -55,6 +62,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _record(self) -> None:
         with self.state.lock:
             self.state.requests.append((self.command, self.path))
+        if self.state.hang_s:
+            time.sleep(self.state.hang_s)
+
+    def _faulty(self) -> bool:
+        """Answer with the configured error body instead of the route, when one is set."""
+        if self.state.error_body is None:
+            return False
+        self._send(500, self.state.error_body)
+        return True
 
     def _json_body(self) -> dict[str, Any]:
         length = int(self.headers.get("Content-Length") or 0)
@@ -88,6 +104,8 @@ class _Handler(BaseHTTPRequestHandler):
     # --- routes ---------------------------------------------------------------------------------------------
     def do_GET(self) -> None:
         self._record()
+        if self._faulty():
+            return None
         if self.path == "/api/version":
             return self._send(200, {"version": self.state.version})
         if self.path == "/api/tags":
@@ -112,6 +130,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._record()
+        if self._faulty():
+            return None
         match = _DIGEST.match(self.path)
         if match:
             return self._receive_blob(match[1])
@@ -126,6 +146,13 @@ class _Handler(BaseHTTPRequestHandler):
         if length is None:
             return self._send(411, {"error": "length required"})
         remaining, sha = int(length), hashlib.sha256()
+        with self.state.lock:
+            cut, self.state.cut_uploads = self.state.cut_uploads > 0, max(0, self.state.cut_uploads - 1)
+        if cut:  # read half the body, then vanish without an answer
+            self.rfile.read(max(1, remaining // 2))
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return None
         tmp = self.state.blob_dir / f".upload-{threading.get_ident()}"
         with open(tmp, "wb") as fh:
             while remaining:
@@ -220,7 +247,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _details(gguf: Path) -> dict[str, Any]:
-    from lorag.models.gguf_meta import gguf_string
+    from lorag.inspect.gguf_meta import gguf_string
 
     arch = gguf_string(gguf, "general.architecture") or ""
     return {"format": "gguf", "family": arch, "families": [arch]}

@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 
+from lorag.build.request import STAGES
 from lorag.config import QUANT_TYPES
 from lorag.server.auth import require_reader, require_token
 from lorag.server.jobs import JobManager
@@ -74,8 +75,8 @@ def quantize_model(body: BuildBody, state: State) -> JSONResponse:
 
 @router.get("/api/jobs", dependencies=[Depends(require_reader)])
 def list_jobs(state: State) -> dict[str, Any]:
-    """All jobs, newest first."""
-    return {"jobs": [job.to_dict() for job in _jobs(state).store.recent()]}
+    """All jobs, newest first, and the build's stage names in order (the page draws one bar per stage)."""
+    return {"jobs": [job.to_dict() for job in _jobs(state).store.recent()], "stages": list(STAGES)}
 
 
 @router.get("/api/jobs/{job_id}", dependencies=[Depends(require_reader)])

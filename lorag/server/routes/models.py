@@ -54,7 +54,7 @@ def built_artifacts(config: Config) -> list[dict[str, Any]]:
 
 def ollama_models(host: str) -> dict[str, Any]:
     """Models registered in Ollama, or why they could not be listed."""
-    from lorag.models.ollama import OllamaClient
+    from lorag.registry.ollama import OllamaClient
 
     try:
         with OllamaClient(host, timeout=2.0) as client:
@@ -82,9 +82,10 @@ async def inspect_model(path: PathParam, state: State) -> dict[str, Any]:
     target = allowed_model_path(config, path)
 
     def work() -> dict[str, Any]:
-        from lorag.models.inspect import inspect_path
+        from lorag.inspect.model import inspect_path
+        from lorag.inspect.placement import model_search_paths
 
-        info: dict[str, Any] = inspect_path(target, config.settings.models.search_paths).to_dict()
+        info: dict[str, Any] = inspect_path(target, model_search_paths(config)).to_dict()
         return info
 
     return await run_in_threadpool(work)
@@ -96,21 +97,16 @@ async def plan_model(state: State, path: Annotated[str | None, Query(max_length=
     config = state.config
     target = allowed_model_path(config, path) if path else _configured_model_path(config)
     settings = config.settings
-    key = json.dumps([str(target), _mtime(target), settings.llm.context, settings.build.quantization,
-                      settings.llm.quantization, settings.models.search_paths])
+    key = json.dumps([str(target), _mtime(target), settings.llm.model_dump(), settings.build.quantization,
+                      settings.models.search_paths])
     cached = state.plan_cache.get(key)
     if cached is not None and time.monotonic() - cached[0] < PLAN_CACHE_S:
         return cached[1]
 
     def work() -> dict[str, Any]:
-        from lorag.models.hardware import probe_hardware
-        from lorag.models.inspect import inspect_path
-        from lorag.models.plan import plan_model as make_plan
+        from lorag.inspect.placement import placement_for
 
-        info = inspect_path(target, settings.models.search_paths, settings.llm.ollama_host)
-        plan = make_plan(info, probe_hardware(), n_ctx=settings.llm.context,
-                         quantization=settings.build.quantization, bnb=settings.llm.quantization)
-        result: dict[str, Any] = plan.to_dict()
+        result: dict[str, Any] = placement_for(config, target).to_dict()
         return result
 
     result = await run_in_threadpool(work)
@@ -118,18 +114,17 @@ async def plan_model(state: State, path: Annotated[str | None, Query(max_length=
     return result
 
 
-def _mtime(target: Path | str) -> float:
+def _mtime(target: Path | str | None) -> float:
     try:
-        return Path(target).stat().st_mtime
+        return Path(target).stat().st_mtime if target is not None else 0.0
     except OSError:  # an Ollama name, not a file
         return 0.0
 
 
-def _configured_model_path(config: Config) -> Path | str:
-    model = config.settings.llm.model
-    if not model:
+def _configured_model_path(config: Config) -> Path | str | None:
+    """The bundled GGUF when no model is configured, else None: placement_for plans llm.model with llm.adapter."""
+    if not config.settings.llm.model:
         from lorag.generate.llamacpp import bundled_model_path
 
         return bundled_model_path()
-    path = config.resolve(model)
-    return path if path.exists() else model  # an Ollama name
+    return None

@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const STAGES = ["validate", "merge", "convert", "quantize", "verify", "modelfile", "register", "config"];
+let STAGES = [];  // the build's stage names, in order, as /api/jobs serves them
 const FINISHED = ["succeeded", "failed", "cancelled"];
 
 // ---- token: taken from the URL fragment (#token=...) once, then kept in localStorage -------------
@@ -350,7 +350,8 @@ async function loadPlan() {
 }
 
 async function loadJobs() {
-  const { jobs } = await api("/api/jobs");
+  const { jobs, stages } = await api("/api/jobs");
+  STAGES = stages;
   $("#job-rows").innerHTML = jobs.map((j) => `
     <tr data-id="${j.id}">
       <td>${formatTime(j.created_at)}</td>

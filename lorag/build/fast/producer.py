@@ -1,0 +1,138 @@
+"""The streaming half of the fast build: read → merge LoRA → f16 rounding → quantize, on its own thread.
+
+It can start before the GGUF header is known (the metadata comes from a slower converter process), so its
+output waits in a bounded in-memory queue until the writer, which needs the header first, catches up.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from lorag.build.fast import arch, gpu_quant
+from lorag.build.fast.ggml import quantize_rows, tensor_nbytes
+from lorag.build.fast.lora import LoraWeights
+from lorag.build.fast.mixture import MixturePlanner, quantize_order
+from lorag.build.fast.reader import Prefetcher, TensorLocation
+
+
+@dataclass(frozen=True)
+class StreamedTensor:
+    """One tensor the fast path computes itself: source, output type and output shape (numpy order)."""
+
+    name: str
+    source: TensorLocation
+    qtype: str
+    shape: tuple[int, ...]
+    nbytes: int
+
+
+def plan_streamed(sources: dict[str, TensorLocation], qtype: str, n_layer: int, is_70b: bool,
+                  rows: dict[str, int] | None = None) -> list[StreamedTensor]:
+    """Streamed tensors in llama-quantize's order with their output types (the F16 GGUF holds them as F16)."""
+    names = quantize_order(list(sources))
+    planner = MixturePlanner(qtype, n_layer, is_70b, names)
+    plan = []
+    for name in names:
+        loc = sources[name]
+        shape = ((rows or {}).get(name, loc.shape[0]), *loc.shape[1:])
+        out_type = planner.choose(name, shape, "F16")
+        plan.append(StreamedTensor(name, loc, out_type, shape, tensor_nbytes(out_type, shape)))
+    return plan
+
+
+class Producer:
+    """Computes each streamed tensor's output bytes in order on a thread, holding at most ``budget`` bytes."""
+
+    def __init__(self, plan: list[StreamedTensor], lora: LoraWeights, device: str, gguf_arch: str,
+                 hparams: dict[str, Any], threads: int, budget: int, read_ahead: int) -> None:
+        self.plan, self.lora, self.device = plan, lora, device
+        self.gguf_arch, self.hparams, self.budget = gguf_arch, hparams, budget
+        self.reader = Prefetcher([(t.name, t.source) for t in plan], read_ahead)
+        self.pool = ThreadPoolExecutor(threads or os.cpu_count() or 1) if device == "cpu" else None
+        self.busy = {"merge": 0.0, "quantize": 0.0, "wait_for_writer": 0.0}
+        self._ready: deque[tuple[str, Any]] = deque()
+        self._held = 0
+        self._error: BaseException | None = None
+        self._stop = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="lorag-fast-build", daemon=True)
+
+    def start(self) -> None:
+        """Start reading and computing."""
+        self.reader.start()
+        self._thread.start()
+
+    def take(self, name: str) -> Any:
+        """The next tensor's bytes (must be ``name``), waiting until they are computed."""
+        with self._cond:
+            while not self._ready and self._error is None:
+                self._cond.wait()
+            if self._error is not None:
+                raise self._error
+            got, data = self._ready.popleft()
+            self._held -= data.nbytes
+            self._cond.notify_all()
+        if got != name:
+            raise RuntimeError(f"fast build out of order: expected {name}, computed {got}")
+        return data
+
+    def close(self) -> None:
+        """Stop the thread and the readers (after an error or a cancel, too)."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.reader.close()
+        if self.pool is not None:
+            self.pool.shutdown()
+
+    def _run(self) -> None:
+        try:
+            for item in self.plan:
+                data = self._compute(item, self.reader.take(item.name))
+                started = time.monotonic()
+                with self._cond:
+                    while self._ready and self._held + data.nbytes > self.budget and not self._stop:
+                        self._cond.wait()
+                    if self._stop:
+                        return
+                    self._ready.append((item.name, data))
+                    self._held += data.nbytes
+                    self._cond.notify_all()
+                self.busy["wait_for_writer"] += time.monotonic() - started
+        except BaseException as exc:  # handed to the writer thread
+            with self._cond:
+                self._error = exc
+                self._cond.notify_all()
+
+    def _compute(self, item: StreamedTensor, weight: Any) -> Any:
+        import torch
+
+        started = time.monotonic()
+        hf_name = item.source.name
+        if self.device != "cpu":
+            weight = weight.to(self.device, non_blocking=True)
+        weight = self.lora.merged(hf_name, weight)
+        weight = arch.rotary_permute(weight, hf_name, self.gguf_arch, self.hparams)
+        if weight.shape[0] > item.shape[0]:  # the converter drops rows past the real vocabulary (gemma3)
+            weight = weight[: item.shape[0]]
+        # The reference's F16 GGUF holds round(merged → f16), which llama-quantize reads back as f32.
+        # (bf16 → f16 directly rounds exactly like bf16 → f32 → f16: every bf16 value is exact in f32.)
+        rows = weight.to(torch.float16).float().reshape(-1, item.shape[-1])
+        self.busy["merge"] += time.monotonic() - started
+        started = time.monotonic()
+        if self.device != "cpu" and item.qtype in gpu_quant.TORCH_TYPES:
+            data = gpu_quant.quantize(item.qtype, rows).cpu().numpy()
+        else:
+            data = quantize_rows(item.qtype, rows.cpu().numpy(), pool=self.pool)
+        self.busy["quantize"] += time.monotonic() - started
+        if data.nbytes != item.nbytes:
+            raise RuntimeError(f"{item.name}: {data.nbytes} bytes computed, {item.nbytes} expected")
+        return data

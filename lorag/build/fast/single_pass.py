@@ -1,0 +1,209 @@
+"""Single-pass build: read each base tensor once, merge its LoRA delta, quantize, append to the GGUF.
+
+No merged checkpoint and no F16 GGUF touch the disk. Metadata, tensor names, shapes and small tensors come from
+llama.cpp's own converter run lazily on a staged directory (skeleton.py), in a process that runs while the
+weights are already being read and quantized (producer.py); per-tensor types follow llama-quantize's mixture
+rules (mixture.py); on the CPU the data is quantized by ggml itself (byte-identical output), on a GPU by torch
+ports of the same algorithms (gpu_quant.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lorag.build.fast import arch
+from lorag.build.fast.ggml import GGML_TYPE_NAMES, quantize_rows
+from lorag.build.fast.gguf_writer import OutputTensor, TensorStream, header_bytes, quantized_kv
+from lorag.build.fast.lora import FastPathUnsupported, LoraWeights, load_lora
+from lorag.build.fast.mixture import FTYPES, MixturePlanner, quantize_order
+from lorag.build.fast.producer import Producer, StreamedTensor, plan_streamed
+from lorag.build.fast.reader import TensorLocation, index_model
+from lorag.build.fast.skeleton import Skeleton, SkeletonJob, load_skeleton, remove_quietly, stage_model_dir
+from lorag.build.fast.skeleton_cache import lookup, skeleton_key, store
+from lorag.errors import BuildError
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+def supports_fast_path(architecture: str) -> bool:
+    """True when the single-pass build handles this HF architecture (e.g. "Qwen2ForCausalLM") natively."""
+    return arch.supports(architecture)
+
+
+def build_gguf_single_pass(
+    base_dir: Path, adapter_dir: Path | None, out_path: Path, qtype: str, chat_template: str | None,
+    progress: ProgressFn | None = None, cancel: Any = None, device: str = "auto", *,
+    model_name: str | None = None, dir_name: str = "merged", threads: int = 0, memory_budget: int = 3 << 30,
+) -> dict[str, Any]:
+    """Build ``out_path`` (GGUF, ``qtype``) from a base model and an optional LoRA adapter in one pass.
+
+    ``model_name`` is what the reference passes as the converter's --model-name, ``dir_name`` the name of
+    the merged directory it converts (both feed general.name/basename/size_label). ``memory_budget`` bounds
+    the bytes read ahead plus the output waiting for the header. Raises FastPathUnsupported when the
+    reference route must be used instead.
+    """
+    from lorag.atomic import atomic_open
+    from lorag.build.progress import StageProgress
+
+    started = time.monotonic()
+    qtype = qtype.strip().upper()
+    if qtype not in FTYPES:
+        raise FastPathUnsupported(f"the fast build path does not produce {qtype}.")
+    config = _config(base_dir)
+    hf_arch = str((config.get("architectures") or ["?"])[0])
+    if not supports_fast_path(hf_arch):
+        raise FastPathUnsupported(f"the fast build path does not handle {hf_arch}.")
+    stage = StageProgress(progress, "fast_build", cancel)
+    dev = _pick_device(device)
+    lora = (load_lora(adapter_dir) if adapter_dir is not None else LoraWeights({}, False)).to(dev)
+    sources = _sources(base_dir, lora)
+    gguf_arch = arch.NATIVE[hf_arch]
+    producer: Producer | None = None
+    job: SkeletonJob | None = None
+    scratch = out_path.parent / f".{out_path.name}.fast"
+    remove_quietly(scratch)
+    try:
+        staged = stage_model_dir(base_dir, adapter_dir, chat_template, scratch / dir_name)
+        from lorag.build.convert import ensure_converters
+
+        tree, work = ensure_converters(), scratch / "skeleton"
+        key = skeleton_key(staged, index_model(base_dir), {loc.name for loc in sources.values()}, model_name, tree)
+        cached = lookup(key, work)
+        if not cached:
+            job = SkeletonJob(staged, work, tree, model_name)
+            job.wait_imported()
+        if gguf_arch != "gemma3":  # gemma3's embedding rows are only known from the converter: start after it
+            producer = _producer(sources, qtype, config, gguf_arch, lora, dev, threads, memory_budget, None)
+        skeleton = load_skeleton(work) if job is None else job.result()
+        if job is not None:
+            store(key, work)
+        t_meta = time.monotonic() - started
+        if producer is None:
+            rows = {t.name: t.shape[0] for t in skeleton.tensors if t.name in sources}
+            producer = _producer(sources, qtype, config, gguf_arch, lora, dev, threads, memory_budget, rows)
+        plan = _plan(skeleton, qtype, producer.plan)
+        header = header_bytes(quantized_kv([(k, raw) for k, raw, _, _ in skeleton.kv], FTYPES[qtype][1]),
+                              plan, skeleton.alignment)
+        t_write = 0.0
+        with atomic_open(out_path, "wb") as fh:
+            fh.write(header)
+            stream = TensorStream(fh, skeleton.alignment)
+            done, total = 0, sum(t.nbytes for t in plan)
+            for out in plan:
+                stage.check_cancel()
+                data = producer.take(out.name) if out.name in sources else _small(skeleton, out)
+                t0 = time.monotonic()
+                stream.write(out, data)
+                t_write += time.monotonic() - t0
+                done += out.nbytes
+                stage.fraction(done, total, out.name)
+    finally:
+        if job is not None:
+            job.kill()
+        if producer is not None:
+            producer.close()
+        remove_quietly(scratch)
+    total_s = time.monotonic() - started
+    types: dict[str, int] = {}
+    for out in plan:
+        types[out.qtype] = types.get(out.qtype, 0) + 1
+    busy = {"read": producer.reader.seconds, **producer.busy, "write": t_write}
+    return {
+        "gguf": str(out_path), "quantization": qtype, "device": dev, "size_bytes": out_path.stat().st_size,
+        "seconds": round(total_s, 3), "stages": {"metadata": round(t_meta, 3), "total": round(total_s, 3)},
+        "metadata_cached": cached,
+        "bytes_read": sum(loc.nbytes for loc in sources.values()), "tensors": len(plan), "types": types,
+        "profile": {k: round(v, 3) for k, v in busy.items()},
+    }
+
+
+def _config(base_dir: Path) -> dict[str, Any]:
+    try:
+        config: dict[str, Any] = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BuildError(f"cannot read {base_dir / 'config.json'}: {exc}", "Pass the base model with --base.") from exc
+    if config.get("quantization_config"):
+        raise FastPathUnsupported("the base model is quantized; the fast path needs 16-bit weights.")
+    return config
+
+
+def _pick_device(device: str) -> str:
+    if device != "auto":
+        return device
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"
+
+
+def _sources(base_dir: Path, lora: LoraWeights) -> dict[str, TensorLocation]:
+    """GGUF name → safetensors location for every tensor the fast path streams."""
+    index = index_model(base_dir)
+    unknown = [k for k in lora.pairs if k not in index]
+    if unknown:
+        raise BuildError(f"the adapter changes weights the base model does not have ({', '.join(unknown[:4])}).",
+                         "The adapter was trained on a different architecture; pass the right --base.")
+    sources = {}
+    for hf_name, loc in index.items():
+        name = arch.gguf_name(hf_name)
+        if name is not None:
+            sources[name] = loc
+    return sources
+
+
+def _producer(sources: dict[str, TensorLocation], qtype: str, config: dict[str, Any], gguf_arch: str,
+              lora: LoraWeights, dev: str, threads: int, budget: int, rows: dict[str, int] | None) -> Producer:
+    text = config.get("text_config", config)
+    n_layer = int(text["num_hidden_layers"])
+    plan = plan_streamed(sources, qtype, n_layer, arch.model_type_is_70b(gguf_arch, n_layer, text), rows)
+    # Two thirds of the budget for finished output waiting on the header, one third for reads ahead.
+    producer = Producer(plan, lora, dev, gguf_arch, text, threads, budget * 2 // 3, budget // 3)
+    producer.start()
+    return producer
+
+
+def _plan(skeleton: Skeleton, qtype: str, streamed: list[StreamedTensor]) -> list[OutputTensor]:
+    """Output tensors in llama-quantize's order; the streamed ones must be exactly what the converter lists."""
+    by_name = {t.name: t for t in skeleton.tensors}
+    names = quantize_order(list(by_name))
+    planned = {t.name: t for t in streamed}
+    expected = [n for n in names if by_name[n].small_offset < 0]
+    if expected != [t.name for t in streamed]:
+        raise FastPathUnsupported(f"the converter writes other tensors than the fast path: {expected[:3]}...")
+    n_layer = int(skeleton.value(f"{skeleton.gguf_arch}.block_count", 0))
+    planner = MixturePlanner(qtype, n_layer, arch.model_type_is_70b(skeleton.gguf_arch, n_layer, skeleton.hparams),
+                             names)
+    plan = []
+    for name in names:
+        src = by_name[name]
+        out_type = planner.choose(name, src.shape, GGML_TYPE_NAMES[src.ggml_type])
+        if name in planned:
+            mine = planned[name]
+            if (mine.shape, mine.qtype, "F16") != (src.shape, out_type, GGML_TYPE_NAMES[src.ggml_type]):
+                raise FastPathUnsupported(f"{name}: the converter writes {src.shape} "
+                                          f"{GGML_TYPE_NAMES[src.ggml_type]}, the fast path planned {mine.shape}.")
+            plan.append(OutputTensor(name, src.shape, out_type, mine.nbytes))
+        else:
+            from lorag.build.fast.ggml import tensor_nbytes
+
+            plan.append(OutputTensor(name, src.shape, out_type, tensor_nbytes(out_type, src.shape)))
+    return plan
+
+
+def _small(skeleton: Skeleton, out: OutputTensor) -> Any:
+    """A small tensor's bytes: the converter's own, requantized only if the mixture says so."""
+    import numpy as np
+
+    src = next(t for t in skeleton.tensors if t.name == out.name)
+    src_type = GGML_TYPE_NAMES[src.ggml_type]
+    raw = skeleton.small_bytes(src)
+    if out.qtype == src_type:
+        return raw
+    values = np.frombuffer(raw, dtype=np.float32 if src_type == "F32" else np.float16).astype(np.float32)
+    return quantize_rows(out.qtype, values.reshape(-1, src.shape[-1]))

@@ -1,0 +1,127 @@
+"""The build pipeline: LoRA adapter → (merged) GGUF → quantized → Modelfile → Ollama → config switched.
+
+``run_build`` enters each stage once, in ``STAGES`` order: validate (``plan_build``), then one route (merge,
+convert, quantize, verify inside it), then ``finish`` (modelfile, register, config).
+
+Usage::
+
+    result = run_build(load_config(), BuildRequest(lora_path=Path("outputs/lora_X"), register="ollama",
+                                                   update_config=True))
+    print(result.to_dict())
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lorag.atomic import TMP_PREFIX, atomic_write_text
+from lorag.build.cache import build_lock
+from lorag.build.finish import finish
+from lorag.build.progress import CancelFlag, ProgressFn, StageProgress
+from lorag.build.request import BuildPlan, BuildRequest, BuildResult, timed
+from lorag.build.routes.adapter import AdapterRoute
+from lorag.build.routes.base import Route, Workspace
+from lorag.build.routes.reference import ReferenceRoute
+from lorag.build.routes.single_pass import SinglePassRoute
+from lorag.build.validate import check_before_building, plan_build
+from lorag.errors import BuildError, LoragError
+
+if TYPE_CHECKING:
+    from lorag.config import Config
+
+__all__ = ["BuildRequest", "BuildResult", "routes_for", "run_build"]
+log = logging.getLogger(__name__)
+
+
+def run_build(
+    config: Config, request: BuildRequest, progress: ProgressFn | None = None, cancel: CancelFlag | None = None,
+) -> BuildResult:
+    """Run every stage; on any failure nothing is registered, no artifact appears and the config is unchanged."""
+    timings: dict[str, float] = {}
+    with timed(timings, "validate"):
+        plan = plan_build(config, request, StageProgress(progress, "validate", cancel))
+    with build_lock(plan.output_dir, plan.dir_name):
+        cached = _load_cached(plan.final_dir)
+        if cached is None:
+            cached = _build_into_place(plan, timings, progress, cancel)
+            hit = False
+        else:
+            hit = True
+            StageProgress(progress, "validate", cancel).update(100, message=f"cache hit: {plan.final_dir}")
+        result = finish(config, request, plan, cached, timings, progress, cancel)
+    result.cache_hit = hit
+    return result
+
+
+def routes_for(plan: BuildPlan) -> list[Route]:
+    """The routes to try, in order: the first that returns a record builds the plan."""
+    if plan.mode == "adapter":
+        return [AdapterRoute()]
+    return [SinglePassRoute(), ReferenceRoute()]
+
+
+def build_artifacts(plan: BuildPlan, tmp: Path, timings: dict[str, float], progress: ProgressFn | None = None,
+                    cancel: CancelFlag | None = None) -> dict[str, Any]:
+    """Produce the GGUF(s) in ``tmp`` with the first route that takes the plan; return the build.json record."""
+    ws = Workspace(plan, tmp, timings, progress, cancel)
+    record = next((r for r in (route.build(ws) for route in routes_for(plan)) if r is not None), None)
+    if record is None:
+        raise BuildError(f"no build route can build {plan.adapter_dir} in mode {plan.mode}.",
+                         "Set build.route: auto, or use --mode merge.")
+    record.update({"key": plan.key, "mode": plan.mode, "quantization": plan.qtype, "base": str(plan.base_dir),
+                   "adapter": str(plan.adapter_dir), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                   "build_stages": {k: round(v, 3) for k, v in timings.items()}})
+    return record
+
+
+def _build_into_place(plan: BuildPlan, timings: dict[str, float], progress: ProgressFn | None,
+                      cancel: CancelFlag | None) -> dict[str, Any]:
+    # build.json existed at validation but the artifact is gone (deleted GGUF): run the checks skipped then.
+    check_before_building(plan, StageProgress(progress, "validate", cancel))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{plan.dir_name}-", dir=plan.output_dir))
+    try:
+        record = build_artifacts(plan, tmp, timings, progress, cancel)
+        atomic_write_text(tmp / "build.json", json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+        if plan.final_dir.exists():  # an incomplete leftover (no build.json): replace it
+            shutil.rmtree(plan.final_dir)
+        _share(tmp)
+        tmp.rename(plan.final_dir)
+    except LoragError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise BuildError(f"writing the build files failed: {exc.strerror or exc} ({exc.filename or plan.output_dir}).",
+                         "Check free disk space and permissions of the output directory.") from exc
+    except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        log.debug("build failed", exc_info=True)
+        raise BuildError(f"the build failed unexpectedly: {type(exc).__name__}: {exc}",
+                         "Run with -v to see details, and report it.") from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return record
+
+
+def _share(directory: Path) -> None:
+    # mkdtemp/mkstemp create private (0700/0600) entries; artifacts are meant to be readable like any model file.
+    directory.chmod(0o755)
+    for entry in directory.iterdir():
+        entry.chmod(0o644 if entry.is_file() else 0o755)
+
+
+def _load_cached(final_dir: Path) -> dict[str, Any] | None:
+    try:
+        record: dict[str, Any] = json.loads((final_dir / "build.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not (final_dir / record.get("gguf", "\0")).is_file():
+        return None
+    return record
