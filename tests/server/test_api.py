@@ -20,7 +20,7 @@ def test_page_and_static_files_are_served(live: LiveServer) -> None:
         health = client.get("/api/health").json()
         assert health["status"] == "ok"
         assert set(health["model_queue"]) == {"waiting", "waiting_questions", "waiting_tasks", "running", "served",
-                                              "busy_s"}
+                                              "preempted", "busy_s"}
         icon = client.get("/favicon.ico")
         assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
 
@@ -176,4 +176,5 @@ def test_unknown_job_is_404(live: LiveServer) -> None:
                                                        "params": {}}
         assert client.get("/api/jobs/nope").status_code == 404
         assert client.post("/api/jobs/nope/cancel").status_code == 404
-        assert client.get("/api/jobs").json() == {"jobs": []}
+        listing = client.get("/api/jobs").json()
+        assert listing["jobs"] == [] and "register" in listing["stages"]
