@@ -160,3 +160,18 @@ def test_unknown_model_is_404(live: LiveServer) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
         client_for(live).chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "hi"}])
     assert "model 'gpt-9' not found" in str(caught.value)
+
+
+def test_each_collection_gets_a_model_id_when_there_are_several(bare: LiveServer) -> None:
+    from lorag.rag.store import NewChunk, Store
+
+    with Store(bare.state.config.store_path) as store:
+        for path, collection in (("/docs/休暇.txt", "default"), ("/docs/規程.txt", "hr")):
+            store.replace_document(path, path, 0.0, 1, [NewChunk("有給休暇は10日です。", None, 0, 10, ["有給", "休暇"])],
+                                   collection=collection)
+    ids = [m.id for m in client_for(bare).models.list()]
+    assert ids == ["lorag-rag", "lorag-rag:default", "lorag-rag:hr", "gemma-3-270m"]
+    with pytest.raises(openai.NotFoundError) as caught:
+        client_for(bare).chat.completions.create(model="lorag-rag:finance",
+                                                 messages=[{"role": "user", "content": "経費は？"}])
+    assert "lorag-rag:hr" in str(caught.value)
