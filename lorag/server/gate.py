@@ -56,13 +56,16 @@ class ModelGate:
                     "waiting_tasks": self._waiting[TASK], "running": self.running,
                     "served": self.served, "preempted": self.preempted, "busy_s": round(self.busy_s, 3)}
 
-    def _submit(self, job: Callable[[], None], lane: int) -> None:
+    def _submit(self, job: Callable[[], None], lane: int, order: int | None = None) -> int:
+        """Queue ``job``; ``order`` keeps a restarted job's place among its lane (first come, first served)."""
         with self._cond:
             if self._closed:
                 raise RuntimeError("the model gate is closed")
+            order = next(self._order) if order is None else order
             self._waiting[lane] += 1
-            heapq.heappush(self._queue, (lane, next(self._order), job))
+            heapq.heappush(self._queue, (lane, order, job))
             self._cond.notify()
+            return order
 
     def _loop(self) -> None:
         while True:
@@ -123,6 +126,7 @@ class ModelGate:
                 stop.set()
 
         preemptible = restartable and lane == TASK
+        place: list[int] = []
 
         def job() -> None:
             again = False
@@ -149,11 +153,11 @@ class ModelGate:
                     with self._cond:
                         self.preempted += 1
                     post(_RESTART, None)
-                    self._submit(job, lane)
+                    self._submit(job, lane, place[0])
                 else:
                     post(_END, None)
 
-        self._submit(job, lane)
+        place.append(self._submit(job, lane))
         try:
             while True:
                 kind, value = await queue.get()

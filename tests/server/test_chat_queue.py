@@ -62,8 +62,9 @@ def test_a_task_sent_first_never_delays_the_question_behind_it(live: LiveServer)
         finished.append(name)
 
     gate = live.state.gate
+    # Streamed, so it cannot start over: the question waits for it, the queued title waits for the question.
     busy = threading.Thread(target=post, args=("busy", {"model": "gemma-3-270m", "messages": COUNTING,
-                                                        "max_tokens": 60}))
+                                                        "max_tokens": 60, "stream": True}))
     busy.start()
     _wait_for(lambda: gate.stats()["running"] == 1, "the model to be busy")
     task = threading.Thread(target=post, args=("title", task_request("title", max_tokens=4)))

@@ -167,8 +167,8 @@ def test_each_collection_gets_a_model_id_when_there_are_several(bare: LiveServer
 
     with Store(bare.state.config.store_path) as store:
         for path, collection in (("/docs/休暇.txt", "default"), ("/docs/規程.txt", "hr")):
-            store.replace_document(path, path, 0.0, 1, [NewChunk("有給休暇は10日です。", None, 0, 10, ["有給", "休暇"])],
-                                   collection=collection)
+            chunk = NewChunk("有給休暇は10日です。", None, 0, 10, ["有給", "休暇"])
+            store.replace_document(path, path, 0.0, 1, [chunk], collection=collection)
     ids = [m.id for m in client_for(bare).models.list()]
     assert ids == ["lorag-rag", "lorag-rag:default", "lorag-rag:hr", "gemma-3-270m"]
     with pytest.raises(openai.NotFoundError) as caught:
