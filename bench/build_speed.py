@@ -7,7 +7,9 @@ Each stage runs as its own process so its wall time and peak RSS are its own; a 
 space used under the work directory. Prints a table (and --json the summary).
 
     python bench/build_speed.py --base DIR --adapter DIR [--qtype Q4_K_M] [--device auto|cpu|cuda]
-        [--work DIR] [--llama-quantize BIN] [--threads N] [--drop-caches] [--json] [--json-out FILE]
+        [--work DIR] [--llama-quantize BIN] [--threads N] [--drop-caches] [--warm-run] [--fast-only]
+        [--json] [--json-out FILE]
+Each fast run's own stats (stage times, metadata source, busy profile) stay in WORK/fast-stats-{cold,warm}.json.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import mmap
 import os
 import subprocess
 import sys
@@ -26,6 +27,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from build_checks import compare, disk_speeds  # noqa: E402
 
 
 def _tree() -> Path:
@@ -126,92 +130,6 @@ def drop_caches() -> bool:
         return False
 
 
-def disk_speeds(files: list[Path], sample: int, scratch: Path) -> tuple[float, float, str]:
-    """Sequential read (O_DIRECT when the filesystem allows it) and write+fsync speeds in bytes/s."""
-    chunk = 64 << 20
-    buf = mmap.mmap(-1, chunk)
-    how = "O_DIRECT"
-    done, started = 0, time.monotonic()
-    for path in files:
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECT", 0))
-        except OSError:
-            fd, how = os.open(path, os.O_RDONLY), "buffered"
-        try:
-            while done < sample:
-                try:
-                    got = os.readv(fd, [buf])
-                except OSError:
-                    os.close(fd)
-                    fd, how = os.open(path, os.O_RDONLY), "buffered"
-                    os.lseek(fd, 0, os.SEEK_SET)
-                    got = os.readv(fd, [buf])
-                if got <= 0:
-                    break
-                done += got
-        finally:
-            os.close(fd)
-        if done >= sample:
-            break
-    read_speed = done / (time.monotonic() - started)
-    target = scratch / "write-test.bin"
-    block = os.urandom(16 << 20)
-    started = time.monotonic()
-    with open(target, "wb") as fh:
-        for _ in range(max(1, min(sample, 2 << 30) // len(block))):
-            fh.write(block)
-        fh.flush()
-        os.fsync(fh.fileno())
-    write_speed = target.stat().st_size / (time.monotonic() - started)
-    target.unlink()
-    return read_speed, write_speed, how
-
-
-def compare(reference: Path, fast: Path, f16: Path | None, sample: int) -> dict[str, Any]:
-    """Whole-file identity, same header (names/types/shapes/metadata), and RMSE vs F16 on sampled tensors."""
-    import hashlib
-
-    import numpy as np
-
-    sys.path.insert(0, str(_tree() / "gguf-py"))
-    from gguf import GGUFReader
-    from gguf.quants import dequantize
-
-    def digest(p: Path) -> str:
-        h = hashlib.sha256()
-        with open(p, "rb") as fh:
-            while block := fh.read(64 << 20):
-                h.update(block)
-        return h.hexdigest()
-
-    ra, rb = GGUFReader(reference), GGUFReader(fast)
-    with open(reference, "rb") as fa, open(fast, "rb") as fb:
-        same_header = ra.data_offset == rb.data_offset and fa.read(ra.data_offset) == fb.read(rb.data_offset)
-    out: dict[str, Any] = {"identical": digest(reference) == digest(fast), "same_header": same_header}
-    differing = sum(1 for ta, tb in zip(ra.tensors, rb.tensors, strict=True)
-                    if not np.array_equal(np.asarray(ta.data), np.asarray(tb.data)))
-    out["tensors_with_different_bytes"] = differing
-    if f16 is None or not f16.exists() or out["identical"]:
-        return out
-    rf = {t.name: t for t in GGUFReader(f16).tensors}
-    rows: list[dict[str, Any]] = []
-    for ta, tb in zip(ra.tensors, rb.tensors, strict=True):
-        if ta.tensor_type.name in ("F32", "F16") or (len(rows) >= sample and ta.name != "output.weight"):
-            continue
-        n_rows = min(512, int(ta.shape[1]) if len(ta.shape) > 1 else 1)
-        ref_rows = np.asarray(rf[ta.name].data)[:n_rows].astype(np.float32)
-        per_row = ta.data.shape[-1]
-        da = dequantize(np.asarray(ta.data)[:n_rows].reshape(-1)[: n_rows * per_row], ta.tensor_type)
-        db = dequantize(np.asarray(tb.data)[:n_rows].reshape(-1)[: n_rows * per_row], tb.tensor_type)
-        da, db = da.reshape(ref_rows.shape), db.reshape(ref_rows.shape)
-        rows.append({"tensor": ta.name, "type": ta.tensor_type.name,
-                     "rmse_llama_cpp": float(np.sqrt(((da - ref_rows) ** 2).mean())),
-                     "rmse_fast": float(np.sqrt(((db - ref_rows) ** 2).mean())),
-                     "bytes_differ": float((np.asarray(ta.data)[:n_rows] != np.asarray(tb.data)[:n_rows]).mean())})
-    out["rmse_vs_f16"] = rows
-    return out
-
-
 # ---------------------------------------------------------------- main
 
 def _gb(n: float) -> str:
@@ -242,6 +160,8 @@ def main() -> None:
     ap.add_argument("--floor-sample", type=int, default=4 << 30, help="bytes to read/write for the disk speeds")
     ap.add_argument("--rmse-sample", type=int, default=6)
     ap.add_argument("--warm-run", action="store_true", help="also time a second fast build (cached metadata)")
+    ap.add_argument("--fast-only", action="store_true",
+                    help="skip the reference route (for inputs whose intermediate files do not fit the disk)")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--json-out", type=Path)
@@ -261,19 +181,15 @@ def run(args: argparse.Namespace) -> None:
     inputs = base_bytes + (args.adapter / "adapter_model.safetensors").stat().st_size
     f16, ref_out, fast_out = work / "ref-f16.gguf", work / "ref.gguf", work / "fast.gguf"
     summary: dict[str, Any] = {"cpu_count": os.cpu_count()}
-    # A cache of our own, empty at the start: the first fast run pays the converter's metadata pass.
+    # A metadata cache of our own, empty at the start: the first fast run derives the metadata (cold).
     import shutil
 
     shutil.rmtree(work / "skeleton-cache", ignore_errors=True)
     os.environ["LORAG_FAST_CACHE"] = str(work / "skeleton-cache")
     # The fast route first: on a time-limited machine its numbers are the ones that must come back.
     cold = drop_caches() if args.drop_caches else False
-    stats_file = work / "fast-stats.json"
-    fast = run_stage("fast: single pass", _self("fast", str(args.base), str(args.adapter), str(fast_out), args.qtype,
-                                                args.device, args.threads, str(stats_file)), work, inputs, [fast_out])
-    fast_stats = json.loads(stats_file.read_text())
-    print(f"fast route inside: {json.dumps(fast_stats['stages'])} busy {json.dumps(fast_stats['profile'])} "
-          f"device {fast_stats['device']}, page cache dropped before each route: {cold}", flush=True)
+    fast, fast_stats = _fast_run(args, "fast: single pass (cold)", fast_out, work / "fast-stats-cold.json", inputs)
+    print(f"page cache dropped before each route: {cold}", flush=True)
     out_bytes = fast_out.stat().st_size
     shards = sorted({loc.path for loc in index_model(args.base).values()})
     read_bps, write_bps, how = disk_speeds(shards, args.floor_sample, work)
@@ -286,22 +202,27 @@ def run(args: argparse.Namespace) -> None:
                     "fast_peak_rss_bytes": fast["peak_rss"], "device": fast_stats["device"],
                     "fast_profile": fast_stats, "floor": floor})
     _save(args, summary)
-    warm = None
-    if args.warm_run:  # the same build again: the metadata comes from the cache (a new adapter would hit it too)
+    rows = [fast]
+    if args.warm_run:  # the same build again: metadata from the cache (a new adapter on the same base hits it too)
         if args.drop_caches:
             drop_caches()
-        warm = run_stage("fast: metadata cached", _self("fast", str(args.base), str(args.adapter), str(fast_out),
-                                                        args.qtype, args.device, args.threads, str(stats_file)),
-                         work, inputs, [fast_out])
-        summary["fast_cached_metadata_s"] = round(warm["seconds"], 2)
-        _save(args, summary)
-    rows = run_reference(args, work, inputs, f16, ref_out)
-    ref_total = rows[-1]["seconds"]
-    rows.append(fast)
-    if warm is not None:
+        warm, warm_stats = _fast_run(args, "fast: warm (metadata cached)", fast_out, work / "fast-stats-warm.json",
+                                     inputs)
         rows.append(warm)
+        summary.update({"fast_cached_metadata_s": round(warm["seconds"], 2), "fast_warm_profile": warm_stats,
+                        "fast_warm_peak_rss_bytes": warm["peak_rss"]})
+        _save(args, summary)
+    if args.fast_only:
+        print_table(rows, floor)
+        print(f"fast vs I/O floor: {fast['seconds'] / floor['io_floor_s']:.2f}x (cold)"
+              + (f", {rows[-1]['seconds'] / floor['io_floor_s']:.2f}x (warm)" if len(rows) > 1 else ""))
+        summary["stages"] = rows
+        _finish(args, summary, [ref_out, fast_out])
+        return
+    ref_rows = run_reference(args, work, inputs, f16, ref_out)
+    ref_total = ref_rows[-1]["seconds"]
     check = compare(ref_out, fast_out, f16, args.rmse_sample)
-    print_table(rows, floor)
+    print_table(ref_rows + rows, floor)
     print(f"ratio reference/fast: {ref_total / fast['seconds']:.2f}x; fast vs I/O floor: "
           f"{fast['seconds'] / floor['io_floor_s']:.2f}x; identical: {check['identical']}, same header: "
           f"{check['same_header']}, tensors with different bytes: {check['tensors_with_different_bytes']}")
@@ -309,14 +230,30 @@ def run(args: argparse.Namespace) -> None:
         print(f"  {r['tensor']:<28}{r['type']:>6}  rmse llama.cpp {r['rmse_llama_cpp']:.6g}  fast {r['rmse_fast']:.6g}"
               f"  bytes differ {100 * r['bytes_differ']:.2f}%")
     summary.update({"reference_s": round(ref_total, 2), "ratio": round(ref_total / fast["seconds"], 2),
-                    "identical": check["identical"], "same_header": check["same_header"], "stages": rows,
+                    "identical": check["identical"], "same_header": check["same_header"], "stages": ref_rows + rows,
                     "rmse_vs_f16": check.get("rmse_vs_f16", [])})
+    _finish(args, summary, [f16, ref_out, fast_out])
+
+
+def _fast_run(args: argparse.Namespace, label: str, out: Path, stats_file: Path,
+              inputs: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One single-pass build in its own process; its row and the build's own stats (profile, metadata source)."""
+    row = run_stage(label, _self("fast", str(args.base), str(args.adapter), str(out), args.qtype, args.device,
+                                 args.threads, str(stats_file)), args.work.resolve(), inputs, [out])
+    stats: dict[str, Any] = json.loads(stats_file.read_text())
+    print(f"{label} inside: {json.dumps(stats['stages'])} metadata {stats.get('metadata_source')} busy "
+          f"{json.dumps(stats['profile'])} device {stats['device']} (stats kept in {stats_file})", flush=True)
+    return row, stats
+
+
+def _finish(args: argparse.Namespace, summary: dict[str, Any], outputs: list[Path]) -> None:
     _save(args, summary)
     if args.json:
-        print(json.dumps({k: summary[k] for k in ("reference_s", "fast_s", "ratio", "io_floor_s", "output_bytes",
-                                                  "fast_peak_extra_disk_bytes", "fast_peak_rss_bytes", "identical")}))
-    if not args.keep:
-        for p in (f16, ref_out, fast_out, stats_file):
+        keys = ("reference_s", "fast_s", "fast_cached_metadata_s", "ratio", "io_floor_s", "output_bytes",
+                "fast_peak_extra_disk_bytes", "fast_peak_rss_bytes", "identical")
+        print(json.dumps({k: summary[k] for k in keys if k in summary}))
+    if not args.keep:  # the GGUFs are large; the stats files stay
+        for p in outputs:
             p.unlink(missing_ok=True)
 
 

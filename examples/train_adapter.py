@@ -55,7 +55,7 @@ class Example:
 def corpus_chunks() -> dict[str, list[Any]]:
     """Chunk every corpus document exactly as ``lorag ingest`` does (default chunk settings)."""
     from lorag.rag.chunking import chunk_text
-    from lorag.rag.loaders import load_document
+    from lorag.rag.reader import load_document
 
     chunks: dict[str, list[Any]] = {}
     for path in sorted(CORPUS_DIR.iterdir()):

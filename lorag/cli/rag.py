@@ -1,4 +1,4 @@
-"""Commands: init, ingest, remove, ask, search."""
+"""Commands: init, ingest, reindex, remove, ask, search."""
 
 from __future__ import annotations
 
@@ -84,45 +84,31 @@ def init(force: Annotated[bool, typer.Option("--force", help="Overwrite an exist
 
 
 @app.command()
-def ingest(paths: Annotated[list[str], typer.Argument(help="Files or folders (walked recursively).")]) -> None:
+def ingest(paths: Annotated[list[str], typer.Argument(help="Files or folders (walked recursively).")],
+           collection: Annotated[str, typer.Option("--collection", help="Collection to put the documents in.")]
+           = "default") -> None:
     """Add or update documents in the store (unchanged files are skipped)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from lorag.cli.ingest_view import IngestBar, print_report
     from lorag.rag.ingest import ingest_paths
 
-    console = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
-        files = bar.add_task("files", total=None)
-        step = bar.add_task("", total=None, visible=False)
-
-        def progress(event: dict[str, Any]) -> None:
-            if event["stage"] == "parse":
-                bar.update(files, completed=event["done"], total=event["total"])
-            if event["path"]:
-                name = Path(event["path"]).name
-                bar.update(step, description=f"{event['stage']} {name}", completed=event["done"],
-                           total=event["total"], visible=True)
-
-        report = ingest_paths(_config(), paths, progress=progress)
-    _print_report(report)
+    with IngestBar() as bar:
+        report = ingest_paths(_config(), paths, progress=bar.update, collection=collection)
+    print_report(report)
     if report.failed:
         raise typer.Exit(1)
 
 
-def _print_report(report: Any) -> None:
-    from rich.console import Console
-    from rich.table import Table
+@app.command()
+def reindex(force: Annotated[bool, typer.Option("--force", help="Re-embed every chunk, even up-to-date ones.")]
+            = False) -> None:
+    """Re-embed the stored chunks with the configured embedder, in place (resumable: run it again after a stop)."""
+    from lorag.cli.ingest_view import IngestBar
+    from lorag.rag.reindex import reindex_store
 
-    table = Table("result", "files", box=None)
-    for label in ("added", "updated", "unchanged", "removed"):
-        table.add_row(label, str(len(getattr(report, label))))
-    table.add_row("failed", str(len(report.failed)))
-    Console().print(table)
-    err = Console(stderr=True)
-    for path, reason in report.failed:
-        err.print(f"[bold red]failed:[/] {_shown(path)}: {reason}", highlight=False, soft_wrap=True)
+    with IngestBar(label="re-embedding") as bar:
+        result = reindex_store(_config(), progress=bar.update, force=force)
+    typer.echo(f"re-embedded {result.chunks} chunks of {result.documents} documents with {result.embedder} "
+               f"({result.skipped} documents already up to date) in {result.seconds:.1f} s")
 
 
 @app.command()

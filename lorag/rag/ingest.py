@@ -1,56 +1,38 @@
-"""Ingest files and folders into the store: parse, chunk, tokenise, embed, store (one transaction per file).
+"""Ingest files and folders into the store: read, chunk, tokenise, embed, store (one transaction per file).
 
-Unchanged files (same SHA-256) are skipped; changed files replace their chunks; failures are reported
-and never half-indexed.
+A reader thread reads and chunks documents (PDF text in a worker process, OCR in Tesseract processes) and
+tokenises them while the main thread embeds the batches it has already produced, so the stages overlap.
+Unchanged files (same SHA-256) are skipped; changed files replace their chunks; a failed file is reported
+and never half-indexed; a file is committed only when all of it is embedded, so an ingest that is killed
+keeps the files it finished and the next run completes the rest.
 
 Usage::
 
-    report = ingest_paths(load_config(), ["docs/"])
-    print(report.added, report.failed)
+    report = ingest_paths(load_config(), ["docs/"], collection="manuals")
+    print(report.added, report.failed, report.chunks_per_s)
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import logging
+import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from lorag.config import Config
-from lorag.errors import IngestError, StoreError
-from lorag.rag.chunking import chunk_text
-from lorag.rag.embedders import Embedder, get_embedder
-from lorag.rag.japanese import tokenize_many
-from lorag.rag.loaders import SUPPORTED_EXTENSIONS, check_file, load_document
-from lorag.rag.store import NewChunk, Store
+from lorag.errors import StoreError
+from lorag.rag.embedders import EMBEDDER_IDS, Embedder, passage_embedder
+from lorag.rag.loaders import SUPPORTED_EXTENSIONS
+from lorag.rag.pipeline import FileBatch, FileDone, FileFailed, ProgressFn, ReaderThread, emit
+from lorag.rag.report import IngestReport
+from lorag.rag.store import DEFAULT_COLLECTION, NewChunk, Store
 
-ProgressFn = Callable[[dict[str, Any]], None]
-
-
-@dataclass
-class IngestReport:
-    """What an ingest did, file by file, plus where the time went (seconds per stage)."""
-
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    chunks: int = 0
-    chars: int = 0
-    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("parse", "tokenize", "embed", "store"),
-                                                                             0.0))
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["failed"] = [{"path": p, "reason": r} for p, r in self.failed]
-        return data
+__all__ = ["IngestReport", "find_files", "ingest_paths", "remove_paths"]
+# Libraries that log or warn about every odd font or object in a PDF; shown only with -v.
+NOISY_LOGGERS = ("pypdf", "pdfminer", "fontTools", "PIL", "pypdfium2")
 
 
 def find_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[str, str]], list[Path]]:
@@ -81,74 +63,113 @@ def _walk(folder: Path) -> list[Path]:
     return found
 
 
-def ingest_paths(config: Config, paths: Sequence[str | Path], progress: ProgressFn | None = None) -> IngestReport:
-    """Ingest files and folders (recursively); see the module docstring."""
+def ingest_paths(config: Config, paths: Sequence[str | Path], progress: ProgressFn | None = None, *,
+                 collection: str = DEFAULT_COLLECTION) -> IngestReport:
+    """Ingest files and folders (recursively) into ``collection``; see the module docstring."""
     report = IngestReport()
+    started = time.perf_counter()
     files, report.failed, folders = find_files(paths)
-    with Store(config.store_path) as store:
+    with _quiet_libraries(), Store(config.store_path) as store:
         embedder = _check_store_settings(config, store)
-        for done, path in enumerate(files):
-            _emit(progress, "parse", path, done, len(files))
-            try:
-                _ingest_file(config, store, embedder, path, report, progress)
-            except IngestError as exc:
-                report.failed.append((str(path), str(exc)))
+        known = {d.path: d.sha256 for d in store.list_documents()}
+        reader = ReaderThread(config, files, known, progress)
+        reader.start()
+        try:
+            _consume(reader, store, embedder, report, progress, collection)
+        finally:
+            reader.stop()
+        report.notices = reader.notices
         report.removed = _forget_vanished(store, folders)
-        _emit(progress, "store", None, len(files), len(files))
+        emit(progress, "store", None, len(files), len(files))
+    report.seconds["wall"] = time.perf_counter() - started
     return report
+
+
+def _consume(reader: ReaderThread, store: Store, embedder: Embedder, report: IngestReport,
+             progress: ProgressFn | None, collection: str) -> None:
+    """Embed batches as the reader produces them; store each file when its last batch is embedded."""
+    pending: dict[Path, list[NewChunk]] = {}
+    for item in reader.items():
+        if isinstance(item, FileFailed):
+            report.failed.append((str(item.path), item.reason))
+        elif isinstance(item, FileBatch):
+            pending.setdefault(item.path, []).extend(_embed(item, embedder, report, reader, progress))
+        elif isinstance(item, FileDone):
+            if item.unchanged:
+                report.unchanged.append(str(item.path))
+                continue
+            chunks = pending.pop(item.path, [])
+            _store(store, item, chunks, report, progress, collection, EMBEDDER_IDS[embedder.name])
+    report.seconds["parse"] += reader.seconds["parse"]
+    report.seconds["tokenize"] += reader.seconds["tokenize"]
+
+
+def _embed(batch: FileBatch, embedder: Embedder, report: IngestReport, reader: ReaderThread,
+           progress: ProgressFn | None) -> list[NewChunk]:
+    done_before = report.embedded
+
+    def embed_progress(done: int, _total: int) -> None:
+        emit(progress, "embed", batch.path, done_before + done, reader.chunks_total, files_done=reader.files_done,
+             files_total=reader.files_total)
+
+    t0 = time.perf_counter()
+    vectors = embedder.embed_passages([c.text for c in batch.chunks], progress=embed_progress)
+    report.seconds["embed"] += time.perf_counter() - t0
+    report.embedded += len(batch.chunks)
+    return [NewChunk(c.text, c.page, c.start, c.end, c.tokens, vectors[i] if embedder.dim else None, c.page_label)
+            for i, c in enumerate(batch.chunks)]
+
+
+def _store(store: Store, item: FileDone, chunks: list[NewChunk], report: IngestReport, progress: ProgressFn | None,
+           collection: str, embedder_id: str) -> None:
+    def store_progress(done: int, total: int) -> None:
+        emit(progress, "store", item.path, done, total)
+
+    t0 = time.perf_counter()
+    assert item.document is not None
+    try:
+        store.replace_document(str(item.path), item.sha256, item.mtime, item.size, chunks, progress=store_progress,
+                               collection=collection, meta={**item.document.meta(), "embedder_id": embedder_id})
+    except sqlite3.Error as exc:
+        raise write_error(store, exc) from exc
+    report.seconds["store"] += time.perf_counter() - t0
+    report.record(item, len(chunks))
+
+
+def write_error(store: Store, exc: BaseException) -> StoreError:
+    """One line for a failed write, naming the first cause (SQLite's "database or disk is full" hides behind
+    the "cannot rollback" that follows it when SQLite has already rolled the transaction back)."""
+    cause: BaseException | None = exc
+    while cause is not None and cause.__context__ is not None:
+        cause = cause.__context__
+    reason = str(cause or exc).splitlines()[0] if str(cause or exc) else type(exc).__name__
+    hint = ("Free some disk space (or move store.path) and run the ingest again: the files already stored are kept."
+            if "full" in reason else "The files already stored are kept; run the ingest again.")
+    return StoreError(f"cannot write the store {store.path}: {reason}.", hint)
 
 
 def _check_store_settings(config: Config, store: Store) -> Embedder:
     """Refuse to mix tokenizers or embedders in one store: the vectors would not be comparable."""
     r = config.settings.retrieval
-    for key, wanted in (("embedder", r.embedder), ("tokenizer", r.tokenizer)):
-        have = store.get_meta(key)
-        if have is not None and have != wanted and store.list_documents():
-            raise StoreError(f"the store {store.path} was built with {key} {have!r}, but retrieval.{key} is "
-                             f"{wanted!r}.", f"Set retrieval.{key} back to {have!r}, or move the store away and "
-                             "ingest again.")
+    has_documents = bool(store.list_documents())
+    have_tokenizer = store.get_meta("tokenizer")
+    if has_documents and have_tokenizer is not None and have_tokenizer != r.tokenizer:
+        raise StoreError(f"the store {store.path} was built with tokenizer {have_tokenizer!r}, but "
+                         f"retrieval.tokenizer is {r.tokenizer!r}.",
+                         f"Set retrieval.tokenizer back to {have_tokenizer!r}, or move the store away and ingest "
+                         "again.")
+    have = store.get_meta("embedder")
+    if has_documents and have is not None and have != r.embedder:
+        raise StoreError(f"the store {store.path} was built with embedder {have!r}, but retrieval.embedder is "
+                         f"{r.embedder!r}; its vectors cannot be compared.",
+                         f"Run `lorag reindex` to re-embed it with {r.embedder!r}, or set retrieval.embedder back "
+                         f"to {have!r}.")
+    embedder = passage_embedder(r.embedder, config.settings.ingest.embed_device)  # fails early if damaged
     with store.transaction():
         store.set_meta("embedder", r.embedder)
+        store.set_meta("embedder_id", EMBEDDER_IDS[r.embedder])
         store.set_meta("tokenizer", r.tokenizer)
-    return get_embedder(r.embedder)
-
-
-def _ingest_file(config: Config, store: Store, embedder: Embedder, path: Path, report: IngestReport,
-                 progress: ProgressFn | None) -> None:
-    ingest = config.settings.ingest
-    size = check_file(path, ingest.max_file_mb)
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    old = store.find_document(str(path))
-    if old is not None and old.sha256 == digest:
-        report.unchanged.append(str(path))
-        return
-    t0 = time.perf_counter()
-    pieces = [c for page in load_document(path, ingest.max_file_mb)
-              for c in chunk_text(page.text, ingest.chunk_chars, ingest.overlap_chars, page.number)]
-    t1 = time.perf_counter()
-    token_lists = tokenize_many((c.text for c in pieces), config.settings.retrieval.tokenizer)
-    t2 = time.perf_counter()
-
-    def embed_progress(done: int, total: int) -> None:
-        _emit(progress, "embed", path, done, total)
-
-    vectors = embedder.embed_passages([c.text for c in pieces], progress=embed_progress)
-    t3 = time.perf_counter()
-    new = [NewChunk(c.text, c.page, c.start, c.end, toks, vectors[i] if embedder.dim else None)
-           for i, (c, toks) in enumerate(zip(pieces, token_lists, strict=True))]
-
-    def store_progress(done: int, total: int) -> None:
-        _emit(progress, "store", path, done, total)
-
-    store.replace_document(str(path), digest, path.stat().st_mtime, size, new, progress=store_progress)
-    t4 = time.perf_counter()
-    for stage, seconds in zip(("parse", "tokenize", "embed", "store"), (t1 - t0, t2 - t1, t3 - t2, t4 - t3),
-                              strict=True):
-        report.seconds[stage] += seconds
-    report.chunks += len(new)
-    report.chars += sum(len(c.text) for c in pieces)
-    (report.added if old is None else report.updated).append(str(path))
+    return embedder
 
 
 def _forget_vanished(store: Store, folders: list[Path]) -> list[str]:
@@ -175,6 +196,19 @@ def remove_paths(config: Config, paths: Sequence[str | Path]) -> int:
     return removed
 
 
-def _emit(progress: ProgressFn | None, stage: str, path: Path | None, done: int, total: int) -> None:
-    if progress is not None:
-        progress({"stage": stage, "path": str(path) if path else None, "done": done, "total": total})
+@contextlib.contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """Silence PDF and font libraries' warnings and logs unless debug logging (-v) is on."""
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        yield
+        return
+    levels = {name: logging.getLogger(name).level for name in NOISY_LOGGERS}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in NOISY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        try:
+            yield
+        finally:
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)

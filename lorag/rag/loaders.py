@@ -1,10 +1,9 @@
-"""Document loaders: turn .txt .md .html .pdf .docx files into NFKC-normalised page texts.
+"""Document loaders: turn .txt .md .html .docx files into texts (PDF, images and ``load_document``: reader.py).
 
 Usage::
 
-    pages = load_document(Path("manual.pdf"), max_file_mb=50)
-    for page in pages:
-        print(page.number, page.text[:40])
+    [page] = LOADERS[".docx"].load(Path("規程.docx"))
+    print(normalize_text(page.text)[:40])
 """
 
 from __future__ import annotations
@@ -28,6 +27,8 @@ class Page:
 
     number: int | None
     text: str
+    label: str | None = None  # the printed page label (PDF /PageLabels), e.g. "30" or "xii"
+    ocr: bool = False  # the text was read by OCR
 
 
 class DocumentLoader(Protocol):
@@ -139,27 +140,6 @@ class HtmlLoader:
         return [Page(None, parser.text())]
 
 
-class PdfLoader:
-    """PDF files through pypdf, one Page per PDF page (numbered from 1)."""
-
-    def load(self, path: Path) -> list[Page]:
-        from pypdf import PdfReader
-
-        try:
-            reader = PdfReader(str(path))
-            if reader.is_encrypted and not reader.decrypt(""):
-                raise IngestError(f"{path.name} is an encrypted PDF.", "Remove the password and ingest it again.")
-            return [Page(i, page.extract_text() or "") for i, page in enumerate(reader.pages, start=1)]
-        except IngestError:
-            raise
-        except Exception as exc:  # pypdf raises many kinds of errors on damaged files
-            if "decrypt" in str(exc).lower() or "encrypt" in str(exc).lower():
-                raise IngestError(f"{path.name} is an encrypted PDF.",
-                                  "Remove the password and ingest it again.") from exc
-            raise IngestError(f"{path.name} is not a readable PDF ({type(exc).__name__}: {_first_line(exc)}).",
-                              "Check that the file is complete and not damaged.") from exc
-
-
 class DocxLoader:
     """Word .docx files: paragraphs and table cells, in document order of paragraphs then tables."""
 
@@ -184,10 +164,10 @@ LOADERS: dict[str, DocumentLoader] = {
     ".markdown": TextLoader(),
     ".html": HtmlLoader(),
     ".htm": HtmlLoader(),
-    ".pdf": PdfLoader(),
     ".docx": DocxLoader(),
 }
-SUPPORTED_EXTENSIONS = tuple(sorted(LOADERS))
+PAGED_EXTENSIONS = (".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff")  # read by lorag.rag.reader
+SUPPORTED_EXTENSIONS = tuple(sorted((*LOADERS, *PAGED_EXTENSIONS)))
 
 
 def check_file(path: Path, max_file_mb: float) -> int:
@@ -196,7 +176,7 @@ def check_file(path: Path, max_file_mb: float) -> int:
         raise IngestError(f"{path} does not exist.")
     if not path.is_file():
         raise IngestError(f"{path} is not a regular file.")
-    if path.suffix.lower() not in LOADERS:
+    if path.suffix.lower() not in SUPPORTED_EXTENSIONS:
         raise IngestError(f"{path.name}: unsupported extension {path.suffix or '(none)'!r}.",
                           f"Supported: {', '.join(SUPPORTED_EXTENSIONS)}.")
     size = path.stat().st_size
@@ -206,18 +186,6 @@ def check_file(path: Path, max_file_mb: float) -> int:
         raise IngestError(f"{path.name} is {size / 1024 / 1024:.1f} MB, over ingest.max_file_mb = {max_file_mb:g}.",
                           "Raise ingest.max_file_mb in lorag.yaml or split the file.")
     return size
-
-
-def load_document(path: Path, max_file_mb: float = 50.0) -> list[Page]:
-    """Read ``path`` with the loader for its extension; return NFKC-normalised pages that have text."""
-    check_file(path, max_file_mb)
-    raw_pages = LOADERS[path.suffix.lower()].load(path)
-    pages = [Page(p.number, normalize_text(p.text)) for p in raw_pages]
-    pages = [p for p in pages if p.text.strip()]
-    if not pages:
-        hint = "Scanned PDFs need OCR first." if path.suffix.lower() == ".pdf" else ""
-        raise IngestError(f"{path.name} contains no text.", hint)
-    return pages
 
 
 def normalize_text(text: str) -> str:

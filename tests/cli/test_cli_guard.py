@@ -216,3 +216,38 @@ def test_no_writable_log_folder_still_gives_one_line(tmp_path: Path, monkeypatch
     line = crashlog.failure_line(RuntimeError("x"), "`lorag ask`", blocker / "logs")
     assert line == ("`lorag ask` failed unexpectedly (RuntimeError: x). This is a bug in lorag; its traceback could "
                     "not be saved (no writable log folder): run it again with -v to see it.")
+
+
+def _script() -> object:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "quantize_finetuned_for_ollama.py"
+    spec = importlib.util.spec_from_file_location("quantize_script", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_script_refuses_a_missing_config(logs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    script = _script()
+    assert script.main(["--lora-path", "outputs/lora_X", "--config", "typo.yaml"]) == 1  # type: ignore[attr-defined]
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: the config file {Path.cwd() / 'typo.yaml'} (from --config typo.yaml) does not exist; "
+                   "nothing was done. Check the name, or create it with `lorag -c typo.yaml init`."]
+    assert sorted(p.name for p in Path.cwd().iterdir()) == ["lorag.yaml"]
+
+
+def test_script_bug_is_one_line_with_a_log(logs: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import lorag.cli.build
+
+    def broken(**kwargs: object) -> None:
+        raise KeyError("stage")
+
+    monkeypatch.setattr(lorag.cli.build, "run_build_command", broken)
+    assert _script().main(["--lora-path", "outputs/lora_X"]) == 1  # type: ignore[attr-defined]
+    [line] = capsys.readouterr().err.splitlines()
+    [log] = logs.glob("lorag-*.log")
+    assert line == (f"error: the build failed unexpectedly (KeyError: 'stage'). This is a bug in lorag: the traceback "
+                    f"is in {log}; please include it when you report the problem.")

@@ -50,7 +50,7 @@ def test_lorag_reads_the_adapter() -> None:
 def test_training_lines_point_at_real_passages() -> None:
     import unicodedata
 
-    from lorag.rag.loaders import load_document
+    from lorag.rag.reader import load_document
 
     rows = [json.loads(line) for line in (EXAMPLES / "train_qa.jsonl").read_text(encoding="utf-8").splitlines()]
     assert 40 <= len(rows) <= 60

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from lorag.rag.chunking import chunk_text, split_segments
+from lorag.rag.chunking import chunk_text, is_markdown_heading, split_segments
 
 JA = "東京は日本の首都です。人口は約1400万人です！本当ですか？はい、本当です。"
 
@@ -49,7 +49,7 @@ def test_chunks_end_at_sentence_ends_and_overlap_by_sentences() -> None:
 
 def test_heading_starts_a_new_chunk() -> None:
     text = "# 休暇\n\n有給休暇は10日です。申請は2週間前までです。\n\n# 食堂\n\n食堂は11時から営業します。"
-    chunks = chunk_text(text, chunk_chars=400, overlap_chars=50)
+    chunks = chunk_text(text, chunk_chars=400, overlap_chars=50, markdown=True)
     assert [c.text for c in chunks] == ["# 休暇\n\n有給休暇は10日です。申請は2週間前までです。",
                                         "# 食堂\n\n食堂は11時から営業します。"]
 
@@ -71,3 +71,42 @@ def test_english_text_chunks_at_sentences() -> None:
 
 def test_whitespace_only_gives_no_chunks() -> None:
     assert chunk_text(" \n\n \n", 100, 10) == []
+
+
+def test_markdown_heading_must_read_like_one() -> None:
+    assert [is_markdown_heading(line) for line in ("# 休暇規程", "## Installing Debian", "# cd /etc", "# gitk",
+                                                   "# apt-get install vim", "# ls -la", "#no space")] == [
+        True, True, False, False, False, False, False]
+
+
+def test_root_prompt_is_never_a_heading_in_plain_text() -> None:
+    text = "設定ファイルを編集します。次のコマンドを実行します。\n# cd /etc\n# gitk\nこれで完了です。"
+    for markdown in (False, True):
+        assert [c.text for c in chunk_text(text, chunk_chars=400, overlap_chars=50, markdown=markdown)] == [text]
+
+
+def test_markdown_heading_in_a_code_fence_is_code() -> None:
+    text = "# 手順\n\n説明です。\n\n```\n# Comment in a script\necho hi\n```\n"
+    chunks = chunk_text(text, chunk_chars=400, overlap_chars=50, markdown=True)
+    assert [c.text for c in chunks] == [text.strip()]
+
+
+def test_plain_text_hash_line_does_not_start_a_chunk() -> None:
+    text = "# 休暇\n\n有給休暇は10日です。申請は2週間前までです。\n\n# 食堂\n\n食堂は11時から営業します。"
+    assert len(chunk_text(text, chunk_chars=400, overlap_chars=50, markdown=True)) == 2
+    assert [c.text for c in chunk_text(text, chunk_chars=400, overlap_chars=50)] == [text]
+
+
+def test_short_chunks_merge_into_a_neighbour() -> None:
+    text = "# 休暇\n\n有給休暇は10日です。\n\n# 食堂\n\n食堂は11時から営業します。メニューは毎週更新されます。"
+    plain = chunk_text(text, chunk_chars=400, overlap_chars=50, markdown=True)
+    assert [len(c.text) for c in plain] == [17, 34]
+    merged = chunk_text(text, chunk_chars=400, overlap_chars=50, markdown=True, min_chunk_chars=20)
+    assert [(c.start, c.end) for c in merged] == [(0, len(text))]
+    assert merged[0].text == text
+
+
+def test_short_last_chunk_merges_into_the_previous() -> None:
+    text = "経費は翌月10日までに申請してください。領収書を添付します。\n\n# 付則\n\n以上。"
+    chunks = chunk_text(text, chunk_chars=400, overlap_chars=0, markdown=True, min_chunk_chars=15)
+    assert [c.text for c in chunks] == [text]

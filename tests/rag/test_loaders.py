@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from lorag.errors import IngestError
-from lorag.rag.loaders import decode_text, load_document
+from lorag.rag.loaders import decode_text
+from lorag.rag.reader import load_document
 from tests.rag.documents import JA_TEXT, JA_TEXT_2, make_docx, make_encrypted_pdf, make_html, make_pdf
 
 

@@ -1,8 +1,9 @@
-"""ggml's reference quantizers for Q8_0, Q6_K and Q4_K, re-implemented in torch over all blocks at once.
+"""ggml's reference quantizers for Q8_0, Q6_K, Q5_K and Q4_K, re-implemented in torch over all blocks at once.
 
 The algorithms follow quantize_row_q8_0_ref, quantize_row_q6_K_ref/make_qx_quants and
-quantize_row_q4_K_ref/make_qkx2_quants in ggml-quants.c; only the order of float summations differs (ggml sums
-left to right, torch in trees), so a few near-tie choices can differ. Runs on CUDA or CPU.
+quantize_row_q4_K_ref / quantize_row_q5_K_ref with make_qkx2_quants in ggml-quants.c; only the order of
+float summations differs (ggml sums left to right, torch in trees), so a few near-tie choices can differ.
+Runs on CUDA or CPU.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 GROUP_MAX_EPS = 1e-15
-TORCH_TYPES = ("F32", "F16", "Q8_0", "Q6_K", "Q4_K")
+TORCH_TYPES = ("F32", "F16", "Q8_0", "Q6_K", "Q5_K", "Q4_K")
 _CHUNK_ELEMENTS = 1 << 25  # bounds the temporaries: ~30 float buffers of this size at most
 
 
@@ -22,7 +23,7 @@ def quantize(qtype: str, x: Any) -> Any:
         return x.contiguous().view(torch.uint8).reshape(-1)
     if qtype == "F16":
         return x.to(torch.float16).contiguous().view(torch.uint8).reshape(-1)
-    fn = {"Q8_0": _q8_0, "Q6_K": _q6_k, "Q4_K": _q4_k}[qtype]
+    fn = {"Q8_0": _q8_0, "Q6_K": _q6_k, "Q5_K": _q5_k, "Q4_K": _q4_k}[qtype]
     rows_per_chunk = max(1, _CHUNK_ELEMENTS // x.shape[1])
     parts = [fn(x[r:r + rows_per_chunk].reshape(-1)) for r in range(0, x.shape[0], rows_per_chunk)]
     return torch.cat(parts) if len(parts) > 1 else parts[0]
@@ -66,26 +67,32 @@ def _make_qx_quants_q6(x: Any) -> tuple[Any, Any]:
     zero = amax < GROUP_MAX_EPS
     safe_max = torch.where(zero, torch.ones_like(mx), mx)
     w = x * x
+    wx = w * x
 
     def attempt(iscale: Any) -> tuple[Any, Any, Any]:
-        lv = torch.round(iscale * x).clamp(-nmax, nmax - 1)
-        return lv, (w * x * lv).sum(1, keepdim=True), (w * lv * lv).sum(1, keepdim=True)
+        lv = torch.mul(iscale, x).round_().clamp_(-nmax, nmax - 1)
+        return lv, (wx * lv).sum(1, keepdim=True), ((w * lv) * lv).sum(1, keepdim=True)
 
-    lv, sumlx, suml2 = attempt(-nmax / safe_max)
+    first = -nmax / safe_max
+    lv, sumlx, suml2 = attempt(first)
     scale = torch.where(suml2 != 0, sumlx / torch.where(suml2 != 0, suml2, torch.ones_like(suml2)),
                         torch.zeros_like(suml2))
     best = scale * sumlx
-    best_l = lv
+    best_iscale, improved = first, torch.zeros_like(zero)
     for step in range(-9, 10):
         if step == 0:
             continue
         c = _f32(_f32(nmax) + _f32(_f32(0.1) * step))
-        lv, sumlx, suml2 = attempt(-c / safe_max)
+        iscale = -c / safe_max
+        _, sumlx, suml2 = attempt(iscale)
         better = (suml2 > 0) & (sumlx * sumlx > best * suml2)
         new_scale = sumlx / torch.where(suml2 > 0, suml2, torch.ones_like(suml2))
-        best_l = torch.where(better, lv, best_l)
+        # the levels of the best step are rebuilt once at the end from its iscale
+        best_iscale = torch.where(better, iscale, best_iscale)
+        improved = improved | better
         scale = torch.where(better, new_scale, scale)
         best = torch.where(better, scale * sumlx, best)
+    best_l = torch.where(improved, attempt(best_iscale)[0], lv)
     levels = torch.where(zero, torch.zeros_like(best_l), best_l + nmax)
     return torch.where(zero, torch.zeros_like(scale), scale).squeeze(1), levels
 
@@ -120,33 +127,49 @@ def _q6_k(flat: Any) -> Any:
     return out.reshape(-1)
 
 
-def _make_qkx2_quants_q4(x: Any) -> tuple[Any, Any, Any]:
-    """make_qkx2_quants(32, 15, x, weights, ..., -1, 0.1, 20, false) over sub-blocks x: (N, 32)."""
+def _weighted_error(scale: Any, mn: Any, sums: tuple[Any, ...]) -> Any:
+    """sum(w·(scale·l + min − x)²) from the row sums (Σw, Σwx, Σwx², Σwl, Σwl², Σwlx), in float64.
+
+    The same quantity ggml sums element by element; expanded, no pass over the elements is needed. float64
+    keeps the cancellation of the expanded terms far below the float32 rounding of the sums themselves.
+    """
+    sum_w, sum_x, sum_x2, sum_l, sum_l2, sum_xl = (t.double() for t in sums)
+    s, m = scale.double(), mn.double()
+    return (s * s * sum_l2 + 2 * s * m * sum_l - 2 * s * sum_xl + m * m * sum_w - 2 * m * sum_x + sum_x2)
+
+
+def _make_qkx2_quants(x: Any, nmax: int, rmin: float, nstep: int) -> tuple[Any, Any, Any]:
+    """make_qkx2_quants(32, nmax, x, weights, ..., rmin, 0.1, nstep, false) over sub-blocks x: (N, 32)."""
     import torch
 
-    nmax = 15
     av_x = torch.sqrt((x * x).sum(1, keepdim=True) / 32)
     w = av_x + x.abs()
     mn = x.amin(1, keepdim=True).clamp(max=0)
     mx = x.amax(1, keepdim=True)
     flat = mx == mn
     span = torch.where(flat, torch.ones_like(mx), mx - mn)
-    sum_w = w.sum(1, keepdim=True)
-    sum_x = (w * x).sum(1, keepdim=True)
+    wx = w * x
+    sum_w, sum_x, sum_x2 = w.sum(1, keepdim=True), wx.sum(1, keepdim=True), (wx * x).sum(1, keepdim=True)
     iscale = nmax / span
+
+    def level_sums(k: Any, lo: Any) -> tuple[Any, Any, Any, Any]:
+        # ggml: nearest_int(iscale*(x - min)), clamped; the same operations in the same order
+        levels = torch.sub(x, lo).mul_(k).round_().clamp_(0, nmax)
+        wl = w * levels
+        return levels, wl.sum(1, keepdim=True), (wl * levels).sum(1, keepdim=True), (wl * x).sum(1, keepdim=True)
+
+    levels, s_l, s_l2, s_xl = level_sums(iscale, mn)
     scale = 1 / iscale
-    levels = torch.round(iscale * (x - mn)).clamp(0, nmax)
-    best_error = (w * (scale * levels + mn - x) ** 2).sum(1, keepdim=True)
+    best_error = _weighted_error(scale, mn, (sum_w, sum_x, sum_x2, s_l, s_l2, s_xl))
     best_min = mn
-    for step in range(21):
-        c = _f32(_f32(_f32(-1.0) + _f32(_f32(0.1) * step)) + nmax)
+    best_k, best_lo, improved = iscale, mn, torch.zeros_like(flat)
+    for step in range(nstep + 1):
+        c = _f32(_f32(_f32(rmin) + _f32(_f32(0.1) * step)) + nmax)
         # ggml keeps searching from the best min found so far (its `min` is updated inside the loop)
         span = torch.where(flat, torch.ones_like(mx), mx - best_min)
         span = torch.where(span != 0, span, torch.ones_like(span))
-        laux = torch.round((c / span) * (x - best_min)).clamp(0, nmax)
-        sum_l = (w * laux).sum(1, keepdim=True)
-        sum_l2 = (w * laux * laux).sum(1, keepdim=True)
-        sum_xl = (w * laux * x).sum(1, keepdim=True)
+        k = c / span
+        _, sum_l, sum_l2, sum_xl = level_sums(k, best_min)
         big_d = sum_w * sum_l2 - sum_l * sum_l
         ok = big_d > 0
         safe_d = torch.where(ok, big_d, torch.ones_like(big_d))
@@ -155,23 +178,27 @@ def _make_qkx2_quants_q4(x: Any) -> tuple[Any, Any, Any]:
         pos = this_min > 0
         this_scale = torch.where(pos, sum_xl / torch.where(sum_l2 != 0, sum_l2, torch.ones_like(sum_l2)), this_scale)
         this_min = torch.where(pos, torch.zeros_like(this_min), this_min)
-        cur = (w * (this_scale * laux + this_min - x) ** 2).sum(1, keepdim=True)
+        cur = _weighted_error(this_scale, this_min, (sum_w, sum_x, sum_x2, sum_l, sum_l2, sum_xl))
         better = ok & (cur < best_error)
-        levels = torch.where(better, laux, levels)
+        # remember how this step's levels were made instead of keeping them: rebuilt once at the end
+        best_k, best_lo = torch.where(better, k, best_k), torch.where(better, best_min, best_lo)
+        improved = improved | better
         best_error = torch.where(better, cur, best_error)
         scale = torch.where(better, this_scale, scale)
         best_min = torch.where(better, this_min, best_min)
+    levels = torch.where(improved, level_sums(best_k, best_lo)[0], levels)
     levels = torch.where(flat, torch.zeros_like(levels), levels)
     scale = torch.where(flat, torch.zeros_like(scale), scale)
     return scale.squeeze(1), (-best_min).squeeze(1), levels
 
 
-def _q4_k(flat: Any) -> Any:
+def _k_levels(flat: Any, nmax: int, rmin: float, nstep: int) -> tuple[Any, Any, int]:
+    """The Q4_K / Q5_K recipe up to the bit packing: f16 d and dmin, the 12 packed scale bytes, and the levels."""
     import torch
 
     nb = flat.numel() // 256
     x = flat.reshape(nb, 8, 32)
-    scales, mins, levels = _make_qkx2_quants_q4(x.reshape(-1, 32))
+    scales, mins, levels = _make_qkx2_quants(x.reshape(-1, 32), nmax, rmin, nstep)
     scales, mins, levels = scales.reshape(nb, 8), mins.reshape(nb, 8), levels.reshape(nb, 8, 32)
     max_scale = scales.amax(1, keepdim=True).clamp(min=0)
     max_min = mins.amax(1, keepdim=True).clamp(min=0)
@@ -187,13 +214,33 @@ def _q4_k(flat: Any) -> Any:
     d = d16.float() * ls.float()
     dm = dmin16.float() * lm.float()
     safe_d = torch.where(d != 0, d, torch.ones_like(d)).unsqueeze(-1)
-    fresh = torch.round((x + dm.unsqueeze(-1)) / safe_d).clamp(0, 15)
-    levels = torch.where((d != 0).unsqueeze(-1), fresh, levels).to(torch.uint8).reshape(nb, 4, 2, 32)
-    qs = (levels[:, :, 0] | (levels[:, :, 1] << 4)).reshape(nb, 128)
+    fresh = torch.round((x + dm.unsqueeze(-1)) / safe_d).clamp(0, nmax)
+    levels = torch.where((d != 0).unsqueeze(-1), fresh, levels).to(torch.uint8)
     sc = torch.zeros(nb, 12, dtype=torch.int32, device=flat.device)
     sc[:, 0:4] = ls[:, 0:4] | ((ls[:, 4:8] >> 4) << 6)
     sc[:, 4:8] = lm[:, 0:4] | ((lm[:, 4:8] >> 4) << 6)
     sc[:, 8:12] = (ls[:, 4:8] & 0xF) | ((lm[:, 4:8] & 0xF) << 4)
-    out = torch.cat([d16.view(torch.uint8).reshape(nb, 2), dmin16.view(torch.uint8).reshape(nb, 2),
-                     sc.to(torch.uint8), qs], dim=1)
-    return out.reshape(-1)
+    head = torch.cat([d16.view(torch.uint8).reshape(nb, 2), dmin16.view(torch.uint8).reshape(nb, 2),
+                      sc.to(torch.uint8)], dim=1)
+    return head, levels.reshape(nb, 4, 2, 32), nb
+
+
+def _q4_k(flat: Any) -> Any:
+    """quantize_row_q4_K_ref: 4-bit levels, two sub-blocks of 32 per byte."""
+    import torch
+
+    head, levels, nb = _k_levels(flat, 15, -1.0, 20)
+    qs = (levels[:, :, 0] | (levels[:, :, 1] << 4)).reshape(nb, 128)
+    return torch.cat([head, qs], dim=1).reshape(-1)
+
+
+def _q5_k(flat: Any) -> Any:
+    """quantize_row_q5_K_ref: the low 4 bits as in Q4_K, the fifth bit of each level in qh."""
+    import torch
+
+    head, levels, nb = _k_levels(flat, 31, -0.5, 15)
+    low, high = levels & 0xF, levels >> 4
+    qs = (low[:, :, 0] | (low[:, :, 1] << 4)).reshape(nb, 128)
+    shifts = torch.arange(4, device=flat.device, dtype=torch.uint8).reshape(1, 4, 1) * 2
+    qh = ((high[:, :, 0] << shifts) | (high[:, :, 1] << (shifts + 1))).sum(1, dtype=torch.int32).to(torch.uint8)
+    return torch.cat([head, qh, qs], dim=1).reshape(-1)

@@ -53,7 +53,7 @@ class Producer:
                  hparams: dict[str, Any], threads: int, budget: int, read_ahead: int) -> None:
         self.plan, self.lora, self.device = plan, lora, device
         self.gguf_arch, self.hparams, self.budget = gguf_arch, hparams, budget
-        self.reader = Prefetcher([(t.name, t.source) for t in plan], read_ahead)
+        self.reader = Prefetcher([(t.name, t.source) for t in plan], read_ahead, device=device)
         self.pool = ThreadPoolExecutor(threads or os.cpu_count() or 1) if device == "cpu" else None
         self.busy = {"merge": 0.0, "quantize": 0.0, "wait_for_writer": 0.0}
         self._ready: deque[tuple[str, Any]] = deque()
@@ -95,6 +95,7 @@ class Producer:
 
     def _run(self) -> None:
         try:
+            self.lora = self.lora.to(self.device)
             for item in self.plan:
                 data = self._compute(item, self.reader.take(item.name))
                 started = time.monotonic()
@@ -118,7 +119,8 @@ class Producer:
         started = time.monotonic()
         hf_name = item.source.name
         if self.device != "cpu":
-            weight = weight.to(self.device, non_blocking=True)
+            # copied on a reader's stream: keep its memory from being reused while this stream still reads it
+            weight.record_stream(torch.cuda.current_stream())
         weight = self.lora.merged(hf_name, weight)
         weight = arch.rotary_permute(weight, hf_name, self.gguf_arch, self.hparams)
         if weight.shape[0] > item.shape[0]:  # the converter drops rows past the real vocabulary (gemma3)

@@ -74,7 +74,9 @@ def read_tensor(loc: TensorLocation) -> Any:
 class Prefetcher:
     """Loads tensors in a fixed order on worker threads, keeping at most ``budget`` bytes loaded but unused."""
 
-    def __init__(self, order: list[tuple[str, TensorLocation]], budget: int, workers: int = 3) -> None:
+    def __init__(self, order: list[tuple[str, TensorLocation]], budget: int, workers: int = 3,
+                 device: str = "cpu") -> None:
+        self._device = device
         self._order = order
         self._where = dict(order)
         self._budget = budget
@@ -113,14 +115,33 @@ class Prefetcher:
                 key, loc = self._order[self._next]
                 if self._futures and self._held + loc.nbytes > self._budget:
                     break
-                self._futures[key] = self._pool.submit(_timed_read, loc)
+                self._futures[key] = self._pool.submit(_timed_read, loc, self._device)
                 self._held += loc.nbytes
                 self._next += 1
 
 
-def _timed_read(loc: TensorLocation) -> tuple[Any, float]:
+_streams = threading.local()
+
+
+def _timed_read(loc: TensorLocation, device: str) -> tuple[Any, float]:
     import time
 
     started = time.monotonic()
     tensor = read_tensor(loc)
+    if device != "cpu":
+        tensor = _to_device(tensor, device)
     return tensor, time.monotonic() - started
+
+
+def _to_device(tensor: Any, device: str) -> Any:
+    """Copy on this reader thread's own CUDA stream, so host→device copies overlap the GPU's merge/quantize work
+    (the default stream would queue them behind it); the host copy is freed as soon as it is on the device."""
+    import torch
+
+    stream = getattr(_streams, "stream", None)
+    if stream is None:
+        stream = _streams.stream = torch.cuda.Stream(device=device)
+    with torch.cuda.stream(stream):
+        moved = tensor.to(device, non_blocking=True)
+    stream.synchronize()
+    return moved

@@ -1,8 +1,9 @@
 """Single-pass build: read each base tensor once, merge its LoRA delta, quantize, append to the GGUF.
 
-No merged checkpoint and no F16 GGUF touch the disk. Metadata, tensor names, shapes and small tensors come from
-llama.cpp's own converter run lazily on a staged directory (skeleton.py), in a process that runs while the
-weights are already being read and quantized (producer.py); per-tensor types follow llama-quantize's mixture
+No merged checkpoint and no F16 GGUF touch the disk. Metadata, tensor names, shapes and small tensors are
+derived in-process exactly as llama.cpp's converter would write them (metadata.py), or for inputs that code does
+not recognise taken from the converter itself run lazily in a child process (skeleton.py), while the weights
+are already being read and quantized (producer.py); per-tensor types follow llama-quantize's mixture
 rules (mixture.py); on the CPU the data is quantized by ggml itself (byte-identical output), on a GPU by torch
 ports of the same algorithms (gpu_quant.py).
 """
@@ -19,6 +20,7 @@ from lorag.build.fast import arch
 from lorag.build.fast.ggml import GGML_TYPE_NAMES, quantize_rows
 from lorag.build.fast.gguf_writer import OutputTensor, TensorStream, header_bytes, quantized_kv
 from lorag.build.fast.lora import FastPathUnsupported, LoraWeights, load_lora
+from lorag.build.fast.metadata import preload_imports, write_native_skeleton
 from lorag.build.fast.mixture import FTYPES, MixturePlanner, quantize_order
 from lorag.build.fast.producer import Producer, StreamedTensor, plan_streamed
 from lorag.build.fast.reader import TensorLocation, index_model
@@ -59,7 +61,8 @@ def build_gguf_single_pass(
         raise FastPathUnsupported(f"the fast build path does not handle {hf_arch}.")
     stage = StageProgress(progress, "fast_build", cancel)
     dev = _pick_device(device)
-    lora = (load_lora(adapter_dir) if adapter_dir is not None else LoraWeights({}, False)).to(dev)
+    # kept on the host here: the producer thread moves it to the device (CUDA starts while the reads begin)
+    lora = load_lora(adapter_dir) if adapter_dir is not None else LoraWeights({}, False)
     sources = _sources(base_dir, lora)
     gguf_arch = arch.NATIVE[hf_arch]
     producer: Producer | None = None
@@ -73,13 +76,15 @@ def build_gguf_single_pass(
         tree, work = ensure_converters(), scratch / "skeleton"
         key = skeleton_key(staged, index_model(base_dir), {loc.name for loc in sources.values()}, model_name, tree)
         cached = lookup(key, work)
+        meta_source, fallback = ("cache", None) if cached else ("native", None)
         if not cached:
-            job = SkeletonJob(staged, work, tree, model_name)
-            job.wait_imported()
-        if gguf_arch != "gemma3":  # gemma3's embedding rows are only known from the converter: start after it
+            preload_imports()  # while the disk is idle: under the readers' large reads imports crawl
+        if gguf_arch != "gemma3":  # gemma3's embedding rows come from the metadata: start after it
             producer = _producer(sources, qtype, config, gguf_arch, lora, dev, threads, memory_budget, None)
+        if not cached and (fallback := write_native_skeleton(staged, work, model_name)) is not None:
+            meta_source, job = "converter", SkeletonJob(staged, work, tree, model_name)
         skeleton = load_skeleton(work) if job is None else job.result()
-        if job is not None:
+        if not cached:
             store(key, work)
         t_meta = time.monotonic() - started
         if producer is None:
@@ -115,7 +120,7 @@ def build_gguf_single_pass(
     return {
         "gguf": str(out_path), "quantization": qtype, "device": dev, "size_bytes": out_path.stat().st_size,
         "seconds": round(total_s, 3), "stages": {"metadata": round(t_meta, 3), "total": round(total_s, 3)},
-        "metadata_cached": cached,
+        "metadata_cached": cached, "metadata_source": meta_source, "metadata_fallback": fallback,
         "bytes_read": sum(loc.nbytes for loc in sources.values()), "tensors": len(plan), "types": types,
         "profile": {k: round(v, 3) for k, v in busy.items()},
     }
