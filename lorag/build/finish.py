@@ -37,7 +37,14 @@ def finish(config: Config, request: BuildRequest, plan: BuildPlan, record: dict[
                          stages=timings, fidelity=_fidelity_summary(record.get("fidelity") or {}),
                          adapter_gguf=adapter, warnings=[*spec.notes, *plan.notes])
     _warn_fidelity(config, result)
-    if request.register == "ollama":
+    skipped = _register_skipped(config, request)
+    if skipped:
+        if "unreachable" in skipped:
+            result.warnings.append(f"register {skipped}")
+        if progress is not None:  # the page shows the stage as skipped, not as done
+            progress({"stage": "register", "percent": 0, "bytes_done": 0, "bytes_total": 0, "message": skipped,
+                      "skipped": True})
+    else:
         with timed(timings, "register"):
             result.registered_as = _register(config, request, plan, record, gguf, adapter, spec, progress, cancel)
     if request.update_config:
@@ -70,6 +77,21 @@ def _register(config: Config, request: BuildRequest, plan: BuildPlan, record: di
         reg = register_model(client, plan.ollama_name, gguf, spec, stage, adapter=adapter,
                              digests=record.get("sha256") or {})
     return reg.name
+
+
+def _register_skipped(config: Config, request: BuildRequest) -> str:
+    """Why the register stage does not run ("" when it does); says so when Ollama is not even reachable."""
+    if request.register == "ollama":
+        return ""  # asked for: registering fails loudly if Ollama is down
+    from lorag.errors import OllamaError
+
+    host = request.ollama_host or config.settings.llm.ollama_host
+    try:
+        with OllamaClient(host, timeout=3.0) as client:
+            client.version()
+    except OllamaError:
+        return f"skipped: Ollama unreachable at {host}"
+    return "skipped: not requested (build.registry: none)"
 
 
 def _switch_config(config: Config, result: BuildResult) -> None:

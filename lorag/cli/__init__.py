@@ -47,7 +47,7 @@ def _command_name(ctx: typer.Context) -> str:
 
 def _register_commands() -> None:
     # Importing a command module attaches its commands to the apps; each keeps heavy imports inside functions.
-    from lorag.cli import build, model, rag, serve, store  # noqa: F401
+    from lorag.cli import build, chat, model, rag, serve, store  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,70 +11,35 @@ Usage::
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Generator as PyGenerator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from lorag.config import Config
 from lorag.generate.base import GenerationRequest, Generator
-from lorag.rag.retrieve import Hit, search
+from lorag.rag.conversation import Message, fit_history, follow_up_mode, retrieval_query
+from lorag.rag.prompts import (  # noqa: F401  (re-exported: the prompt's pieces were first defined here)
+    COMPLETION_HEADER,
+    COMPLETION_STOPS,
+    SYSTEM_PROMPT,
+    build_messages,
+    build_prompt,
+    fit_hits,
+    source_label,
+)
+from lorag.rag.relevance import relevant_hits, search_in
+from lorag.rag.retrieve import Hit
 
+log = logging.getLogger(__name__)
 AnswerEvent = dict[str, Any]
 
-SYSTEM_PROMPT = (
-    "あなたは社内資料に基づいて質問に答えるアシスタントです。"
-    "与えられた資料だけを根拠に、日本語で簡潔に答えてください。"
-    "根拠にした資料の番号を [1] のように文末に付けてください。"
-    "資料に答えがない場合は「資料には記載がありません」と答えてください。"
-)
-COMPLETION_HEADER = "以下の資料だけを使って質問に答えてください。根拠にした資料の番号を [1] のように書いてください。"
-# A base model keeps writing new questions after its answer; these end the answer.
-COMPLETION_STOPS = ["\n質問", "<end_of_turn>", "\n資料", "\n["]
 SENTENCE_ENDS = "。！？"
 MIN_LINE_ANSWER = 15  # a line break ends a base model's answer once it has this many characters
 THINK_END = "</think>"
 _CITE = re.compile(r"\[(\d{1,2})\]")
-
-
-def source_label(hit: Hit) -> str:
-    """A short human-readable location: file name, page and character offsets."""
-    page = f" p.{hit.page}" if hit.page is not None else ""
-    return f"{Path(hit.source).name}{page} ({hit.start}-{hit.end})"
-
-
-def _sources_block(hits: list[Hit]) -> str:
-    return "\n\n".join(f"[{i}] 出典: {source_label(h)}\n{h.text}" for i, h in enumerate(hits, start=1))
-
-
-def build_messages(question: str, hits: list[Hit]) -> list[dict[str, str]]:
-    """Chat messages: the Japanese system prompt, then the numbered sources and the question."""
-    user = f"資料:\n{_sources_block(hits)}\n\n質問：{question}"
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
-
-
-def build_prompt(question: str, hits: list[Hit]) -> str:
-    """A completion prompt for base models, ending with ``質問：…\\n答え：``."""
-    return f"{COMPLETION_HEADER}\n\n{_sources_block(hits)}\n\n質問：{question}\n答え："
-
-
-def fit_hits(hits: list[Hit], config: Config) -> list[Hit]:
-    """Drop the lowest-ranked hits that would overflow the model's context (about 1 token per character)."""
-    llm = config.settings.llm
-    budget = max(256, llm.context - llm.max_tokens - 256)
-    kept: list[Hit] = []
-    used = 0
-    for hit in hits:
-        used += len(hit.text) + 40
-        if kept and used > budget:
-            break
-        kept.append(hit if len(hit.text) <= budget else _truncated(hit, budget))
-    return kept
-
-
-def _truncated(hit: Hit, chars: int) -> Hit:
-    return Hit(hit.rank, hit.score, hit.source, hit.page, hit.start, hit.start + chars, hit.text[:chars],
-               hit.chunk_id, hit.doc_id)
+NO_DOCUMENTS = "資料が見つかりませんでした。先に `lorag ingest` で文書を取り込んでください。"
 
 
 def default_generator(config: Config) -> Generator:
@@ -85,42 +50,81 @@ def default_generator(config: Config) -> Generator:
     return generators.get(config, build=build_for_generator)
 
 
-def answer_stream(config: Config, question: str, top_k: int | None = None,
-                  generator: Generator | None = None) -> Iterator[AnswerEvent]:
-    """Retrieve, then stream the answer: a "sources" event, "token" events, and a final "done" event."""
-    hits = fit_hits(search(config, question, top_k), config)
-    yield {"type": "sources", "hits": [h.to_dict() for h in hits]}
+def answer_stream(config: Config, question: str, top_k: int | None = None, generator: Generator | None = None,
+                  *, history: Sequence[Message] = (), system: str | None = None,
+                  collection: str | None = None) -> PyGenerator[AnswerEvent, None, None]:
+    """Retrieve for the conversation, then stream the answer: "sources", "token" events, and a final "done".
+
+    ``history`` holds the earlier turns (``{"role": "user"|"assistant", "content"}``, oldest first): a follow-up
+    is searched with them (see lorag.rag.conversation) and the model sees the recent ones. ``system`` is the
+    client's system text, added to the RAG prompt. "done" carries ``finish_reason``: "length" when the answer
+    was cut by ``llm.max_tokens``, else "stop".
+    """
+    turns = fit_history([*history, {"role": "user", "content": question}], history_budget(config))
+    earlier, question = turns[:-1], turns[-1]["content"]
+    gen = generator
+    mode: str = config.settings.retrieval.follow_ups
+    if earlier and mode in ("auto", "llm"):
+        gen = gen or default_generator(config)
+        mode = follow_up_mode(mode, gen)
+    query = retrieval_query(turns, mode, gen)
+    log.debug("retrieval query (%s, %d earlier turns): %r", mode, len(earlier), query)
+    found = search_in(config, query, top_k, collection=collection)
+    hits = fit_hits(relevant_hits(config, query, found, collection=collection), config,
+                    reserved_chars=sum(len(m["content"]) for m in turns) + len(system or ""))
+    yield {"type": "sources", "hits": [h.to_dict() for h in hits], "query": query}
     if not hits:
-        text = "資料が見つかりませんでした。先に `lorag ingest` で文書を取り込んでください。"
-        yield {"type": "token", "text": text}
-        yield {"type": "done", "answer": text, "citations": []}
+        yield {"type": "token", "text": NO_DOCUMENTS}
+        yield {"type": "done", "answer": NO_DOCUMENTS, "citations": [], "finish_reason": "stop"}
         return
-    gen = generator or default_generator(config)
-    request = _request(config, gen, question, hits)
+    gen = gen or default_generator(config)
+    request = _request(config, gen, question, hits, earlier, system)
     pieces: list[str] = []
     stream = _strip_reasoning(gen.stream(request), _thinks(gen))
     if request.prompt is not None:
         stream = _first_answer(stream)
-    for text in stream:
-        pieces.append(text)
-        yield {"type": "token", "text": text}
+    try:
+        for text in stream:
+            pieces.append(text)
+            yield {"type": "token", "text": text}
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()  # a client that left mid-answer stops the generation here
     answer = _after_think("".join(pieces)).strip()
-    yield {"type": "done", "answer": answer, "citations": citations(answer, hits)}
+    finish = "length" if gen.usage.completion_tokens >= request.max_tokens else "stop"
+    yield {"type": "done", "answer": answer, "citations": citations(answer, hits), "finish_reason": finish}
 
 
-def _request(config: Config, gen: Generator, question: str, hits: list[Hit]) -> GenerationRequest:
+def history_budget(config: Config) -> int:
+    """Characters of conversation the model is shown: a quarter of its context, the rest is for sources."""
+    return max(512, config.settings.llm.context // 4)
+
+
+def _request(config: Config, gen: Generator, question: str, hits: list[Hit], history: Sequence[Message],
+             system: str | None) -> GenerationRequest:
     llm = config.settings.llm
     common: dict[str, Any] = {"max_tokens": llm.max_tokens, "temperature": llm.temperature, "top_p": llm.top_p}
     if gen.supports_chat:
-        return GenerationRequest(messages=build_messages(question, hits), **common)
-    return GenerationRequest(prompt=build_prompt(question, hits), stop=list(COMPLETION_STOPS), **common)
+        return GenerationRequest(messages=build_messages(question, hits, history, system), **common)
+    return GenerationRequest(prompt=build_prompt(question, hits, history, system), stop=list(COMPLETION_STOPS),
+                             **common)
 
 
 def citations(answer: str, hits: list[Hit]) -> list[dict[str, Any]]:
-    """Every source, numbered as in the prompt; ``cited`` says whether the answer names it as [n]."""
-    named = {int(n) for n in _CITE.findall(answer)}
-    return [{"n": i, "source": h.source, "page": h.page, "start": h.start, "end": h.end, "cited": i in named}
-            for i, h in enumerate(hits, start=1)]
+    """Every source, numbered as in the prompt; the ones the answer names as [n] first (in the order named),
+    marked ``cited``."""
+    named = [int(n) for n in dict.fromkeys(_CITE.findall(answer)) if 1 <= int(n) <= len(hits)]
+    order = named + [i for i in range(1, len(hits) + 1) if i not in named]
+    return [_citation(i, hits[i - 1], i in named) for i in order]
+
+
+def _citation(n: int, hit: Hit, cited: bool) -> dict[str, Any]:
+    item = {"n": n, "source": hit.source, "page": hit.page, "start": hit.start, "end": hit.end, "cited": cited}
+    label = getattr(hit, "page_label", None)
+    if label:
+        item["page_label"] = label
+    return item
 
 
 def _thinks(gen: Generator) -> bool:

@@ -28,6 +28,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from lorag.config import Config
+from lorag.server.access_log import AccessLog
 from lorag.server.auth import LOOPBACK_HOSTS, ensure_token
 from lorag.server.errors import install_error_handlers
 from lorag.server.jobs import JobManager
@@ -98,6 +99,7 @@ def _add_middleware(app: FastAPI, config: Config) -> None:
         from starlette.middleware.trustedhost import TrustedHostMiddleware
 
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]", "::1"])
+    app.add_middleware(AccessLog)  # outermost: refused requests are logged too
 
 
 def _add_routes(app: FastAPI) -> None:
@@ -111,9 +113,14 @@ def _add_routes(app: FastAPI) -> None:
     def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml",
+                            headers={"Cache-Control": "max-age=86400"})
+
     @app.get("/api/health", tags=["meta"])
     def health(request: Request) -> dict[str, Any]:
-        """Liveness check, plus the model queue: requests waiting, answered, and seconds the model was busy."""
+        """Liveness check, plus the model queue: depth (questions and background tasks), running, served, busy s."""
         from lorag.rag.store.factory import store_fingerprint, store_location
 
         state: ServerState = request.app.state.lorag

@@ -1,10 +1,17 @@
-"""Turn lorag's errors into JSON replies ``{"error": message}`` with a status code that says whose fault it was."""
+"""Turn lorag's errors into JSON replies with a status code that says whose fault it was.
+
+The body is ``{"error": message, "code": code, "params": {...}}``: ``message`` is English, ``code`` and
+``params`` let the web page show the error in the user's language (static/i18n.js, ``errors.<code>``).
+``coded(exc, code, **params)`` gives an error its code; otherwise the code comes from the error's class
+(``PathNotAllowedError`` → ``path_not_allowed``). Under /v1 the body takes OpenAI's shape instead.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -55,9 +62,30 @@ def status_for(exc: e.LoragError) -> int:
     return 400
 
 
+E = TypeVar("E", bound=BaseException)
+
+
+def coded(exc: E, code: str, **params: Any) -> E:
+    """``exc`` with a translatable ``code`` and the ``params`` its message is made of."""
+    exc.code = code  # type: ignore[attr-defined]
+    exc.params = params  # type: ignore[attr-defined]
+    return exc
+
+
+def error_code(exc: BaseException) -> str:
+    """The error's code: the one given with ``coded``, else its class name in snake case without "Error"."""
+    code = getattr(exc, "code", None)
+    if isinstance(code, str) and code:
+        return code
+    name = type(exc).__name__.removesuffix("Error") or "Lorag"
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
 def error_body(exc: e.LoragError) -> dict[str, Any]:
-    """``{"error": message}``, plus ``fields`` when the cause was a validation error."""
-    body: dict[str, Any] = {"error": str(exc)}
+    """``{"error", "code", "params"}``, plus ``fields`` when the cause was a validation error."""
+    params = getattr(exc, "params", None)
+    body: dict[str, Any] = {"error": str(exc), "code": error_code(exc),
+                            "params": dict(params) if isinstance(params, Mapping) else {}}
     cause = exc.__cause__
     if isinstance(cause, ValidationError):
         from lorag.config import field_errors
@@ -75,20 +103,27 @@ def reply(
 ) -> JSONResponse:
     """A JSON error; under /v1 in OpenAI's shape ``{"error": {"message", "type", ...}}`` so its clients show it."""
     if request.url.path.startswith("/v1/"):
+        if status == 422:
+            status = 400  # OpenAI answers every malformed request with 400 invalid_request_error
         kind = OPENAI_ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-        body = {"error": {"message": body["error"], "type": kind, "param": None, "code": None,
+        body = {"error": {"message": body["error"], "type": kind, "param": body.get("param"),
+                          "code": body.get("openai_code"),
                           **({"fields": body["fields"]} if "fields" in body else {})}}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def _lorag_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, e.LoragError)
-    return reply(request, error_body(exc), status_for(exc))
+    body = error_body(exc)
+    if getattr(exc, "param", None):  # an OpenAI request error names the field it is about
+        body["param"], body["openai_code"] = exc.param, body["code"]  # type: ignore[attr-defined]
+    return reply(request, body, status_for(exc))
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    return reply(request, {"error": str(exc.detail)}, exc.status_code, exc.headers)
+    body = {"error": str(exc.detail), "code": f"http_{exc.status_code}", "params": {}}
+    return reply(request, body, exc.status_code, exc.headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -98,13 +133,17 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         for err in exc.errors()
     ]
     text = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
-    return reply(request, {"error": f"invalid request: {text}", "fields": fields}, 422)
+    body = {"error": f"invalid request: {text}", "code": "invalid_request", "params": {"details": text},
+            "fields": fields, "param": fields[0]["field"] if fields else None}
+    return reply(request, body, 422)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # A bug, not a user mistake: log the traceback on the server, send one line to the client.
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return reply(request, {"error": f"internal error ({type(exc).__name__}); see the server log"}, 500)
+    body = {"error": f"internal error ({type(exc).__name__}); see the server log", "code": "internal",
+            "params": {"type": type(exc).__name__}}
+    return reply(request, body, 500)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -41,6 +41,18 @@ class ServerState:
         names = self.uploads.original_names()
         return [{**item, "name": names.get(item["source"], Path(item["source"]).name)} for item in items]
 
+    def collection_names(self) -> list[str]:
+        """The collections of the store, sorted ("default" when documents were added without one)."""
+        from lorag.rag.store import Store
+
+        if not self.config.store_path.exists():
+            return []
+        with Store(self.config.store_path) as store:
+            listing = getattr(store, "collections", None)
+            if callable(listing):
+                return sorted({_name_of(c) for c in listing()})
+            return sorted({getattr(d, "collection", "default") for d in store.list_documents()})
+
     def generator(self) -> Generator:
         """The generator for the current config, loaded on first use (call it on the model thread)."""
         from lorag.build.auto import build_for_generator
@@ -82,3 +94,12 @@ class ServerState:
         """A build finished: pick up the config it wrote and drop the old model."""
         self.reload_config()
         self.drop_generator()
+
+
+def _name_of(collection: Any) -> str:
+    """A collection's name, whether the store lists names, mappings or objects."""
+    if isinstance(collection, str):
+        return collection
+    if isinstance(collection, dict):
+        return str(collection["name"])
+    return str(getattr(collection, "name", collection))

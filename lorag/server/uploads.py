@@ -10,11 +10,11 @@ import uuid
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path, PurePath
-from typing import IO
+from typing import IO, Any
 
 from lorag.atomic import atomic_open
 from lorag.errors import IngestError
-from lorag.server.errors import PayloadTooLargeError
+from lorag.server.errors import PayloadTooLargeError, coded
 
 CHUNK = 1024 * 1024
 FALLBACK_EXTENSIONS = (".docx", ".htm", ".html", ".markdown", ".md", ".pdf", ".txt")
@@ -60,14 +60,17 @@ class UploadIndex:
         ext = PurePath(name).suffix.lower()
         allowed = supported_extensions()
         if ext not in allowed:
-            raise IngestError(f"{name}: file type {ext or '(none)'} is not supported; use one of {', '.join(allowed)}.")
+            raise coded(IngestError(f"{name}: file type {ext or '(none)'} is not supported; "
+                                    f"use one of {', '.join(allowed)}."),
+                        "upload_type_unsupported", name=name, ext=ext or "(none)", allowed=", ".join(allowed))
         target = self.folder / f"{uuid.uuid4().hex}{ext}"
         digest, size = hashlib.sha256(), 0
         with atomic_open(target, "wb") as out:
             while block := source.read(CHUNK):
                 size += len(block)
                 if size > max_bytes:
-                    raise PayloadTooLargeError(f"{name} is larger than server.max_upload_mb.")
+                    raise coded(PayloadTooLargeError(f"{name} is larger than server.max_upload_mb."),
+                                "upload_too_large", name=name, limit_mb=round(max_bytes / 1024 / 1024, 1))
                 digest.update(block)
                 out.write(block)
         with self._db() as db:
@@ -92,3 +95,26 @@ class UploadIndex:
         path.unlink(missing_ok=True)
         with self._db() as db:
             db.execute("DELETE FROM uploads WHERE stored = ?", (path.name,))
+
+
+def name_failures(report: dict[str, Any], saved: list[tuple[Path, str]]) -> list[dict[str, str]]:
+    """The report's failed uploads by the user's file names: each gets ``name``, and the reasons lose the
+    server-chosen path (``/…/uploads/3f2a….txt is empty`` becomes ``食堂.txt is empty``)."""
+    originals = {str(path.resolve()): clean_name(name) for path, name in saved}
+    named = []
+    for item in report.get("failed", []):
+        name = originals.get(item["path"])
+        if name is None:
+            continue
+        stored = Path(item["path"])
+        reason = str(item["reason"]).replace(str(stored), name).replace(stored.name, name)
+        item.update(name=name, reason=reason)
+        named.append({"name": name, "reason": reason})
+    return named
+
+
+def nothing_ingested(failures: list[dict[str, str]]) -> IngestError:
+    """The error for an upload where no file could be ingested, naming each file."""
+    reasons = "; ".join(f"{f['name']}: {f['reason'].removeprefix(f['name'] + ': ')}" for f in failures)
+    return coded(IngestError(f"nothing was ingested: {reasons}"), "upload_nothing_ingested", reasons=reasons,
+                 files=", ".join(f["name"] for f in failures))

@@ -33,7 +33,7 @@ WorkerTarget = Callable[[dict[str, Any], Connection, Any, str], None]
 
 
 def run_build_job(params: dict[str, Any], conn: Connection, cancel: CancelFlag, work_dir: str) -> None:
-    """Worker process entry: run one build with ``update_config=True`` and report over ``conn``."""
+    """Worker process entry: run one build (switching the config unless asked not to) and report over ``conn``."""
     # Temp files of the pipeline land in the job's own folder, so a cancel or crash can remove them all.
     os.environ["TMPDIR"] = work_dir
     tempfile.tempdir = None
@@ -48,7 +48,7 @@ def run_build_job(params: dict[str, Any], conn: Connection, cancel: CancelFlag, 
             name=params.get("name"),
             mode=params["mode"],
             register=params["register"],
-            update_config=True,
+            update_config=params.get("update_config", True),
             roots=tuple(Path(root) for root in params.get("roots") or ()),
         )
 

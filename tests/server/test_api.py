@@ -18,7 +18,11 @@ def test_page_and_static_files_are_served(live: LiveServer) -> None:
         assert "<title>lorag</title>" in page.text
         assert client.get("/static/app.js").status_code == 200
         health = client.get("/api/health").json()
-        assert health["status"] == "ok" and set(health["model_queue"]) == {"waiting", "served", "busy_s"}
+        assert health["status"] == "ok"
+        assert set(health["model_queue"]) == {"waiting", "waiting_questions", "waiting_tasks", "running", "served",
+                                              "preempted", "busy_s"}
+        icon = client.get("/favicon.ico")
+        assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
 
 
 def test_documents_are_listed_with_names(live: LiveServer) -> None:
@@ -50,11 +54,45 @@ def test_query_streams_sources_tokens_then_done(live: LiveServer) -> None:
     assert "token" in names and set(names[1:-1]) == {"token"}
     sources = events[0][1]["hits"]
     assert sources[0]["name"] == "経費精算規程.pdf"
+    assert events[0][1]["query"] == QUESTION
     done = events[-1][1]
     assert done["answer"] == "".join(data["text"] for name, data in events if name == "token").strip()
-    assert [c["n"] for c in done["citations"]] == [1, 2]
-    assert done["citations"][0]["name"] == "経費精算規程.pdf"
-    assert done["sources"] == sources
+    assert sorted(c["n"] for c in done["citations"]) == list(range(1, len(sources) + 1))
+    assert any(c["name"] == "経費精算規程.pdf" for c in done["citations"])
+    assert done["sources"] == sources and done["finish_reason"] in ("stop", "length")
+
+
+@pytest.mark.slow
+def test_query_with_history_searches_the_follow_up_with_the_conversation(live: LiveServer) -> None:
+    history = [{"role": "user", "content": "有給休暇は何日もらえますか？"},
+               {"role": "assistant", "content": "入社6か月後に10日です。[1]"}]
+    with live.client(auth=False) as client:
+        reply = client.post("/api/query", json={"question": "それは入社何か月後からですか？", "history": history,
+                                                "stream": False, "top_k": 1})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["sources"][0]["name"] == "休暇制度.docx"
+
+
+def test_query_for_an_unknown_collection_is_404_with_a_code(live: LiveServer) -> None:
+    with live.client(auth=False) as client:
+        reply = client.post("/api/query", json={"question": QUESTION, "collection": "nope"})
+    assert reply.status_code == 404
+    assert reply.json() == {"error": "no collection named 'nope'.", "code": "collection_not_found",
+                            "params": {"name": "nope"}}
+
+
+def test_each_request_gets_one_access_log_line_without_query_or_token(live: LiveServer,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="lorag.access"), live.client() as client:
+        client.get("/api/search", params={"q": "秘密の検索語", "top_k": 1})
+        client.get("/api/jobs/nope")
+    lines = [r.getMessage() for r in caplog.records if r.name == "lorag.access"]
+    assert len(lines) == 2
+    assert lines[0].startswith('127.0.0.1 "GET /api/search" 200 ') and lines[0].endswith(" ms")
+    assert lines[1].startswith('127.0.0.1 "GET /api/jobs/nope" 404 ')
+    assert not any("秘密" in line or live.token in line or "q=" in line for line in lines)
 
 
 @pytest.mark.slow
@@ -63,7 +101,7 @@ def test_query_without_stream_returns_json(live: LiveServer) -> None:
         reply = client.post("/api/query", json={"question": QUESTION, "top_k": 1, "stream": False})
     assert reply.status_code == 200
     body = reply.json()
-    assert set(body) == {"answer", "citations", "sources"}
+    assert set(body) == {"answer", "citations", "sources", "finish_reason"}
     assert body["answer"]
     assert body["citations"][0]["source"].endswith("経費精算規程.pdf")
     assert "翌月10日" in body["sources"][0]["text"]
@@ -107,7 +145,9 @@ def test_upload_of_unsupported_type_is_refused(live: LiveServer) -> None:
         exe = ("tool.exe", b"MZ\x90\x00", "application/octet-stream")
         reply = client.post("/api/documents", files=[("files", exe)])
     assert reply.status_code == 400
-    assert "not supported" in reply.json()["error"]
+    body = reply.json()
+    assert "not supported" in body["error"] and body["code"] == "upload_type_unsupported"
+    assert body["params"]["name"] == "tool.exe" and body["params"]["ext"] == ".exe"
     assert list((live.state.config.data_dir / "uploads").glob("*.exe")) == []
 
 
@@ -132,7 +172,9 @@ def test_plan_for_the_configured_model(live: LiveServer) -> None:
 
 def test_unknown_job_is_404(live: LiveServer) -> None:
     with live.client() as client:
-        assert client.get("/api/jobs/nope").json() == {"error": "no job with id 'nope'."}
+        assert client.get("/api/jobs/nope").json() == {"error": "no job with id 'nope'.", "code": "not_found",
+                                                       "params": {}}
         assert client.get("/api/jobs/nope").status_code == 404
         assert client.post("/api/jobs/nope/cancel").status_code == 404
-        assert client.get("/api/jobs").json() == {"jobs": []}
+        listing = client.get("/api/jobs").json()
+        assert listing["jobs"] == [] and "register" in listing["stages"]

@@ -74,10 +74,48 @@ def test_question_gets_a_streamed_cited_answer(page: Any, tmp_path: Path) -> Non
     assert page.is_visible("#source-panel")
     assert "翌月10日" in page.inner_text("#source-text")
     screenshot(page, "chat", tmp_path)
+    assert page.inner_text(".msg.bot .source-chips").startswith("出典:")
     page.click("#lang-toggle")
     assert page.inner_text("[data-tab=chat]") == "Chat"
+    assert page.inner_text(".msg.bot .source-chips").startswith("Sources:")  # what was on screen is redrawn
     page.click("#lang-toggle")
     assert page.inner_text("[data-tab=chat]") == "チャット"
+    assert page.inner_text(".msg.bot .source-chips").startswith("出典:")
+
+
+def test_a_follow_up_in_the_page_is_answered_from_the_conversation(page: Any, page_server: LiveServer) -> None:
+    for question in ("有給休暇は何日もらえますか？", "それは入社何か月後からですか？"):
+        done = page.locator(".msg.bot[data-done='1']").count()
+        page.fill("#question", question)
+        page.click("#ask-button")
+        page.locator(".msg.bot[data-done='1']").nth(done).wait_for(timeout=600_000)
+    assert "休暇制度.docx" in page.locator(".msg.bot .source-chips").last.inner_text()
+    page.click("#new-chat")
+    assert page.locator(".msg").count() == 0 and page.evaluate("conversation.length") == 0
+
+
+def test_server_errors_are_shown_in_japanese_and_follow_the_language(page: Any, tmp_path: Path) -> None:
+    page.click("[data-tab=models]")
+    page.fill("#lora-path", str(tmp_path / "elsewhere" / "lora"))
+    page.click("#build-button")
+    page.wait_for_selector("#toast.error:not([hidden])")
+    toast = page.inner_text("#toast")
+    assert "models.roots（" in toast and "の外にあります" in toast
+    page.click("#lang-toggle")
+    assert "outside models.roots" in page.inner_text("#toast")
+    page.click("#lang-toggle")
+
+
+def test_an_empty_upload_names_the_users_file(page: Any, tmp_path: Path) -> None:
+    empty = tmp_path / "空のメモ.txt"
+    empty.write_bytes(b"")
+    page.click("[data-tab=documents]")
+    page.set_input_files("#upload-files", str(empty))
+    page.click("#upload-form button[type=submit]")
+    page.wait_for_selector("#upload-status:has-text('エラー')", timeout=300_000)
+    status = page.inner_text("#upload-status")
+    assert status.startswith("エラー: 取り込めたファイルはありません：空のメモ.txt")
+    assert "uploads" not in status and ".lorag" not in status
 
 
 def test_upload_shows_the_document(page: Any, tmp_path: Path) -> None:
@@ -100,12 +138,23 @@ def test_build_progress_reaches_done(page: Any, page_server: LiveServer, tmp_pat
     page.wait_for_selector("#plan-rows tr", timeout=300_000)  # reading the 250 MB GGUF is slow on a busy machine
     page.fill("#lora-path", str(Path(roots[0]) / "lora-tiny-qwen2"))
     page.select_option("#quantization", "Q8_0")
+    assert page.is_checked("#switch-config")  # switching the config is the default
     page.click("#build-button")
     page.wait_for_selector("#build-progress[data-status=running], #build-progress[data-status=succeeded]")
+    page.wait_for_selector("#job-rows .badge.running, #job-rows .badge.succeeded")  # the row follows live
     page.wait_for_selector("#build-progress[data-status=succeeded]", timeout=600_000)
+    page.wait_for_selector("#job-rows .badge.succeeded")
     percents = page.locator("#stage-list .pct").all_inner_texts()
-    assert percents == ["100%"] * 8
+    assert percents == ["100%"] * 6 + ["スキップ", "100%"]  # nothing was registered: Ollama is not running
+    assert "登録（スキップ：Ollama に接続できません）" in page.inner_text("#stage-list li[data-stage=register]")
     result = page.inner_text("#build-result")
     assert "KL" in result and "Q8_0" in result and "設定を新しいモデルに切り替えました" in result
-    page.wait_for_selector("#job-rows .badge.succeeded")
+    assert "スキップ：Ollama に接続できません" in result
+    assert "MB" in result and "MiB" not in result
     screenshot(page, "models", tmp_path)
+    switched = page_server.state.config.settings.llm.model
+    page.uncheck("#switch-config")
+    page.select_option("#quantization", "Q8_0")
+    page.click("#build-button")
+    page.wait_for_selector("#build-result p.muted:text('設定は変更していません')", timeout=600_000)
+    assert page_server.state.config.settings.llm.model == switched

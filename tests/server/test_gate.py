@@ -85,3 +85,92 @@ def test_abandoned_stream_stops_and_frees_the_model() -> None:
     assert closed.wait(5)
     assert len(produced) < 100
     gate.close()
+
+
+def test_background_tasks_wait_until_no_question_is_queued() -> None:
+    from lorag.server.gate import TASK, USER
+
+    gate = ModelGate()
+    log: list[str] = []
+    release = threading.Event()
+
+    def blocker() -> str:
+        release.wait(5)
+        return "blocker"
+
+    async def main() -> None:
+        first = asyncio.ensure_future(gate.run(blocker))
+        while gate.stats()["running"] == 0:
+            await asyncio.sleep(0.01)
+        jobs = [asyncio.ensure_future(gate.run(lambda name=name: log.append(name), lane=lane))
+                for name, lane in (("title", TASK), ("tags", TASK), ("question 1", USER), ("question 2", USER))]
+        while gate.stats()["waiting"] < 4:
+            await asyncio.sleep(0.01)
+        assert gate.stats()["waiting_questions"] == 2 and gate.stats()["waiting_tasks"] == 2
+        release.set()
+        await asyncio.gather(first, *jobs)
+
+    asyncio.run(main())
+    assert log == ["question 1", "question 2", "title", "tags"]
+    assert gate.stats()["waiting"] == 0 and gate.stats()["served"] == 5
+    gate.close()
+
+
+def test_a_caller_that_leaves_while_queued_frees_its_place() -> None:
+    gate = ModelGate()
+    ran: list[str] = []
+    release = threading.Event()
+
+    async def main() -> None:
+        first = asyncio.ensure_future(gate.run(lambda: release.wait(5)))
+        while gate.stats()["running"] == 0:
+            await asyncio.sleep(0.01)
+        gone = asyncio.ensure_future(gate.run(lambda: ran.append("gone")))
+        await asyncio.sleep(0.05)
+        gone.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        release.set()
+        await first
+        assert await gate.run(lambda: "next") == "next"
+
+    asyncio.run(main())
+    assert ran == []
+    gate.close()
+
+
+def test_a_question_interrupts_a_restartable_task_which_starts_over_after_it() -> None:
+    from lorag.server.gate import RESTART, TASK
+
+    gate = ModelGate()
+    log: list[str] = []
+    started = threading.Event()
+
+    def task() -> Iterator[str]:
+        log.append("task starts")
+        started.set()
+        for i in range(200):
+            time.sleep(0.01)
+            yield f"t{i}"
+        log.append("task ends")
+
+    async def main() -> list[object]:
+        items: list[object] = []
+
+        async def consume() -> None:
+            async for item in gate.stream(task, lane=TASK, restartable=True):
+                items.append(item)
+
+        running = asyncio.ensure_future(consume())
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        assert await gate.run(lambda: log.append("question") or "answer") == "answer"
+        await running
+        return items
+
+    items = asyncio.run(main())
+    assert log == ["task starts", "question", "task starts", "task ends"]
+    restart = items.index(RESTART)
+    assert items[restart + 1:] == [f"t{i}" for i in range(200)]  # the second run is whole
+    assert gate.stats()["preempted"] == 1
+    gate.close()

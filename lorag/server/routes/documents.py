@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from lorag.errors import IngestError
 from lorag.server.auth import require_reader, require_token
 from lorag.server.errors import NotFoundError
 from lorag.server.routes import get_state
 from lorag.server.state import ServerState
+from lorag.server.uploads import name_failures, nothing_ingested
 
 router = APIRouter(tags=["documents"])
 State = Annotated[ServerState, Depends(get_state)]
@@ -79,9 +79,9 @@ async def upload_documents(state: State, files: Annotated[list[UploadFile], File
     for path, _ in saved:
         if str(path.resolve()) in failed:
             state.uploads.forget(path)
+    failures = name_failures(report, saved)  # the user's file names, never the server's
     if len(failed) == len(saved):
-        reasons = "; ".join(failed.values())
-        raise IngestError(f"nothing was ingested: {reasons}")
+        raise nothing_ingested(failures)
     return JSONResponse({"report": report, "documents": _documents(state)}, status_code=201)
 
 

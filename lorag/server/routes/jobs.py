@@ -35,6 +35,7 @@ class BuildBody(BaseModel):
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
     mode: Literal["merge", "adapter"] | None = None
     register_to: Literal["ollama", "none"] | None = Field(None, alias="register")
+    update_config: bool = Field(True, description="switch the config to the built model when the build succeeds")
 
     model_config = {"populate_by_name": True}
 
@@ -65,6 +66,7 @@ def quantize_model(body: BuildBody, state: State) -> JSONResponse:
         "name": body.name,
         "mode": body.mode or build.mode,
         "register": body.register_to or build.registry,
+        "update_config": body.update_config,
     }
     job, created = _jobs(state).submit("build", params, BUILD_IDENTITY)
     content = {"job_id": job.id, "shared": not created, "job": job.to_dict()}

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from lorag.errors import LoragError
+from lorag.limits import MAX_COLLECTION_CHARS, MAX_QUESTION_CHARS
 from lorag.server.auth import require_reader
+from lorag.server.errors import NotFoundError, coded, error_body
 from lorag.server.routes import get_state
 from lorag.server.sse import sse_event, sse_response
 from lorag.server.state import ServerState
@@ -20,12 +22,21 @@ router = APIRouter(tags=["query"], dependencies=[Depends(require_reader)])
 State = Annotated[ServerState, Depends(get_state)]
 
 
-class QueryBody(BaseModel):
-    """A question about the documents."""
+class Turn(BaseModel):
+    """One earlier turn of the conversation."""
 
-    question: str = Field(min_length=1, max_length=4000)
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=200_000)
+
+
+class QueryBody(BaseModel):
+    """A question about the documents; ``history`` holds the earlier turns (oldest first) for a follow-up."""
+
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     top_k: int | None = Field(None, ge=1, le=100)
     stream: bool = True
+    history: list[Turn] = Field(default_factory=list, max_length=1000)
+    collection: str | None = Field(None, min_length=1, max_length=MAX_COLLECTION_CHARS)
 
 
 class QueryAnswer(BaseModel):
@@ -34,19 +45,25 @@ class QueryAnswer(BaseModel):
     answer: str
     citations: list[dict[str, Any]]
     sources: list[dict[str, Any]]
+    finish_reason: str = "stop"
 
 
-def answer_events(state: ServerState, question: str, top_k: int | None) -> Iterator[dict[str, Any]]:
+def answer_events(state: ServerState, body: QueryBody) -> Iterator[dict[str, Any]]:
     """The RAG answer events for one question (runs on the model thread)."""
     from lorag.rag.answer import answer_stream
 
-    return iter(answer_stream(state.config, question, top_k=top_k, generator=state.generator()))
+    history = [turn.model_dump() for turn in body.history]
+    return answer_stream(state.config, body.question, top_k=body.top_k, generator=state.generator(),
+                         history=history, collection=body.collection)
 
 
 @router.post("/api/query", response_model=QueryAnswer, responses={200: {"content": {"text/event-stream": {}}}})
 async def query(body: QueryBody, state: State) -> Any:
     """Answer a question from the documents: an SSE stream (sources, token..., done) or one JSON answer."""
-    events = state.gate.stream(lambda: answer_events(state, body.question, body.top_k))
+    if body.collection is not None and body.collection not in state.collection_names():
+        raise coded(NotFoundError(f"no collection named {body.collection!r}."), "collection_not_found",
+                    name=body.collection)
+    events = state.gate.stream(lambda: answer_events(state, body))
     if body.stream:
         return sse_response(_frames(state, events))
     sources: list[dict[str, Any]] = []
@@ -55,7 +72,7 @@ async def query(body: QueryBody, state: State) -> Any:
             sources = event["hits"]
         elif event["type"] == "done":
             return QueryAnswer(answer=event["answer"], citations=state.name_sources(event["citations"]),
-                               sources=state.name_sources(sources))
+                               sources=state.name_sources(sources), finish_reason=event.get("finish_reason", "stop"))
     raise LoragError("the answer ended without a result.")
 
 
@@ -66,18 +83,20 @@ async def _frames(state: ServerState, events: AsyncIterator[dict[str, Any]]) -> 
             kind = event["type"]
             if kind == "sources":
                 sources = state.name_sources(event["hits"])
-                yield sse_event("sources", {"hits": sources})
+                yield sse_event("sources", {"hits": sources, "query": event.get("query", "")})
             elif kind == "token":
                 yield sse_event("token", {"text": event["text"]})
             elif kind == "done":
                 citations = state.name_sources(event["citations"])
-                done = {"answer": event["answer"], "citations": citations, "sources": sources}
+                done = {"answer": event["answer"], "citations": citations, "sources": sources,
+                        "finish_reason": event.get("finish_reason", "stop")}
                 yield sse_event("done", done)
     except LoragError as exc:
-        yield sse_event("error", {"error": str(exc)})
+        yield sse_event("error", error_body(exc))
     except Exception as exc:  # the response has started: report in-band instead of a broken stream
         log.exception("query stream failed")
-        yield sse_event("error", {"error": f"internal error ({type(exc).__name__}); see the server log"})
+        yield sse_event("error", {"error": f"internal error ({type(exc).__name__}); see the server log",
+                                  "code": "internal", "params": {"type": type(exc).__name__}})
 
 
 @router.get("/api/search")

@@ -36,10 +36,18 @@ async function api(path, options = {}) {
     options.body = JSON.stringify(options.json);
   }
   const resp = await fetch(path, Object.assign({}, options, { headers }));
-  if (resp.status === 401) { askToken(); throw new Error(t("token.needed")); }
+  if (resp.status === 401) { askToken(); throw apiError({ error: t("token.needed"), code: "http_401" }); }
   const body = resp.headers.get("content-type")?.includes("json") ? await resp.json() : null;
-  if (!resp.ok) throw new Error((body && body.error) || resp.statusText);
+  if (!resp.ok) throw apiError(body || { error: resp.statusText, code: "http_" + resp.status });
   return body;
+}
+
+// An Error that keeps the server's code and parameters, so errorText() can show it in the page's language.
+function apiError(body) {
+  const err = new Error((body && body.error) || t("error"));
+  err.code = body && body.code;
+  err.params = (body && body.params) || {};
+  return err;
 }
 
 // Parse a text/event-stream body from fetch, calling onEvent(name, data) per event.
@@ -70,20 +78,22 @@ function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
 
-function toast(text, isError = false) {
+function toast(what, isError = false) {
   const el = $("#toast");
-  el.textContent = text;
+  toast.what = what;
+  el.textContent = what instanceof Error ? errorText(what) : what;
   el.className = "toast" + (isError ? " error" : "");
   el.hidden = false;
   clearTimeout(toast.timer);
   toast.timer = setTimeout(() => { el.hidden = true; }, 4000);
 }
 
+// Decimal units, as the CLI, the plan and the build messages print them: 1 MB = 1,000,000 bytes.
 const formatBytes = (n) => {
   if (!n && n !== 0) return "";
-  const units = ["B", "KB", "MB", "GB", "TB"];
+  const units = ["B", "kB", "MB", "GB", "TB"];
   let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
   return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 };
 const formatDate = (iso) => {
@@ -127,6 +137,16 @@ function addMessage(kind, html) {
   return el;
 }
 
+// The conversation so far (user and assistant turns), sent with each question so follow-ups find their documents.
+let conversation = [];
+const HISTORY_TURNS = 20;
+
+function newChat() {
+  conversation = [];
+  $("#messages").innerHTML = `<p class="hint" data-i18n="chat.empty">${t("chat.empty")}</p>`;
+  $("#source-panel").hidden = true;
+}
+
 async function ask(event) {
   event.preventDefault();
   const question = $("#question").value.trim();
@@ -135,47 +155,88 @@ async function ask(event) {
   $("#ask-button").disabled = true;
   addMessage("user", escapeHtml(question));
   const box = addMessage("bot", `<div class="answer muted">${t("chat.thinking")}</div><div class="source-chips"></div>`);
-  const answerEl = box.querySelector(".answer");
-  let sources = [];
-  let text = "";
+  // What the message shows, kept so a language switch can draw it again.
+  const view = { text: "", sources: [], citations: [], error: null, finish: "stop", done: false };
+  box.view = view;
   box.addEventListener("click", (e) => {
     const btn = e.target.closest("[data-n]");
-    if (btn && sources[btn.dataset.n - 1]) showSource(sources[btn.dataset.n - 1], btn.dataset.n);
+    const source = btn && view.sources[btn.dataset.n - 1];  // [n] numbers the sources in rank order
+    if (source) showSource(source, btn.dataset.n);
   });
+  const body = { question, stream: true, history: conversation.slice(-HISTORY_TURNS) };
+  if ($("#collection").value) body.collection = $("#collection").value;
   try {
     const resp = await fetch("/api/query", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ question, stream: true }),
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
     });
-    if (!resp.ok) throw new Error((await resp.json()).error || resp.statusText);
+    if (!resp.ok) throw apiError(await resp.json().catch(() => ({ error: resp.statusText })));
     await readSSE(resp, (name, data) => {
-      if (name === "sources") sources = data.hits;
-      else if (name === "token") { text += data.text; answerEl.classList.remove("muted"); renderAnswer(answerEl, text, sources); }
-      else if (name === "done") { text = data.answer; sources = data.sources; renderAnswer(answerEl, text, sources); renderChips(box, data.citations, sources); }
-      else if (name === "error") throw new Error(data.error);
+      if (name === "sources") view.sources = data.hits;
+      else if (name === "token") { view.text += data.text; drawMessage(box); }
+      else if (name === "done") {
+        Object.assign(view, { text: data.answer, sources: data.sources, citations: data.citations,
+                              finish: data.finish_reason || "stop", done: true });
+        drawMessage(box);
+      } else if (name === "error") throw apiError(data);
     });
+    conversation.push({ role: "user", content: question }, { role: "assistant", content: view.text });
     box.dataset.done = "1";
   } catch (err) {
-    answerEl.classList.remove("muted");
-    answerEl.innerHTML = `<span class="error-text">${t("error")}: ${escapeHtml(err.message)}</span>`;
+    view.error = err;
+    drawMessage(box);
   } finally {
     $("#ask-button").disabled = false;
   }
 }
 
+function drawMessage(box) {
+  const view = box.view;
+  const answerEl = box.querySelector(".answer");
+  if (view.error) {
+    answerEl.classList.remove("muted");
+    answerEl.innerHTML = `<span class="error-text">${t("error")}: ${escapeHtml(errorText(view.error))}</span>`;
+    return;
+  }
+  if (!view.text) { answerEl.textContent = t("chat.thinking"); return; }
+  answerEl.classList.remove("muted");
+  renderAnswer(answerEl, view.text, view.sources);
+  if (view.finish === "length") answerEl.insertAdjacentHTML("beforeend", ` <span class="muted">${t("chat.truncated")}</span>`);
+  if (view.done) renderChips(box, view.citations, view.sources);
+}
+
 function renderChips(box, citations, sources) {
   const chips = box.querySelector(".source-chips");
-  if (!citations.length) return;
+  if (!citations.length || !sources.length) { chips.innerHTML = ""; return; }
+  // The server lists the sources the answer cited first; they are marked.
   chips.innerHTML = `<span class="muted">${t("chat.sources")}:</span> ` + citations.map((c) => {
-    const page = c.page ? ` p.${c.page}` : "";
-    return `<button class="chip${c.cited ? " cited" : ""}" data-n="${c.n}">[${c.n}] ${escapeHtml(c.name)}${page}</button>`;
+    const page = c.page ? (c.page_label && c.page_label != c.page ? ` p.${escapeHtml(c.page_label)} (PDF ${c.page})` : ` p.${c.page}`) : "";
+    const title = c.cited ? ` title="${t("chat.cited")}"` : "";
+    return `<button class="chip${c.cited ? " cited" : ""}" data-n="${c.n}"${title}>[${c.n}] ${escapeHtml(c.name)}${page}</button>`;
   }).join(" ");
-  if (!sources.length) chips.innerHTML = "";
+}
+
+// Collections, from the documents' own field: the selectors show only when there is more than one.
+async function loadCollections() {
+  let names = [];
+  try {
+    const { documents } = await api("/api/documents");
+    names = [...new Set(documents.map((d) => d.collection || "default"))].sort();
+  } catch (_) { /* the chat still works without the selector */ }
+  for (const [picker, select] of [["#collection-picker", "#collection"], ["#doc-collection-picker", "#doc-collection"]]) {
+    const el = $(select);
+    const chosen = el.value;
+    el.innerHTML = `<option value="">${t("chat.allCollections")}</option>` +
+      names.map((n) => `<option value="${escapeHtml(n)}">${escapeHtml(n)}</option>`).join("");
+    el.value = names.includes(chosen) ? chosen : "";
+    $(picker).hidden = names.length < 2;
+  }
 }
 
 // ---- documents --------------------------------------------------------------------------------
 async function loadDocuments() {
-  const { documents } = await api("/api/documents");
+  const { documents: all } = await api("/api/documents");
+  const only = $("#doc-collection").value;
+  const documents = only ? all.filter((d) => (d.collection || "default") === only) : all;
   $("#docs-empty").hidden = documents.length > 0;
   $("#doc-rows").innerHTML = documents.map((d) => `
     <tr data-id="${d.id}">
@@ -201,7 +262,7 @@ async function documentAction(event) {
       toast(t("docs.done"));
     }
     loadDocuments();
-  } catch (err) { toast(err.message, true); btn.disabled = false; }
+  } catch (err) { toast(err, true); btn.disabled = false; }
 }
 
 function upload(event) {
@@ -230,16 +291,30 @@ function upload(event) {
     let body = {};
     try { body = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
     if (xhr.status === 401) { askToken(); status.textContent = t("token.needed"); return; }
-    if (xhr.status >= 400) { status.textContent = `${t("error")}: ${body.error || xhr.statusText}`; return; }
-    const report = body.report;
-    const failed = report.failed.map((f) => `${f.path}: ${f.reason}`).join("; ");
-    status.textContent = `${t("docs.done")}: ${report.added.length + report.updated.length + report.unchanged.length}` +
-      (failed ? ` — ${t("docs.failed")}: ${failed}` : "");
-    $("#upload-files").value = "";
-    loadDocuments();
+    if (xhr.status >= 400) {
+      uploadView = { error: apiError(Object.keys(body).length ? body : { error: xhr.statusText, code: "http_" + xhr.status }) };
+    } else {
+      uploadView = { report: body.report };
+      $("#upload-files").value = "";
+      loadDocuments();
+      loadCollections();
+    }
+    drawUploadStatus();
   };
   xhr.onerror = () => { status.textContent = t("error"); };
   xhr.send(form);
+}
+
+let uploadView = null;
+
+function drawUploadStatus() {
+  const status = $("#upload-status");
+  if (!uploadView) return;
+  if (uploadView.error) { status.textContent = `${t("error")}: ${errorText(uploadView.error)}`; return; }
+  const report = uploadView.report;
+  const failed = report.failed.map((f) => `${f.name || f.path}: ${f.reason}`).join("; ");
+  status.textContent = `${t("docs.done")}: ${report.added.length + report.updated.length + report.unchanged.length}` +
+    (failed ? ` — ${t("docs.failed")}: ${failed}` : "");
 }
 
 // ---- models -----------------------------------------------------------------------------------
@@ -271,7 +346,7 @@ async function loadPlan() {
         <td>${escapeHtml(o.label)}</td><td class="num">${formatBytes(o.memory_bytes)}</td>
         <td>${o.fits ? t("models.fits") : t("models.noFit")}${o.needs_build ? " · " + t("models.needsBuild") : ""}${i === plan.chosen ? " · <strong>" + t("models.chosen") + "</strong>" : ""}</td>
       </tr>`).join("");
-  } catch (err) { $("#plan-reason").textContent = `${t("error")}: ${err.message}`; }
+  } catch (err) { $("#plan-reason").textContent = `${t("error")}: ${errorText(err)}`; }
 }
 
 async function loadJobs() {
@@ -280,7 +355,7 @@ async function loadJobs() {
   $("#job-rows").innerHTML = jobs.map((j) => `
     <tr data-id="${j.id}">
       <td>${formatTime(j.created_at)}</td>
-      <td><span class="badge ${j.status}">${t("status." + j.status)}</span></td>
+      <td><span class="badge ${j.status}" data-status="${j.status}">${t("status." + j.status)}</span></td>
       <td class="path">${escapeHtml(j.params.lora_path)}</td><td>${escapeHtml(j.params.quantization)}</td>
       <td class="actions"><button class="ghost small" data-act="show">▶</button></td>
     </tr>`).join("");
@@ -288,6 +363,15 @@ async function loadJobs() {
 
 let currentJob = null;
 let jobSource = null;
+
+// The history row of a job follows its live status (queued → running → done) without a reload.
+function updateJobRow(id, status) {
+  const badge = document.querySelector(`#job-rows tr[data-id="${id}"] .badge`);
+  if (!badge) { loadJobs(); return; }
+  badge.className = "badge " + status;
+  badge.dataset.status = status;
+  badge.textContent = t("status." + status);
+}
 
 function resetStages() {
   $("#stage-list").innerHTML = STAGES.map((s) => `
@@ -307,17 +391,37 @@ function setStage(stage, percent) {
   if (pct >= 100) li.classList.add("done");
 }
 
+function skipStage(stage, message) {
+  const li = $(`#stage-list li[data-stage="${stage}"]`);
+  if (!li) return;
+  li.classList.add("skipped");
+  li.dataset.skipped = /unreachable/i.test(message || "") ? "unreachable" : "none";
+  li.querySelector(".pct").textContent = t("stage.skipped");
+  li.title = message || "";
+  drawSkipped();
+}
+
+function drawSkipped() {
+  document.querySelectorAll("#stage-list li.skipped").forEach((li) => {
+    li.querySelector(".stage-name").textContent = `${t("stage." + li.dataset.stage)}（${t("stage.skipped." + li.dataset.skipped)}）`;
+    li.querySelector(".pct").textContent = t("stage.skipped");
+  });
+}
+
 function finishStage(stage) {
   const li = $(`#stage-list li[data-stage="${stage}"]`);
-  if (!li || li.classList.contains("done")) return;
+  if (!li || li.classList.contains("done") || li.classList.contains("skipped")) return;
   li.querySelector(".fill").style.width = "100%";
   li.querySelector(".pct").textContent = "100%";
   li.classList.add("done");
 }
 
+let jobView = {};
+
 function followJob(id) {
   if (jobSource) jobSource.close();
   currentJob = id;
+  jobView = {};
   resetStages();
   $("#build-progress").hidden = false;
   $("#build-result").hidden = true;
@@ -326,6 +430,7 @@ function followJob(id) {
   jobSource = source;
   source.addEventListener("progress", (e) => {
     const data = JSON.parse(e.data);
+    if (data.skipped) { skipStage(data.stage, data.message); jobView.skipped = data.message; return; }
     if (STAGES.includes(data.stage)) setStage(data.stage, data.percent);
     const bytes = data.bytes_total ? ` (${formatBytes(data.bytes_done)} / ${formatBytes(data.bytes_total)})` : "";
     if (data.message || bytes) $("#build-message").textContent = (data.message || "") + bytes;
@@ -333,6 +438,7 @@ function followJob(id) {
   source.addEventListener("status", (e) => {
     const data = JSON.parse(e.data);
     setStatus(data.status);
+    updateJobRow(id, data.status);
     if (FINISHED.includes(data.status)) {
       source.close();
       if (data.status === "succeeded") { STAGES.forEach(finishStage); showResult(data.result); }
@@ -352,6 +458,7 @@ function setStatus(status) {
 
 function showResult(result) {
   if (!result) return;
+  jobView.result = result;
   const fid = result.fidelity || {};
   const num = (v, digits) => (typeof v === "number" ? v.toFixed(digits) : "—");
   const rows = [
@@ -360,11 +467,13 @@ function showResult(result) {
     ["models.size", formatBytes(result.size_bytes)],
     ["models.kl", num(fid.kl_mean, 4)],
     ["models.top1", typeof fid.top1 === "number" ? (fid.top1 * 100).toFixed(1) + "%" : "—"],
+    ["stage.register", result.registered_as ? escapeHtml(result.registered_as)
+      : escapeHtml(t("stage.skipped." + (/unreachable/i.test(jobView.skipped || (result.warnings || []).join(" ")) ? "unreachable" : "none")))],
   ];
   const el = $("#build-result");
   el.innerHTML = `<h3>${t("models.result")}</h3><dl class="kv">` +
     rows.map(([k, v]) => `<dt>${t(k)}</dt><dd>${v}</dd>`).join("") + "</dl>" +
-    (result.config_updated ? `<p class="ok">${t("models.switched")}</p>` : "");
+    (result.config_updated ? `<p class="ok">${t("models.switched")}</p>` : `<p class="muted">${t("models.notSwitched")}</p>`);
   el.hidden = false;
 }
 
@@ -373,18 +482,39 @@ async function startBuild(event) {
   const body = { lora_path: $("#lora-path").value.trim(), quantization: $("#quantization").value, mode: $("#mode").value };
   const name = $("#build-name").value.trim();
   if (name) body.name = name;
+  body.update_config = $("#switch-config").checked;
   try {
     const data = await api("/api/quantize-model", { method: "POST", json: body });
     if (data.shared) toast(t("models.shared"));
     setStatus(data.job.status);
     followJob(data.job_id);
     loadJobs();
-  } catch (err) { toast(err.message, true); }
+  } catch (err) { toast(err, true); }
 }
 
 async function cancelBuild() {
   if (!currentJob) return;
-  try { await api(`/api/jobs/${currentJob}/cancel`, { method: "POST" }); } catch (err) { toast(err.message, true); }
+  try { await api(`/api/jobs/${currentJob}/cancel`, { method: "POST" }); } catch (err) { toast(err, true); }
+}
+
+// ---- language switch: draw again everything already on screen -----------------------------------
+function redrawForLanguage() {
+  document.querySelectorAll("#messages .msg.bot").forEach((box) => { if (box.view) drawMessage(box); });
+  const el = $("#toast");
+  if (!el.hidden && toast.what) el.textContent = toast.what instanceof Error ? errorText(toast.what) : toast.what;
+  drawUploadStatus();
+  document.querySelectorAll("#stage-list li").forEach((li) => {
+    li.querySelector(".stage-name").textContent = t("stage." + li.dataset.stage);
+  });
+  drawSkipped();
+  const status = $("#build-progress").dataset.status;
+  if (status) setStatus(status);
+  if (jobView.result) showResult(jobView.result);
+  document.querySelectorAll("#job-rows .badge").forEach((b) => { b.textContent = t("status." + b.dataset.status); });
+  loadCollections();
+  const active = document.querySelector(".tab.active").id.replace("tab-", "");
+  if (active === "documents") loadDocuments();
+  if (active === "models") { $("#plan-reason").textContent = ""; loadModels(); }
 }
 
 // ---- start ------------------------------------------------------------------------------------
@@ -407,8 +537,8 @@ document.addEventListener("DOMContentLoaded", () => {
     const btn = e.target.closest("button[data-act=show]");
     if (btn) followJob(btn.closest("tr").dataset.id);
   });
-  document.addEventListener("lorag:language", () => {
-    const active = document.querySelector(".tab.active").id.replace("tab-", "");
-    if (active !== "chat") showTab(active);
-  });
+  $("#new-chat").addEventListener("click", newChat);
+  $("#doc-collection").addEventListener("change", loadDocuments);
+  loadCollections();
+  document.addEventListener("lorag:language", redrawForLanguage);
 });

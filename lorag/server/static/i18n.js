@@ -30,6 +30,29 @@ const MESSAGES = {
     "stage.validate": "検証", "stage.merge": "マージ", "stage.convert": "GGUF 変換", "stage.quantize": "量子化",
     "stage.verify": "忠実度の確認", "stage.modelfile": "Modelfile", "stage.register": "登録", "stage.config": "設定の切り替え",
     "error": "エラー",
+    "chat.collection": "コレクション", "chat.allCollections": "すべての文書", "chat.newChat": "新しい会話",
+    "chat.cited": "回答で引用", "chat.truncated": "（最大トークン数で打ち切られました）",
+    "models.switchConfig": "完成したら設定をこのモデルに切り替える", "models.registered": "登録先",
+    "models.notSwitched": "設定は変更していません", "stage.skipped": "スキップ",
+    "stage.skipped.unreachable": "スキップ：Ollama に接続できません", "stage.skipped.none": "スキップ：登録しない設定です",
+    "errors.path_no_roots": "models.roots が設定されていないため、サーバーはモデルのパスを読めません。設定ファイル（{config}）の models.roots にモデルのあるフォルダーを追加してください。",
+    "errors.path_outside_roots": "{path} は models.roots（{roots}）の外にあります。その中のパスを指定してください。",
+    "errors.path_dotdot": "パス {path} に「..」が含まれています。models.roots の中のパスを「..」なしで指定してください。",
+    "errors.path_malformed": "パスが空か、正しくありません。", "errors.path_missing": "{path} は存在しません。",
+    "errors.path_not_allowed": "このパスは使えません。",
+    "errors.upload_type_unsupported": "{name}：{ext} 形式には対応していません。対応形式：{allowed}",
+    "errors.upload_too_large": "{name} はアップロードの上限（{limit_mb} MB、server.max_upload_mb）を超えています。",
+    "errors.upload_nothing_ingested": "取り込めたファイルはありません：{reasons}",
+    "errors.collection_not_found": "コレクション「{name}」はありません。",
+    "errors.invalid_request": "リクエストが正しくありません：{details}", "errors.internal": "サーバー内部のエラーです（{type}）。サーバーのログを確認してください。",
+    "errors.not_found": "見つかりません。", "errors.conflict": "現在の状態ではこの操作はできません。",
+    "errors.config": "設定が正しくありません。", "errors.plan": "このマシンで実行できる方法がありません。",
+    "errors.generation": "言語モデルの読み込みか生成に失敗しました。", "errors.store": "文書ストアを開けないか、書き込めません。",
+    "errors.ollama": "Ollama に接続できないか、エラーが返りました。", "errors.ingest": "文書を読み込めませんでした。",
+    "errors.http_404": "見つかりません。", "errors.http_405": "この操作は許可されていません。",
+    "errors.http_401": "トークンが必要です。", "errors.http_403": "この操作は許可されていません。",
+    "errors.payload_too_large": "アップロードが大きすぎます。",
+    "errors.detail": "詳細",
   },
   en: {
     "tab.chat": "Chat", "tab.documents": "Documents", "tab.models": "Models",
@@ -60,6 +83,12 @@ const MESSAGES = {
     "stage.validate": "Validate", "stage.merge": "Merge", "stage.convert": "Convert to GGUF", "stage.quantize": "Quantize",
     "stage.verify": "Check fidelity", "stage.modelfile": "Modelfile", "stage.register": "Register", "stage.config": "Switch config",
     "error": "Error",
+    "chat.collection": "Collection", "chat.allCollections": "All documents", "chat.newChat": "New conversation",
+    "chat.cited": "cited in the answer", "chat.truncated": "(cut at the token limit)",
+    "models.switchConfig": "Switch the config to this model when done", "models.registered": "Registered as",
+    "models.notSwitched": "The config was not changed", "stage.skipped": "skipped",
+    "stage.skipped.unreachable": "skipped: Ollama unreachable", "stage.skipped.none": "skipped: registration not requested",
+    "errors.detail": "details",
   },
 };
 
@@ -67,6 +96,20 @@ let LANG = localStorage.getItem("lorag-lang") || "ja";
 
 function t(key) {
   return (MESSAGES[LANG] && MESSAGES[LANG][key]) || MESSAGES.ja[key] || key;
+}
+
+// t() with {name} placeholders filled from params.
+function tf(key, params = {}) {
+  return t(key).replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
+}
+
+// A server error in the page's language: its code's translation, else the server's (English) message.
+// English speakers get the server's own message, which names the fix.
+function errorText(err) {
+  if (!err) return t("error");
+  const key = "errors." + err.code;
+  if (LANG !== "en" && err.code && MESSAGES[LANG][key]) return tf(key, err.params || {});
+  return err.message || err.error || String(err);
 }
 
 function applyLanguage() {
