@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -138,14 +137,9 @@ def ask(question: Annotated[str, typer.Argument(help="The question, e.g. 有給�
     from lorag.rag.answer import answer_stream
     from lorag.rag.store import validate_collection
 
-    scope: dict[str, Any] = {"collection": validate_collection(collection)} if collection is not None else {}
-    if scope and "collection" not in inspect.signature(answer_stream).parameters:
-        from lorag.errors import LoragError
-
-        raise LoragError("answers scoped to a collection are not available in this build.",
-                         "Use `lorag search --collection` for the passages.")
+    scope = None if collection is None else validate_collection(collection)
     done: dict[str, Any] = {}
-    for event in answer_stream(_config(), question, top_k=top_k, **scope):
+    for event in answer_stream(_config(), question, top_k=top_k, collection=scope):
         if event["type"] == "token":
             typer.echo(event["text"], nl=False)
         elif event["type"] == "done":

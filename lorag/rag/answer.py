@@ -121,15 +121,14 @@ def citations(answer: str, hits: list[Hit]) -> list[dict[str, Any]]:
 
 def _citation(n: int, hit: Hit, cited: bool) -> dict[str, Any]:
     item = {"n": n, "source": hit.source, "page": hit.page, "start": hit.start, "end": hit.end, "cited": cited}
-    label = getattr(hit, "page_label", None)
-    if label:
-        item["page_label"] = label
+    if hit.page_label:
+        item["page_label"] = hit.page_label
     return item
 
 
 def _thinks(gen: Generator) -> bool:
     name = gen.name.lower()
-    return bool(getattr(gen, "thinks", False)) or "deepseek-r1" in name or "r1-distill" in name
+    return gen.thinks or "deepseek-r1" in name or "r1-distill" in name
 
 
 def _after_think(text: str) -> str:

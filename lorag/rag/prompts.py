@@ -28,7 +28,7 @@ COMPLETION_STOPS = ["\n質問", "<end_of_turn>", "\n資料", "\n["]
 
 def source_label(hit: Hit) -> str:
     """A short human-readable location: file name, printed page (and PDF page) and character offsets."""
-    return f"{Path(hit.source).name}{page_text(hit.page, getattr(hit, 'page_label', None))} ({hit.start}-{hit.end})"
+    return f"{Path(hit.source).name}{page_text(hit.page, hit.page_label)} ({hit.start}-{hit.end})"
 
 
 def page_text(page: int | None, label: str | None = None) -> str:

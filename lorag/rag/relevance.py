@@ -18,7 +18,6 @@ Usage::
 from __future__ import annotations
 
 from lorag.config import Config
-from lorag.errors import LoragError
 from lorag.rag.retrieve import Hit, search
 
 DENSE_MARGIN = 0.01  # e5 cosine: a paraphrase of the question sits this close to the best match
@@ -47,13 +46,7 @@ def relevant_hits(config: Config, query: str, hits: list[Hit], min_relevance: fl
 def search_in(config: Config, query: str, top_k: int | None = None, mode: str = "hybrid",
               collection: str | None = None) -> list[Hit]:
     """``search``, limited to ``collection`` when one is named."""
-    if collection is None:
-        return search(config, query, top_k, mode=mode)
-    try:
-        return search(config, query, top_k, mode=mode, collection=collection)  # type: ignore[call-arg,unused-ignore]
-    except TypeError as exc:  # a store without collections
-        raise LoragError("this store cannot search one collection.",
-                         "Leave the collection out to search all documents.") from exc
+    return search(config, query, top_k, mode=mode, collection=collection)
 
 
 def _scores(config: Config, query: str, depth: int, mode: str, collection: str | None) -> dict[int, float]:

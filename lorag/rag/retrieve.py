@@ -43,6 +43,7 @@ class Hit:
     text: str
     chunk_id: int
     doc_id: int
+    page_label: str | None = None  # the printed page label, when it differs from the PDF page index
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -206,5 +207,6 @@ def search(config: Config, query: str, top_k: int | None = None, mode: str = "hy
     for chunk_id, score in ranking:
         c = chunks.get(chunk_id)
         if c is not None:
-            hits.append(Hit(len(hits) + 1, score, c.source, c.page, c.start, c.end, c.text, c.id, c.doc_id))
+            hits.append(Hit(len(hits) + 1, score, c.source, c.page, c.start, c.end, c.text, c.id, c.doc_id,
+                            c.page_label))
     return hits

@@ -48,4 +48,4 @@ def served_search(config: Config, query: str, top_k: int | None = None,
     if not isinstance(body, dict):
         return None
     log.info("searched through the running lorag serve at %s (same store, models already loaded)", url)
-    return [Hit(**{f: h[f] for f in _HIT_FIELDS}) for h in body.get("hits", [])]
+    return [Hit(**{f: h[f] for f in _HIT_FIELDS}, page_label=h.get("page_label")) for h in body.get("hits", [])]

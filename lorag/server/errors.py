@@ -32,6 +32,9 @@ STATUS_BY_ERROR: list[tuple[type[e.LoragError], int]] = [
     (e.ModelError, 400),
     (e.IngestError, 400),
     (e.DiskSpaceError, 507),
+    (e.DiskFullError, 507),
+    (e.InputError, 400),
+    (e.SystemFaultError, 503),
     (e.BuildError, 409),
     (e.OllamaError, 503),
     (e.GenerationError, 503),
@@ -139,6 +142,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    fault = e.recognise(exc)  # a full disk, a read-only mount, a refused connection … named like the CLI names them
+    if fault is not None:
+        return await _lorag_error(request, fault)
     # A bug, not a user mistake: log the traceback on the server, send one line to the client.
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     body = {"error": f"internal error ({type(exc).__name__}); see the server log", "code": "internal",

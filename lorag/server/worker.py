@@ -57,13 +57,21 @@ def run_build_job(params: dict[str, Any], conn: Connection, cancel: CancelFlag, 
 
         result = run_build(config, request, progress=progress, cancel=cancel)
         conn.send({"type": "result", "result": result.to_dict()})
-    except Exception as exc:  # every failure goes back to the server as one line
-        from lorag.errors import LoragError
+    except Exception as exc:  # every failure goes back to the server as one line (a bug's traceback to a log file)
+        from lorag.crashlog import failure_line
 
-        text = str(exc) if isinstance(exc, LoragError) else f"{type(exc).__name__}: {exc}"
-        conn.send({"type": "error", "error": text})
+        conn.send({"type": "error", "error": failure_line(exc, "the build", log_dir=_log_dir(params))})
     finally:
         conn.close()
+
+
+def _log_dir(params: dict[str, Any]) -> Path | None:
+    try:
+        from lorag.config import load_config
+
+        return load_config(params["config_path"]).data_dir / "logs"
+    except Exception:  # the config itself may be what failed: fall back to the default log folder
+        return None
 
 
 def watch_worker(

@@ -21,7 +21,7 @@ QUESTION = "経費はいつまでに申請すればよいですか？"
 
 
 @pytest.fixture(scope="module")
-def page_server(tmp_path_factory: pytest.TempPathFactory, ingested_project: Path,
+def page_server(tmp_path_factory: pytest.TempPathFactory, ingested_project: Path, tiny_qwen2: Path,
                 tiny_qwen2_adapter: Path) -> Iterator[LiveServer]:
     """Its own project (a build will switch its model), reading the session's ingested store."""
     from lorag.config import load_config
@@ -30,7 +30,7 @@ def page_server(tmp_path_factory: pytest.TempPathFactory, ingested_project: Path
     roots = tmp_path_factory.mktemp("browser-models")
     shutil.copytree(tiny_qwen2_adapter, roots / "lora-tiny-qwen2")
     project = make_project(tmp_path_factory.mktemp("browser") / "p",
-                           **{"store.path": str(store), "models.roots": [str(roots)]})
+                           **{"store.path": str(store), "models.roots": [str(roots), str(tiny_qwen2.parent)]})
     server = start_server(project)
     yield server
     server.stop()

@@ -13,9 +13,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def build_server(tmp_path_factory: pytest.TempPathFactory, tiny_qwen2_adapter: Path) -> Iterator[LiveServer]:
+def build_server(tmp_path_factory: pytest.TempPathFactory, tiny_qwen2: Path,
+                 tiny_qwen2_adapter: Path) -> Iterator[LiveServer]:
     project = make_project(tmp_path_factory.mktemp("build-project") / "p",
-                           **{"models.roots": [str(tiny_qwen2_adapter.parent)]})
+                           **{"models.roots": [str(tiny_qwen2_adapter.parent), str(tiny_qwen2.parent)]})
     server = start_server(project)
     yield server
     server.stop()
@@ -57,3 +58,22 @@ def test_inspect_and_plan_an_adapter_inside_the_roots(build_server: LiveServer, 
     assert info.json()["kind"] == "adapter" and info.json()["adapter"]["rank"] == 8
     assert plan.status_code == 200, plan.text
     assert plan.json()["chosen"] is not None and plan.json()["reason"]
+
+
+def test_a_base_outside_the_roots_fails_the_build_before_any_work(tmp_path: Path, tiny_qwen2_adapter: Path) -> None:
+    # The adapter lies inside models.roots but names a base outside them: the build must not read that base.
+    project = make_project(tmp_path / "p", **{"models.roots": [str(tiny_qwen2_adapter.parent)]})
+    before = project.read_text(encoding="utf-8")
+    server = start_server(project)
+    try:
+        with server.client() as client:
+            reply = client.post("/api/quantize-model", json={"lora_path": str(tiny_qwen2_adapter), "name": "outside"})
+            assert reply.status_code == 202
+            job_id = reply.json()["job_id"]
+            sse_events(client.get(f"/api/jobs/{job_id}/events"))
+            job = client.get(f"/api/jobs/{job_id}").json()
+    finally:
+        server.stop()
+    assert job["status"] == "failed"
+    assert "outside models.roots" in job["error"] and "base" in job["error"]
+    assert project.read_text(encoding="utf-8") == before

@@ -16,7 +16,7 @@ from lorag.config import QUANT_TYPES
 from lorag.server.auth import require_reader, require_token
 from lorag.server.jobs import JobManager
 from lorag.server.jobstore import FINISHED
-from lorag.server.paths import allowed_model_path
+from lorag.server.paths import allowed_model_path, model_roots
 from lorag.server.routes import get_state
 from lorag.server.sse import sse_event, sse_response
 from lorag.server.state import ServerState
@@ -67,6 +67,8 @@ def quantize_model(body: BuildBody, state: State) -> JSONResponse:
         "mode": body.mode or build.mode,
         "register": body.register_to or build.registry,
         "update_config": body.update_config,
+        # Over HTTP every file the build reads (the base too, not only the adapter) must lie inside models.roots.
+        "roots": [str(root) for root in model_roots(config)],
     }
     job, created = _jobs(state).submit("build", params, BUILD_IDENTITY)
     content = {"job_id": job.id, "shared": not created, "job": job.to_dict()}
