@@ -76,8 +76,10 @@ class Placement:
         return next((o for o in self.options if o.fits and not o.needs_build), None)
 
     def to_dict(self) -> dict[str, Any]:
+        code, params = reason_parts(self)
         return {"options": [o.to_dict() for o in self.options], "chosen": self.chosen, "reason": self.reason,
-                "n_ctx": self.n_ctx, "hardware": self.hardware.to_dict(), "model": self.info.to_dict()}
+                "reason_code": code, "reason_params": params, "n_ctx": self.n_ctx,
+                "hardware": self.hardware.to_dict(), "model": self.info.to_dict()}
 
 
 def _placements(need: int, hw: Hardware) -> list[tuple[str, bool, int, int]]:
@@ -162,32 +164,40 @@ def _ctx(n: int) -> str:
     return f"{n // 1024}k" if n % 1024 == 0 else str(n)
 
 
-def _room(hw: Hardware) -> str:
-    if hw.gpus:
-        return f"GPU has {format_size(hw.gpu_free)} free"
-    return f"no GPU, {format_size(hw.ram_available)} RAM free"
+def reason_parts(plan: Placement) -> tuple[str, dict[str, str]]:
+    """Why the chosen option was chosen, as a code and its parameters (the page words it in its own language)."""
+    info, hw = plan.info, plan.hardware
+    params = {"what": "fine-tune" if info.kind == "adapter" else "model", "ctx": _ctx(plan.n_ctx),
+              "gpu_free": format_size(hw.gpu_free) if hw.gpus else "", "ram_free": format_size(hw.ram_available)}
+    first, choice = (plan.options[0] if plan.options else None), plan.choice
+    if choice is None:
+        smallest = min(plan.options, key=lambda o: o.memory_bytes) if plan.options else None
+        if smallest is not None:
+            params |= {"smallest": smallest.label(), "smallest_size": format_size(smallest.memory_bytes)}
+        return "plan_nothing_fits", params
+    if info.kind == "ollama":
+        return "plan_ollama", params | {"path": str(info.path)}
+    params |= {"label": choice.label(), "size": format_size(choice.memory_bytes)}
+    if first is choice:
+        return "plan_fits_first", params
+    full = next((o for o in plan.options if o.precision in ("bf16", info.quantization)), first)
+    assert full is not None
+    return "plan_fits_other", params | {"precision": full.precision, "full_size": format_size(full.memory_bytes)}
 
 
 def explain(plan: Placement) -> str:
     """One sentence saying why the chosen option was chosen (or that nothing fits)."""
-    info, hw = plan.info, plan.hardware
-    what = "fine-tune" if info.kind == "adapter" else "model"
-    first = plan.options[0] if plan.options else None
-    choice = plan.choice
-    if choice is None:
-        smallest = min(plan.options, key=lambda o: o.memory_bytes) if plan.options else None
-        need = (f"; the smallest option, {smallest.label()}, needs {format_size(smallest.memory_bytes)}"
-                if smallest else "")
-        return (f"nothing fits: {_room(hw)} and {format_size(hw.ram_available)} RAM free{need} "
-                f"with {_ctx(plan.n_ctx)} context")
-    detail = f"{choice.label()} ({format_size(choice.memory_bytes)} with {_ctx(plan.n_ctx)} context) fits"
-    if info.kind == "ollama":
-        return f"{info.path} is an Ollama model; Ollama runs it"
-    if first is choice:
-        return f"{what} needs {format_size(choice.memory_bytes)} as {choice.label()}, {_room(hw)}; it fits"
-    bf16 = next((o for o in plan.options if o.precision in ("bf16", info.quantization)), first)
-    assert bf16 is not None
-    return f"{what} needs {format_size(bf16.memory_bytes)} in {bf16.precision}, {_room(hw)}; {detail}"
+    code, p = reason_parts(plan)
+    room = f"GPU has {p['gpu_free']} free" if p["gpu_free"] else f"no GPU, {p['ram_free']} RAM free"
+    if code == "plan_nothing_fits":
+        need = f"; the smallest option, {p['smallest']}, needs {p['smallest_size']}" if "smallest" in p else ""
+        return f"nothing fits: {room} and {p['ram_free']} RAM free{need} with {p['ctx']} context"
+    if code == "plan_ollama":
+        return f"{p['path']} is an Ollama model; Ollama runs it"
+    if code == "plan_fits_first":
+        return f"{p['what']} needs {p['size']} as {p['label']}, {room}; it fits"
+    return (f"{p['what']} needs {p['full_size']} in {p['precision']}, {room}; "
+            f"{p['label']} ({p['size']} with {p['ctx']} context) fits")
 
 
 def model_search_paths(config: Config) -> list[str]:

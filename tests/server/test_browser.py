@@ -106,6 +106,18 @@ def test_server_errors_are_shown_in_japanese_and_follow_the_language(page: Any, 
     page.click("#lang-toggle")
 
 
+def test_the_plan_is_worded_in_the_pages_language(page: Any) -> None:
+    page.click("[data-tab=models]")
+    page.wait_for_selector("#plan-rows tr")
+    reason = page.inner_text("#plan-reason")
+    assert "必要" in reason and "fits" not in reason and "needs" not in reason, reason
+    rows = page.inner_text("#plan-rows")
+    assert "on the CPU" not in rows and "fully on the GPU" not in rows and "（CPU）" in rows, rows
+    page.click("#lang-toggle")
+    page.wait_for_selector("#plan-reason:has-text('needs')")
+    page.click("#lang-toggle")
+
+
 def test_an_empty_upload_names_the_users_file(page: Any, tmp_path: Path) -> None:
     empty = tmp_path / "空のメモ.txt"
     empty.write_bytes(b"")

@@ -336,14 +336,30 @@ async function loadModels() {
   loadPlan();
 }
 
+// The plan's reason and option labels come as a code and parameters; English keeps the server's own sentence.
+function planReason(plan) {
+  const p = plan.reason_params || {};
+  if (LANG === "en" || !plan.reason_code || !MESSAGES[LANG]["plan." + plan.reason_code]) return plan.reason;
+  const room = p.gpu_free ? tf("plan.room_gpu", p) : tf("plan.room_cpu", p);
+  const need = p.smallest ? tf("plan.need_smallest", p) : "";
+  const label = plan.chosen === null ? "" : optionLabel(plan.options[plan.chosen]);
+  return tf("plan." + plan.reason_code, { ...p, room, need, label, what: t("plan." + p.what) });
+}
+
+function optionLabel(o) {
+  if (LANG === "en") return o.label;
+  const name = { transformers: "transformers", llamacpp: "GGUF", ollama: "Ollama" }[o.backend] || o.backend;
+  return `${name} ${o.precision}（${t("place." + o.placement)}）`;
+}
+
 async function loadPlan() {
   if (!$("#plan-reason").textContent) $("#plan-reason").textContent = t("models.planning");
   try {
     const plan = await api("/api/models/plan");
-    $("#plan-reason").textContent = plan.reason;
+    $("#plan-reason").textContent = planReason(plan);
     $("#plan-rows").innerHTML = plan.options.slice(0, 6).map((o, i) => `
       <tr class="${i === plan.chosen ? "chosen" : ""}">
-        <td>${escapeHtml(o.label)}</td><td class="num">${formatBytes(o.memory_bytes)}</td>
+        <td>${escapeHtml(optionLabel(o))}</td><td class="num">${formatBytes(o.memory_bytes)}</td>
         <td>${o.fits ? t("models.fits") : t("models.noFit")}${o.needs_build ? " · " + t("models.needsBuild") : ""}${i === plan.chosen ? " · <strong>" + t("models.chosen") + "</strong>" : ""}</td>
       </tr>`).join("");
   } catch (err) { $("#plan-reason").textContent = `${t("error")}: ${errorText(err)}`; }
