@@ -20,8 +20,8 @@ class OpenAIGenerator:
 
     thinks = False
 
-    def __init__(self, model: str, base_url: str, api_key: str = "", timeout: float = 600.0) -> None:
-        from openai import OpenAI
+    def __init__(self, model: str, base_url: str, api_key: str = "", timeout: float = 120.0) -> None:
+        from openai import OpenAI, Timeout
 
         if not base_url:
             raise GenerationError("llm.backend is openai but llm.openai_base_url is empty.",
@@ -31,7 +31,10 @@ class OpenAIGenerator:
         self.usage = Usage()
         self.supports_chat = True
         # The openai client insists on a key; local servers ignore it.
-        self._client = OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=0)
+        # A server that accepts the connection and then stays silent fails after ``timeout`` seconds without a
+        # token (streamed: between tokens), not after ten minutes; an unreachable one fails within seconds.
+        limits = Timeout(timeout, connect=10.0)
+        self._client = OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=limits, max_retries=0)
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
