@@ -114,7 +114,8 @@ def test_ask_end_to_end_with_the_bundled_model(workspace: Path) -> None:
     answer, _, sources = proc.stdout.partition("\n出典:\n")
     assert answer.strip()
     lines = sources.splitlines()
-    assert len(lines) == 3 and lines[0].startswith("  [1] docs/")
+    # At most --top-k sources: the relevance cutoff leaves out the ones unrelated to the question.
+    assert 1 <= len(lines) <= 3 and lines[0].startswith("  [1] docs/")
     assert "(chars " in lines[0]
 
 

@@ -90,6 +90,7 @@ class RecordingGenerator:
 
     name = "deepseek-r1-distill-qwen-recorder"
     supports_chat = True
+    thinks = False  # declared False: answer_stream still knows DeepSeek-R1 by its name
 
     def __init__(self) -> None:
         self.usage = Usage()

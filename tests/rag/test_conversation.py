@@ -27,6 +27,7 @@ class FixedGenerator:
     """A real Generator implementation with a fixed reply, recording its requests."""
 
     name = "fixed"
+    thinks = False
 
     def __init__(self, reply: str, supports_chat: bool = False) -> None:
         self.reply, self.supports_chat = reply, supports_chat

@@ -47,7 +47,8 @@ def test_search_returns_hits_with_locations(rag_config: Config, corpus: Path) ->
     assert (hits[0].start, hits[0].end, hits[0].page) == (0, len(hits[0].text), None)
     assert hits[0].score >= hits[1].score >= hits[2].score
     assert set(hits[0].to_dict()) == {"rank", "score", "source", "page", "start", "end", "text", "chunk_id",
-                                      "doc_id"}
+                                      "doc_id", "page_label"}
+    assert hits[0].page_label is None  # a docx has no printed page labels
     assert search(rag_config, "   ") == []
 
 

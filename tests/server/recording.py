@@ -16,6 +16,7 @@ class RecordingGenerator:
         self.inner = inner
         self.name = inner.name
         self.supports_chat = inner.supports_chat
+        self.thinks = inner.thinks
         self.requests: list[GenerationRequest] = []
         self.pieces = 0
 
