@@ -7,13 +7,13 @@ card front matter or a metadata override; anything else is left to the converter
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lorag.build.fast.gguf_values import KvList
+from lorag.inspect.files import read_json_or_empty
 
 
 class NativeUnsupported(Exception):
@@ -137,16 +137,6 @@ def size_label(total_params: int) -> str:
     return f"{scaled:.{fix}f}{suffix}"
 
 
-def _json_file(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _check_model_card(model_dir: Path) -> None:
     card = model_dir / "README.md"
     if card.is_file():
@@ -186,7 +176,7 @@ def add_general(kv: KvList, model_dir: Path, config: dict[str, Any], model_name:
                 total_params: int) -> None:
     """general.type, the sampling defaults and the name keys, in the converter's order."""
     kv.string("general.type", "model")
-    gen = _json_file(model_dir / "generation_config.json")
+    gen = read_json_or_empty(model_dir / "generation_config.json")
     for keys, gguf_key, kind in _SAMPLING:
         value = next((gen[k] for k in keys if k in gen), None)
         if value is not None:
