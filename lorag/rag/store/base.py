@@ -14,11 +14,13 @@ Usage::
 
 from __future__ import annotations
 
+import json
 import math
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -52,6 +54,17 @@ class DocumentRow:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> DocumentRow:
+        """The document in a row of (id, path, sha256, n_chunks, added_at, mtime, size, collection, meta JSON)."""
+        return cls(int(row[0]), row[1], row[2], int(row[3]), row[4], float(row[5]), int(row[6]),
+                   collection=row[7], meta=json.loads(row[8] or "{}"))
+
+
+def now_iso() -> str:
+    """The time a document is added, in UTC, to the second."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from lorag.rag.store.base import (
     ProgressFn,
     Ranking,
     Store,
+    now_iso,
     path_key,
     validate_collection,
 )
@@ -150,14 +150,14 @@ class PostgresStore(Store):
     def list_documents(self, collection: str | None = None) -> list[DocumentRow]:
         where, args = ("WHERE collection = %s", (collection,)) if collection is not None else ("", ())
         rows = self._q(f'SELECT {_DOC_COLUMNS} FROM lorag_documents {where} ORDER BY path COLLATE "C"', args)
-        return [_document(r) for r in rows.fetchall()]
+        return [DocumentRow.from_row(r) for r in rows.fetchall()]
 
     def find_document(self, path: str) -> DocumentRow | None:
         row = self._q(f"SELECT {_DOC_COLUMNS} FROM lorag_documents WHERE path = %s", (path,)).fetchone()
         if row is None:
             row = self._q(f"SELECT {_DOC_COLUMNS} FROM lorag_documents WHERE path_key = %s ORDER BY id",
                           (path_key(path),)).fetchone()
-        return None if row is None else _document(row)
+        return None if row is None else DocumentRow.from_row(row)
 
     def delete_document(self, doc_id: int) -> None:
         with self.transaction():
@@ -175,7 +175,7 @@ class PostgresStore(Store):
             doc_id = int(self._q(
                 "INSERT INTO lorag_documents (path, path_key, sha256, mtime, size, n_chunks, added_at, collection, "
                 "meta) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                (path, path_key(path), sha256, mtime, size, len(chunks), added_at or _now(), collection,
+                (path, path_key(path), sha256, mtime, size, len(chunks), added_at or now_iso(), collection,
                  json.dumps(meta or {}, ensure_ascii=False))).fetchone()[0])  # type: ignore[index]
             self._insert_chunks(doc_id, collection, chunks, progress)
             self._bump_revision()
@@ -310,12 +310,3 @@ def _as_array(value: Any) -> np.ndarray | None:
     if value is None:
         return None
     return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
-
-
-def _document(row: Sequence[Any]) -> DocumentRow:
-    return DocumentRow(int(row[0]), row[1], row[2], int(row[3]), row[4], float(row[5]), int(row[6]),
-                       collection=row[7], meta=json.loads(row[8] or "{}"))
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")

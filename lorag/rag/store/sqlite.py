@@ -16,7 +16,6 @@ import logging
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from lorag.rag.store.base import (
     ProgressFn,
     Ranking,
     Store,
+    now_iso,
     path_key,
 )
 from lorag.rag.store.sqlite_schema import SCHEMA_VERSION, ensure_schema
@@ -98,14 +98,14 @@ class SQLiteStore(Store):
     def list_documents(self, collection: str | None = None) -> list[DocumentRow]:
         where, args = ("WHERE collection = ?", [collection]) if collection is not None else ("", [])
         rows = self._read(f"SELECT {_DOC_COLUMNS} FROM documents {where} ORDER BY path", args).fetchall()
-        return [_document(r) for r in rows]
+        return [DocumentRow.from_row(r) for r in rows]
 
     def find_document(self, path: str) -> DocumentRow | None:
         row = self._read(f"SELECT {_DOC_COLUMNS} FROM documents WHERE path = ?", (path,)).fetchone()
         if row is None:
             row = self._read(f"SELECT {_DOC_COLUMNS} FROM documents WHERE path_key = ? ORDER BY id",
                              (path_key(path),)).fetchone()
-        return None if row is None else _document(row)
+        return None if row is None else DocumentRow.from_row(row)
 
     def delete_document(self, doc_id: int) -> None:
         with self.transaction():
@@ -127,7 +127,7 @@ class SQLiteStore(Store):
             cur = self._db.execute(
                 "INSERT INTO documents (path, path_key, sha256, mtime, size, n_chunks, added_at, collection, meta, "
                 "n_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (path, path_key(path), sha256, mtime, size, len(chunks), added_at or _now(), collection,
+                (path, path_key(path), sha256, mtime, size, len(chunks), added_at or now_iso(), collection,
                  json.dumps(meta or {}, ensure_ascii=False), sum(len(c.tokens) for c in chunks)))
             doc_id = int(cur.lastrowid or 0)
             for i in range(0, len(chunks), 256):
@@ -313,12 +313,3 @@ def _check_writable(path: Path) -> None:
 
 def _chunk_row(doc_id: int, ordinal: int, c: NewChunk) -> tuple[Any, ...]:
     return (doc_id, ordinal, c.page, c.start, c.end, c.text, TOKEN_SEP.join(c.tokens), c.page_label)
-
-
-def _document(row: Sequence[Any]) -> DocumentRow:
-    return DocumentRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], collection=row[7],
-                       meta=json.loads(row[8] or "{}"))
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
