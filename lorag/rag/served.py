@@ -25,10 +25,14 @@ _HIT_FIELDS = ("rank", "score", "source", "page", "start", "end", "text", "chunk
 def served_search(config: Config, query: str, top_k: int | None = None,
                   collection: str | None = None) -> list[Hit] | None:
     """The hits from the running server, or None when none answers for this store."""
-    import httpx
-
     host = config.settings.server.host
-    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{config.settings.server.port}"
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    if not _listening(host, config.settings.server.port):
+        log.debug("nothing listens on %s:%s; searching in this process", host, config.settings.server.port)
+        return None
+    import httpx  # only now: importing it costs a new process 0.1-0.2 s
+
+    url = f"http://{host}:{config.settings.server.port}"
     params: dict[str, str | int] = {"q": query}
     if top_k:
         params["top_k"] = top_k
@@ -49,3 +53,14 @@ def served_search(config: Config, query: str, top_k: int | None = None,
         return None
     log.info("searched through the running lorag serve at %s (same store, models already loaded)", url)
     return [Hit(**{f: h[f] for f in _HIT_FIELDS}, page_label=h.get("page_label")) for h in body.get("hits", [])]
+
+
+def _listening(host: str, port: int) -> bool:
+    """Whether something accepts connections on ``host:port`` (a refused connect answers at once)."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
+            return True
+    except OSError:
+        return False

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sqlite3
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,8 @@ from lorag.rag.store.base import (
     now_iso,
     path_key,
 )
-from lorag.rag.store.sqlite_schema import SCHEMA_VERSION, ensure_schema
+from lorag.rag.store.sqlite_schema import SCHEMA_VERSION, check_readable_schema, ensure_schema
+from lorag.rag.store.vector_file import vector_path
 from lorag.rag.store.vectors import snapshot_for
 
 log = logging.getLogger(__name__)
@@ -54,16 +56,20 @@ class SQLiteStore(Store):
         from lorag.rag.store.factory import sqlite_path
 
         self.path = sqlite_path(path)
-        _check_writable(self.path)
+        self.read_only = not _check_writable(self.path)
         try:
-            self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False,
-                                       timeout=BUSY_TIMEOUT_S)
-            mode = self._db.execute("PRAGMA journal_mode").fetchone()[0]
-            if mode != "wal":  # switching takes a lock: do it only once, when the file is new
-                self._db.execute("PRAGMA journal_mode=WAL")
+            self._db = _connect(self.path, self.read_only)
+            if not self.read_only:
+                mode = self._db.execute("PRAGMA journal_mode").fetchone()[0]
+                if mode != "wal":  # switching takes a lock: do it only once, when the file is new
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            ensure_schema(self._db, self.path)
+            if self.read_only:
+                check_readable_schema(self._db, self.path)
+            else:
+                ensure_schema(self._db, self.path)
+            self._store_id = self.get_meta("store_id") or self._new_store_id()
         except StoreError:
             self._db.close()
             raise
@@ -74,6 +80,21 @@ class SQLiteStore(Store):
             raise StoreError(f"cannot open the store {self.path}: {exc}.",
                              "If the file is damaged, move it away and ingest your documents again.") from exc
         self._key = str(self.path.resolve())
+        self._vector_file = None if self.read_only else vector_path(self.path)
+
+    def _new_store_id(self) -> str | None:
+        """Name a store made before stores had ids (for its vectors file); skipped while another process writes."""
+        if self.read_only:
+            return None
+        store_id = uuid.uuid4().hex
+        try:
+            self._db.execute("PRAGMA busy_timeout = 0")
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('store_id', ?)", (store_id,))
+        except sqlite3.OperationalError:
+            return None
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+        return self.get_meta("store_id")
 
     def transaction(self) -> _Transaction:
         """A write transaction (BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error)."""
@@ -193,7 +214,7 @@ class SQLiteStore(Store):
 
     def load_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """(chunk ids, float32 matrix) of every chunk that has a vector, in id order."""
-        snap = snapshot_for(self._key, self._db, self.revision())
+        snap = snapshot_for(self._key, self._db, self._vector_file, self._store_id)
         order = np.argsort(snap.ids, kind="stable")
         return snap.ids[order], snap.matrix[order]
 
@@ -231,7 +252,7 @@ class SQLiteStore(Store):
         return out
 
     def dense_search(self, vector: np.ndarray, k: int, collection: str | None = None) -> Ranking:
-        return snapshot_for(self._key, self._db, self.revision()).search(vector, k, collection)
+        return snapshot_for(self._key, self._db, self._vector_file, self._store_id).search(vector, k, collection)
 
     # -- plumbing -------------------------------------------------------------------------------
     def _read(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
@@ -297,18 +318,45 @@ def sqlite_error(path: Path, exc: sqlite3.Error) -> StoreError:
     return StoreError(f"cannot use the store {path}: {exc}.")
 
 
-def _check_writable(path: Path) -> None:
-    """Fail early, with a clear message, when the store or its directory cannot be written."""
+def _check_writable(path: Path) -> bool:
+    """Whether the store can be written; fail early, with a clear message, when a new one cannot be created."""
     directory = path.parent
+    if path.exists():
+        # WAL mode needs to create <store>-wal and -shm beside the file: without that, open it for reading only.
+        return os.access(directory, os.W_OK) and os.access(path, os.W_OK)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot create the store directory {directory}: {exc.strerror}.",
                          "Set store.path in lorag.yaml to a writable place.") from exc
-    # WAL mode needs to create <store>-wal and -shm beside the file.
-    if not os.access(directory, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    if not os.access(directory, os.W_OK):
         raise StoreError(f"the store {path} is read-only (its directory or file cannot be written).",
                          "Make it writable or set store.path in lorag.yaml to a writable place.")
+    return True
+
+
+def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
+    """A connection to the store; a store that cannot be written is opened for reading (searches, listings)."""
+    if not read_only:
+        return sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
+    from urllib.parse import quote
+
+    uri = f"file:{quote(str(path.resolve()))}"
+    wal = path.with_name(path.name + "-wal")
+    # mode=ro needs the -shm file beside it (or leave to create it); with no pending WAL, immutable needs neither.
+    options = ["mode=ro"] + ([] if wal.exists() and wal.stat().st_size else ["immutable=1"])
+    for option in options:
+        db = sqlite3.connect(f"{uri}?{option}", uri=True, isolation_level=None, check_same_thread=False,
+                             timeout=BUSY_TIMEOUT_S)
+        try:
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.Error:
+            db.close()
+    raise StoreError(f"cannot read the store {path}: it is read-only and its write-ahead log ({wal.name}) "
+                     "holds changes that only a writable store can apply.",
+                     "Make the store's folder writable once (any lorag command then applies the log), or "
+                     "copy the store to a writable place.")
 
 
 def _chunk_row(doc_id: int, ordinal: int, c: NewChunk) -> tuple[Any, ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import unicodedata
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,18 @@ def stored_version(db: sqlite3.Connection) -> int | None:
     return None if row is None else int(row[0])
 
 
+def check_readable_schema(db: sqlite3.Connection, path: Path) -> None:
+    """Refuse a read-only store this lorag cannot read as it is (older schemas need an upgrade, which writes)."""
+    version = stored_version(db)
+    if version == SCHEMA_VERSION:
+        return
+    if version is not None and version > SCHEMA_VERSION:
+        raise _newer_store(db, path, version)
+    raise StoreError(f"the store {path} is read-only and " + ("empty." if version is None else
+                     f"has schema version {version}; it must be upgraded to {SCHEMA_VERSION} first."),
+                     "Make the store and its folder writable and run any lorag command once.")
+
+
 def ensure_schema(db: sqlite3.Connection, path: Path) -> None:
     """Create, check or upgrade the schema; only creation and upgrades take the write lock."""
     version = stored_version(db)
@@ -95,6 +108,7 @@ def _create_or_upgrade(db: sqlite3.Connection, path: Path) -> None:
     db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
     db.execute("INSERT INTO meta VALUES ('lorag_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                (lorag.__version__,))
+    db.execute("INSERT OR IGNORE INTO meta VALUES ('store_id', ?)", (uuid.uuid4().hex,))  # names its vectors file
 
 
 def _run(db: sqlite3.Connection, script: str) -> None:

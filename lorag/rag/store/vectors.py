@@ -3,6 +3,8 @@
 Each document's vectors are one blob (rows in chunk order) plus one blob of chunk ids, so loading 100k vectors
 reads a few hundred blobs, never a Python object per chunk. The matrix is ordered by collection, so searching one
 collection is a matrix product over one contiguous slice. After a write, only the changed documents are read.
+A new process maps the matrix from the vectors file beside the store when that file holds the store's revision
+(see vector_file.py), and writes that file when it had to read every block.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from __future__ import annotations
 import sqlite3
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+
+from lorag.rag.store.vector_file import VectorFile, read_vector_file, write_vector_file
 
 Ranking = list[tuple[int, float]]
 
@@ -51,11 +56,38 @@ class VectorMatrix:
     revision: int = -1
     blocks: dict[tuple[int, int], _Block] = field(default_factory=dict)  # (doc id, generation) -> block
     snapshot: VectorSnapshot = _EMPTY
+    layout: list[tuple[int, int, str, int, int]] = field(default_factory=list)  # the snapshot's blocks by row
 
-    def refresh(self, db: sqlite3.Connection, revision: int) -> None:
-        """Bring the matrix up to ``revision``, reading only blocks written since the last refresh."""
-        if revision == self.revision:
-            return
+    def refresh(self, db: sqlite3.Connection, file: Path | None = None, store_id: str | None = None) -> bool:
+        """Bring the matrix up to the store's revision; True when it was read whole from SQLite.
+
+        The revision and the blocks are read in one read transaction, so a write committed meanwhile is
+        never labelled with the older revision. A fresh process maps ``file`` when it holds this revision.
+        """
+        own = not db.in_transaction
+        if own:
+            db.execute("BEGIN")
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
+            revision = int(row[0]) if row else 0
+            if revision == self.revision:
+                return False
+            if not self.blocks and file is not None and store_id:
+                mapped = read_vector_file(file, store_id, revision)
+                if mapped is not None:
+                    self._adopt(mapped)
+                    return False
+            cold = not self.blocks
+            self._read_blocks(db)
+            self._assemble()
+            self.revision = revision
+            return cold
+        finally:
+            if own and db.in_transaction:
+                db.execute("COMMIT")
+
+    def _read_blocks(self, db: sqlite3.Connection) -> None:
+        """Drop the blocks deleted since the last refresh and read those written since."""
         present = {(int(d), int(g)) for d, g in db.execute("SELECT doc_id, gen FROM vectors")}
         for key in set(self.blocks) - present:
             del self.blocks[key]
@@ -68,8 +100,16 @@ class VectorMatrix:
                     [d for d, _ in part]):
                 self.blocks[(doc_id, gen)] = _Block(collection, np.frombuffer(ids, dtype=np.int64),
                                                     np.frombuffer(data, dtype=np.float32).reshape(-1, dim))
-        self._assemble()
-        self.revision = revision
+
+    def _adopt(self, mapped: VectorFile) -> None:
+        self.blocks = {(d, g): _Block(c, mapped.ids[a:b], mapped.matrix[a:b]) for d, g, c, a, b in mapped.blocks}
+        self.snapshot = VectorSnapshot(mapped.ids, mapped.matrix, mapped.spans)
+        self.revision = mapped.revision
+        self.layout = mapped.blocks
+
+    def as_file(self) -> VectorFile:
+        """The current snapshot in the form the vectors file stores."""
+        return VectorFile(self.revision, self.snapshot.ids, self.snapshot.matrix, self.snapshot.spans, self.layout)
 
     def _assemble(self) -> None:
         order = sorted(self.blocks.items(), key=lambda kv: (kv[1].collection, kv[0]))
@@ -79,6 +119,7 @@ class VectorMatrix:
         ids = np.concatenate([b.ids for _, b in order]) if order else np.zeros(0, dtype=np.int64)
         matrix = np.concatenate([b.matrix for _, b in order]) if order else np.zeros((0, dim), dtype=np.float32)
         spans: dict[str, tuple[int, int]] = {}
+        self.layout = []
         row = 0
         for key, block in order:
             n = len(block.ids)
@@ -86,6 +127,7 @@ class VectorMatrix:
             spans[block.collection] = (start, row + n)
             # Keep views into the big matrix only, so the blocks cost no memory of their own.
             self.blocks[key] = _Block(block.collection, ids[row : row + n], matrix[row : row + n])
+            self.layout.append((key[0], key[1], block.collection, row, row + n))
             row += n
         self.snapshot = VectorSnapshot(ids, matrix, spans)
 
@@ -104,9 +146,14 @@ _matrices: dict[str, VectorMatrix] = {}
 _lock = threading.Lock()
 
 
-def snapshot_for(key: str, db: sqlite3.Connection, revision: int) -> VectorSnapshot:
-    """The process-wide vectors of the store ``key`` at ``revision``."""
+def snapshot_for(key: str, db: sqlite3.Connection, file: Path | None = None,
+                 store_id: str | None = None) -> VectorSnapshot:
+    """The process-wide vectors of the store ``key`` at its current revision (mapped from ``file`` when it
+    holds that revision; rewritten there after a whole read from SQLite)."""
     with _lock:
         matrix = _matrices.setdefault(key, VectorMatrix())
-        matrix.refresh(db, revision)
-        return matrix.snapshot
+        read_whole = matrix.refresh(db, file, store_id)
+        snapshot, written = matrix.snapshot, matrix.as_file() if read_whole else None
+    if written is not None and file is not None and store_id:
+        write_vector_file(file, store_id, written)  # outside the lock: other searches need not wait for it
+    return snapshot
