@@ -16,7 +16,7 @@ import logging
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +130,7 @@ class SQLiteStore(Store):
 
     def delete_document(self, doc_id: int) -> None:
         with self.transaction():
+            self._count_terms(doc_id, -1)
             self._db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
             self._bump_revision()
 
@@ -144,6 +145,9 @@ class SQLiteStore(Store):
 
         collection = validate_collection(collection)
         with self.transaction():
+            old = self._db.execute("SELECT id FROM documents WHERE path = ?", (path,)).fetchone()
+            if old is not None:
+                self._count_terms(int(old[0]), -1)
             self._db.execute("DELETE FROM documents WHERE path = ?", (path,))
             cur = self._db.execute(
                 "INSERT INTO documents (path, path_key, sha256, mtime, size, n_chunks, added_at, collection, meta, "
@@ -158,10 +162,22 @@ class SQLiteStore(Store):
                                                         for j, c in enumerate(chunks[i : i + 256])])
                 if progress:
                     progress(min(i + 256, len(chunks)), len(chunks))
+            self._add_terms(_term_counts(c.tokens for c in chunks), 1)
             ids = self.chunk_ids(doc_id)
             self._write_vectors(doc_id, collection, ids, chunks)
             self._bump_revision()
         return doc_id
+
+    def _count_terms(self, doc_id: int, sign: int) -> None:
+        """Add (1) or remove (-1) the document's chunks in ``term_df``."""
+        rows = self._db.execute("SELECT tokens FROM chunks WHERE doc_id = ?", (doc_id,))
+        self._add_terms(_term_counts(t.split(TOKEN_SEP) if t else [] for (t,) in rows), sign)
+
+    def _add_terms(self, counts: dict[str, int], sign: int) -> None:
+        self._db.executemany("INSERT INTO term_df VALUES (?, ?) ON CONFLICT(term) DO UPDATE SET df = df + excluded.df",
+                             [(t, sign * n) for t, n in counts.items()])
+        if sign < 0:
+            self._db.execute("DELETE FROM term_df WHERE df <= 0")
 
     def _write_vectors(self, doc_id: int, collection: str, ids: list[int], chunks: Sequence[NewChunk]) -> None:
         rows = [(cid, c.vector) for cid, c in zip(ids, chunks, strict=True) if c.vector is not None and c.vector.size]
@@ -226,7 +242,7 @@ class SQLiteStore(Store):
         for i in range(0, len(terms), 500):
             part = list(terms[i : i + 500])
             marks = ",".join("?" * len(part))
-            dfs.update(self._read(f"SELECT term, doc FROM chunk_vocab WHERE term IN ({marks})", part).fetchall())
+            dfs.update(self._read(f"SELECT term, df FROM term_df WHERE term IN ({marks})", part).fetchall())
         return int(n_rows), (n_tokens / n_rows if n_rows and n_tokens else 1.0), dfs
 
     def lexical_candidates(self, terms: Sequence[str], n: int, collection: str | None = None) -> list[int]:
@@ -357,6 +373,16 @@ def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
                      "holds changes that only a writable store can apply.",
                      "Make the store's folder writable once (any lorag command then applies the log), or "
                      "copy the store to a writable place.")
+
+
+def _term_counts(token_lists: Iterable[Sequence[str]]) -> dict[str, int]:
+    """How many of the chunks hold each term (the FTS5 token rule: empty and separator-bearing tokens never
+    index)."""
+    counts: dict[str, int] = {}
+    for tokens in token_lists:
+        for t in set(tokens):
+            counts[t] = counts.get(t, 0) + 1
+    return counts
 
 
 def _chunk_row(doc_id: int, ordinal: int, c: NewChunk) -> tuple[Any, ...]:

@@ -2,6 +2,8 @@
 
 Version 1 kept one vector blob per chunk row and no full-text index: every process rebuilt BM25 from all tokens.
 Version 2 adds an FTS5 index over the Sudachi tokens (kept by triggers) and one vector block per document.
+Version 3 adds ``term_df``, how many chunks hold each term: FTS5's vocabulary table counts that by reading the
+term's whole posting list, 1-2 ms per common term and query (bench/store_scale.py).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from lorag.errors import StoreError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Tokens are joined by U+001F (a control character, category Cc): with every other category counted as part of a
 # token, FTS5 splits exactly where the tokenizer did, so "apt-get" and "c++" stay one term each.
 FTS_TOKENIZER = "unicode61 remove_diacritics 0 categories 'L* N* Co M* P* S*'"
@@ -51,6 +53,9 @@ CREATE TRIGGER IF NOT EXISTS chunks_fts_insert AFTER INSERT ON chunks BEGIN
 CREATE TRIGGER IF NOT EXISTS chunks_fts_delete AFTER DELETE ON chunks BEGIN
     INSERT INTO chunk_fts(chunk_fts, rowid, tokens) VALUES ('delete', old.id, old.tokens); END
 """
+_V3 = """
+CREATE TABLE IF NOT EXISTS term_df (term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID
+"""
 
 
 def stored_version(db: sqlite3.Connection) -> int | None:
@@ -81,7 +86,7 @@ def ensure_schema(db: sqlite3.Connection, path: Path) -> None:
         return
     if version is not None and version > SCHEMA_VERSION:
         raise _newer_store(db, path, version)
-    if version == 1:
+    if version == 1:  # version 2 -> 3 only adds a table: no backup needed
         backup = _backup(db, path)
         log.warning("upgrading the store %s to schema version %d (backup: %s)", path, SCHEMA_VERSION, backup)
     db.execute("BEGIN IMMEDIATE")
@@ -104,6 +109,9 @@ def _create_or_upgrade(db: sqlite3.Connection, path: Path) -> None:
     if version == 1:
         _upgrade_v1(db)
     _run(db, _V2)
+    _run(db, _V3)
+    if version in (1, 2):  # counted once from the index; from then on kept by every write
+        db.execute("INSERT INTO term_df SELECT term, doc FROM chunk_vocab WHERE doc > 0")
     db.execute("DELETE FROM schema_version")
     db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
     db.execute("INSERT INTO meta VALUES ('lorag_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",

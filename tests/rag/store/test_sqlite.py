@@ -121,3 +121,29 @@ def test_search_while_another_process_writes(tmp_path: Path) -> None:
     finally:
         writer.wait(timeout=30)
     assert writer.returncode == 0
+
+
+def _term_df(store: Store) -> dict[str, int]:
+    return dict(store._db.execute("SELECT term, df FROM term_df").fetchall())  # type: ignore[attr-defined]
+
+
+def _vocab(store: Store) -> dict[str, int]:
+    return dict(store._db.execute("SELECT term, doc FROM chunk_vocab").fetchall())  # type: ignore[attr-defined]
+
+
+def test_term_counts_follow_every_write_and_the_v2_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "lorag.db"
+    with Store(path) as store:
+        store.replace_document("/d/a.txt", "a", 0.0, 1, [NewChunk("休暇 休暇", None, 0, 2, ["休暇", "休暇"]),
+                                                        NewChunk("休暇 申請", None, 0, 2, ["休暇", "申請"])])
+        store.replace_document("/d/b.txt", "b", 0.0, 1, [NewChunk("経費", None, 0, 2, ["経費", "申請"])])
+        assert _term_df(store) == _vocab(store) == {"休暇": 2, "申請": 2, "経費": 1}
+        store.replace_document("/d/a.txt", "a2", 0.0, 1, [NewChunk("申請", None, 0, 2, ["申請"])])
+        assert _term_df(store) == _vocab(store) == {"申請": 2, "経費": 1}
+        store.delete_document(store.find_document("/d/b.txt").id)  # type: ignore[union-attr]
+        assert _term_df(store) == {"申請": 1}
+        store._db.execute("DROP TABLE term_df")  # type: ignore[attr-defined]  # as a version 2 store
+        store._db.execute("UPDATE schema_version SET version = 2")  # type: ignore[attr-defined]
+    with Store(path) as store:
+        assert _term_df(store) == {"申請": 1}
+        assert store.lexical_search(["申請"], 3) == [(4, pytest.approx(0.1150728))]
