@@ -111,13 +111,9 @@ async def search(
 
     scope = None if collection is None else validate_collection(collection)
 
-    def work() -> list[dict[str, Any]]:
-        from lorag.rag.retrieve import search as run_search
-
-        hits = run_search(state.config, q, top_k=top_k, collection=scope)
-        return state.name_sources([hit.to_dict() for hit in hits])
-
     from lorag.rag.store.factory import store_fingerprint, store_location
+    from lorag.server.search_batch import batcher_for
 
-    hits = await state.gate.run(work)
+    found = await batcher_for(state.gate).search(state.config, q, top_k, scope)  # one gate job for concurrent ones
+    hits = state.name_sources([hit.to_dict() for hit in found])
     return {"query": q, "hits": hits, "store": store_fingerprint(store_location(state.config))}
