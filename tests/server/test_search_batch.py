@@ -54,8 +54,8 @@ def test_searches_waiting_together_run_as_one_batch(tmp_path: Path) -> None:
         gate.close()
     assert batcher.batches == [4]
     assert results == expected
-    assert [[h.text for h in hits] for hits in expected] == [
-        ["経費は翌月10日まで。", "有給休暇は年20日。"], ["有給休暇は年20日。"], ["有給休暇は年20日。"], ["有給休暇は年20日。"]]
+    leave, expense = "有給休暇は年20日。", "経費は翌月10日まで。"
+    assert [[h.text for h in hits] for hits in expected] == [[expense, leave], [leave], [leave], [leave]]
 
 
 def test_a_lone_search_runs_at_once(tmp_path: Path) -> None:

@@ -308,3 +308,7 @@ class Store:
     def dense_search(self, vector: np.ndarray, k: int, collection: str | None = None) -> Ranking:
         """The best ``k`` chunks by cosine similarity to the unit ``vector``."""
         raise NotImplementedError
+
+    def dense_search_many(self, vectors: np.ndarray, k: int, collection: str | None = None) -> list[Ranking]:
+        """``dense_search`` for each row of ``vectors`` (a backend may score them all in one pass)."""
+        return [self.dense_search(v, k, collection) for v in vectors]

@@ -270,6 +270,10 @@ class SQLiteStore(Store):
     def dense_search(self, vector: np.ndarray, k: int, collection: str | None = None) -> Ranking:
         return snapshot_for(self._key, self._db, self._vector_file, self._store_id).search(vector, k, collection)
 
+    def dense_search_many(self, vectors: np.ndarray, k: int, collection: str | None = None) -> list[Ranking]:
+        snapshot = snapshot_for(self._key, self._db, self._vector_file, self._store_id)
+        return snapshot.search_many(vectors, k, collection)
+
     # -- plumbing -------------------------------------------------------------------------------
     def _read(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:

@@ -45,6 +45,16 @@ class VectorSnapshot:
             return []
         return top_k(self.ids[start:stop], self.matrix[start:stop] @ query, k)
 
+    def search_many(self, vectors: np.ndarray, k: int, collection: str | None = None) -> list[Ranking]:
+        """``search`` for each row of ``vectors``, reading the matrix once for all of them (one BLAS call)."""
+        start, stop = (0, len(self.ids)) if collection is None else self.spans.get(collection, (0, 0))
+        queries = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
+        if stop <= start or queries.shape[1] != self.matrix.shape[1]:
+            return [[] for _ in range(len(queries))]
+        scores = self.matrix[start:stop] @ queries.T
+        ids = self.ids[start:stop]
+        return [top_k(ids, np.ascontiguousarray(scores[:, j]), k) for j in range(len(queries))]
+
 
 _EMPTY = VectorSnapshot(np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32), {})
 
