@@ -62,7 +62,7 @@ def reindex_store(config: Config, progress: ProgressFn | None = None, force: boo
             new = [NewChunk(c.text, c.page, c.start, c.end, tokens[c.id], vectors[i] if embedder.dim else None,
                             c.page_label) for i, c in enumerate(chunks)]
             store.replace_document(doc.path, doc.sha256, doc.mtime, doc.size, new, collection=doc.collection,
-                                   meta={**doc.meta, "embedder_id": target_id})
+                                   meta={**doc.meta, "embedder_id": target_id}, added_at=doc.added_at)
             result.documents += 1
             result.chunks += len(new)
         with store.transaction():

