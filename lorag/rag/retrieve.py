@@ -38,8 +38,8 @@ OVERLAP = True
 
 @functools.cache
 def _pool() -> ThreadPoolExecutor:
-    """The threads that rank the lexical side of hybrid searches while the caller ranks the dense side."""
-    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="lorag-lexical")
+    """The thread that embeds a hybrid search's query while the caller ranks its lexical side."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="lorag-embed")
 
 
 @dataclass(frozen=True)
@@ -168,14 +168,16 @@ class Retriever:
             return self._dense(query, k)
         if mode != "hybrid":
             raise ValueError(f"unknown retrieval mode {mode!r}; choose one of {', '.join(MODES)}")
-        if not self.overlap:
-            rankings = [self.bm25.rank(tokenize(query, self.tokenizer), depth), self._dense(query, depth)]
-            return rrf([r for r in rankings if r], self.rrf_k)[:k]
-        # The lexical side runs in SQLite and the dense side in the embedder and BLAS, all without the GIL:
-        # side by side they finish in about the time of the slower one.
-        lexical = _pool().submit(lambda: self.bm25.rank(tokenize(query, self.tokenizer), depth))
-        dense = self._dense(query, depth)
-        return rrf([r for r in (lexical.result(), dense) if r], self.rrf_k)[:k]
+        embedding = None
+        if self.overlap and self.embedder.dim and query not in self._query_vectors \
+                and query not in self._dense_rankings:
+            # The embedder (C, no GIL) works on the query while this thread ranks the lexical side in SQLite.
+            # Only the embedding moves: the store's connection stays with this thread.
+            embedding = _pool().submit(self.embedder.embed_queries, [query])
+        lexical = self.bm25.rank(tokenize(query, self.tokenizer), depth)
+        if embedding is not None:
+            self._query_vectors[query] = embedding.result()[0]
+        return rrf([r for r in (lexical, self._dense(query, depth)) if r], self.rrf_k)[:k]
 
     def prime_queries(self, queries: Sequence[str]) -> None:
         """Embed many queries in batches up front (several times faster than one by one), for evaluation."""
@@ -281,6 +283,7 @@ def _hits(store: Store, ranking: Ranking) -> list[Hit]:
 
 
 _readers = threading.local()
+READERS_PER_THREAD = 4
 
 
 def reader(config: Config) -> Store:
@@ -292,11 +295,14 @@ def reader(config: Config) -> Store:
     key = str(location)
     held: dict[str, tuple[Store, tuple[int, int] | None]] = _readers.__dict__.setdefault("stores", {})
     identity = _file_identity(location)
-    entry = held.get(key)
+    entry = held.pop(key, None)
     if entry is not None and entry[1] == identity:
+        held[key] = entry  # most recently used last
         return entry[0]
     if entry is not None:
         entry[0].close()
+    while len(held) >= READERS_PER_THREAD:  # a process that searches many stores (tests) keeps few open
+        held.pop(next(iter(held)))[0].close()
     store = open_store(config)
     held[key] = (store, _file_identity(location))
     return store

@@ -107,4 +107,6 @@ def test_server_without_pgvector() -> None:
         assert proc.stdin is not None
         proc.stdin.close()
         proc.wait(timeout=60)
+        if proc.stdout is not None:
+            proc.stdout.close()
         shutil.rmtree(site, ignore_errors=True)
