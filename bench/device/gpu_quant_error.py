@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 SHAPES = {"attn_q (3584 cols)": 3584, "ffn_down (18944 cols)": 18944}
-TYPES = ("Q4_K", "Q5_K", "Q6_K", "Q8_0")
+TYPES = tuple(os.environ.get("GPU_QUANT_TYPES", "Q4_K,Q5_K,Q6_K,Q8_0").split(","))
 
 
 def weights(rows: int, cols: int, seed: int) -> Any:
@@ -30,6 +30,7 @@ def weights(rows: int, cols: int, seed: int) -> Any:
     import torch
 
     gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # StudentT samples from the global generator: the same weights every run
     t = torch.distributions.StudentT(4.0).sample((rows, cols)) if seed else torch.randn(rows, cols, generator=gen)
     scale = torch.rand(rows, 1, generator=gen) * 0.03 + 0.005
     return (t * scale).to(torch.bfloat16).to(torch.float16).float()
