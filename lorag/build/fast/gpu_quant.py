@@ -187,7 +187,7 @@ def _make_qkx2_quants(x: Any, nmax: int, rmin: float, nstep: int) -> tuple[Any, 
         span = torch.where(flat, torch.ones_like(mx), mx - best_min)
         span = torch.where(span != 0, span, torch.ones_like(span))
         k = _div(c, span)
-        lv, sum_l, sum_l2, sum_xl = level_sums(k, best_min)
+        _, sum_l, sum_l2, sum_xl = level_sums(k, best_min)
         big_d = sum_w * sum_l2 - sum_l * sum_l
         ok = big_d > 0
         safe_d = torch.where(ok, big_d, torch.ones_like(big_d))
@@ -220,10 +220,8 @@ def _k_levels(flat: Any, nmax: int, rmin: float, nstep: int) -> tuple[Any, Any, 
     scales, mins, levels = scales.reshape(nb, 8), mins.reshape(nb, 8), levels.reshape(nb, 8, 32)
     max_scale = scales.amax(1, keepdim=True).clamp(min=0)
     max_min = mins.amax(1, keepdim=True).clamp(min=0)
-    inv_scale = torch.where(max_scale > 0, _div(63.0, torch.where(max_scale > 0, max_scale, torch.ones_like(max_scale))),
-                            torch.zeros_like(max_scale))
-    inv_min = torch.where(max_min > 0, _div(63.0, torch.where(max_min > 0, max_min, torch.ones_like(max_min))),
-                          torch.zeros_like(max_min))
+    inv_scale = torch.where(max_scale > 0, _div(63.0, torch.where(max_scale > 0, max_scale, 1.0)), 0.0)
+    inv_min = torch.where(max_min > 0, _div(63.0, torch.where(max_min > 0, max_min, 1.0)), 0.0)
     # (uint8_t) of the int, then MIN(63): negative values wrap first, as in C
     ls = (torch.round(inv_scale * scales).to(torch.int32) & 0xFF).clamp(max=63)
     lm = (torch.round(inv_min * mins).to(torch.int32) & 0xFF).clamp(max=63)

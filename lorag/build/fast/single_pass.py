@@ -23,12 +23,13 @@ from lorag.build.fast.lora import FastPathUnsupported, LoraWeights, load_lora
 from lorag.build.fast.metadata import preload_imports, write_native_skeleton
 from lorag.build.fast.mixture import FTYPES, MixturePlanner, quantize_order
 from lorag.build.fast.producer import Producer, StreamedTensor, plan_streamed
-from lorag.build.fast.reader import TensorLocation, index_model
+from lorag.build.fast.reader import Prefetcher, TensorLocation, index_model
 from lorag.build.fast.skeleton import Skeleton, SkeletonJob, load_skeleton, remove_quietly, stage_model_dir
-from lorag.build.fast.skeleton_cache import lookup, skeleton_key, store
+from lorag.build.fast.skeleton_cache import has_entries, lookup, skeleton_key, store
 from lorag.errors import BuildError
 
 ProgressFn = Callable[[dict[str, Any]], None]
+DEVICE_READ_AHEAD = 32 << 30  # bytes read ahead into GPU memory (at most half of what is free there)
 
 
 def supports_fast_path(architecture: str) -> bool:
@@ -61,35 +62,42 @@ def build_gguf_single_pass(
         raise FastPathUnsupported(f"the fast build path does not handle {hf_arch}.")
     stage = StageProgress(progress, "fast_build", cancel)
     dev = _pick_device(device)
-    # kept on the host here: the producer thread moves it to the device (CUDA starts while the reads begin)
-    lora = load_lora(adapter_dir) if adapter_dir is not None else LoraWeights({}, False)
-    sources = _sources(base_dir, lora)
+    index = index_model(base_dir)
+    sources = _sources(index)
     gguf_arch = arch.NATIVE[hf_arch]
+    # The reads start before anything else (adapter, staging, cache key, metadata run alongside them).
+    reader = _reader(sources, qtype, config, gguf_arch, dev, memory_budget)
+    if not has_entries():
+        preload_imports()  # a first build derives the metadata: under the readers' large reads imports crawl
+    reader.start()
     producer: Producer | None = None
     job: SkeletonJob | None = None
     scratch = out_path.parent / f".{out_path.name}.fast"
-    remove_quietly(scratch)
     try:
+        # kept on the host here: the producer thread moves it to the device
+        lora = load_lora(adapter_dir) if adapter_dir is not None else LoraWeights({}, False)
+        _check_adapter(lora, index)
+        remove_quietly(scratch)
         staged = stage_model_dir(base_dir, adapter_dir, chat_template, scratch / dir_name)
         from lorag.build.convert import ensure_converters
 
         tree, work = ensure_converters(), scratch / "skeleton"
-        key = skeleton_key(staged, index_model(base_dir), {loc.name for loc in sources.values()}, model_name, tree)
+        key = skeleton_key(staged, index, {loc.name for loc in sources.values()}, model_name, tree)
         cached = lookup(key, work)
         meta_source, fallback = ("cache", None) if cached else ("native", None)
-        if not cached:
-            preload_imports()  # while the disk is idle: under the readers' large reads imports crawl
-        if gguf_arch != "gemma3":  # gemma3's embedding rows come from the metadata: start after it
-            producer = _producer(sources, qtype, config, gguf_arch, lora, dev, threads, memory_budget, None)
+        # Native metadata runs here before the producer thread exists: both are Python and would share the GIL.
         if not cached and (fallback := write_native_skeleton(staged, work, model_name)) is not None:
             meta_source, job = "converter", SkeletonJob(staged, work, tree, model_name)
+            if gguf_arch != "gemma3":  # the converter is a child process: compute alongside it
+                producer = _producer(reader, sources, qtype, config, gguf_arch, lora, dev, threads, memory_budget, None)
         skeleton = load_skeleton(work) if job is None else job.result()
         if not cached:
             store(key, work)
         t_meta = time.monotonic() - started
         if producer is None:
+            # gemma3's embedding rows come from the metadata
             rows = {t.name: t.shape[0] for t in skeleton.tensors if t.name in sources}
-            producer = _producer(sources, qtype, config, gguf_arch, lora, dev, threads, memory_budget, rows)
+            producer = _producer(reader, sources, qtype, config, gguf_arch, lora, dev, threads, memory_budget, rows)
         plan = _plan(skeleton, qtype, producer.plan)
         header = header_bytes(quantized_kv([(k, raw) for k, raw, _, _ in skeleton.kv], FTYPES[qtype][1]),
                               plan, skeleton.alignment)
@@ -111,12 +119,13 @@ def build_gguf_single_pass(
             job.kill()
         if producer is not None:
             producer.close()
+        reader.close()
         remove_quietly(scratch)
     total_s = time.monotonic() - started
     types: dict[str, int] = {}
     for out in plan:
         types[out.qtype] = types.get(out.qtype, 0) + 1
-    busy = {"read": producer.reader.seconds, **producer.busy, "write": t_write}
+    busy = {"read": reader.seconds, **producer.busy, "write": t_write}
     return {
         "gguf": str(out_path), "quantization": qtype, "device": dev, "size_bytes": out_path.stat().st_size,
         "seconds": round(total_s, 3), "stages": {"metadata": round(t_meta, 3), "total": round(total_s, 3)},
@@ -147,13 +156,8 @@ def _pick_device(device: str) -> str:
         return "cpu"
 
 
-def _sources(base_dir: Path, lora: LoraWeights) -> dict[str, TensorLocation]:
+def _sources(index: dict[str, TensorLocation]) -> dict[str, TensorLocation]:
     """GGUF name → safetensors location for every tensor the fast path streams."""
-    index = index_model(base_dir)
-    unknown = [k for k in lora.pairs if k not in index]
-    if unknown:
-        raise BuildError(f"the adapter changes weights the base model does not have ({', '.join(unknown[:4])}).",
-                         "The adapter was trained on a different architecture; pass the right --base.")
     sources = {}
     for hf_name, loc in index.items():
         name = arch.gguf_name(hf_name)
@@ -162,13 +166,35 @@ def _sources(base_dir: Path, lora: LoraWeights) -> dict[str, TensorLocation]:
     return sources
 
 
-def _producer(sources: dict[str, TensorLocation], qtype: str, config: dict[str, Any], gguf_arch: str,
-              lora: LoraWeights, dev: str, threads: int, budget: int, rows: dict[str, int] | None) -> Producer:
+def _check_adapter(lora: LoraWeights, index: dict[str, TensorLocation]) -> None:
+    unknown = [k for k in lora.pairs if k not in index]
+    if unknown:
+        raise BuildError(f"the adapter changes weights the base model does not have ({', '.join(unknown[:4])}).",
+                         "The adapter was trained on a different architecture; pass the right --base.")
+
+
+def _streamed(sources: dict[str, TensorLocation], qtype: str, config: dict[str, Any], gguf_arch: str,
+              rows: dict[str, int] | None) -> list[StreamedTensor]:
     text = config.get("text_config", config)
     n_layer = int(text["num_hidden_layers"])
-    plan = plan_streamed(sources, qtype, n_layer, arch.model_type_is_70b(gguf_arch, n_layer, text), rows)
-    # Two thirds of the budget for finished output waiting on the header, one third for reads ahead.
-    producer = Producer(plan, lora, dev, gguf_arch, text, threads, budget * 2 // 3, budget // 3)
+    return plan_streamed(sources, qtype, n_layer, arch.model_type_is_70b(gguf_arch, n_layer, text), rows)
+
+
+def _reader(sources: dict[str, TensorLocation], qtype: str, config: dict[str, Any], gguf_arch: str, dev: str,
+            budget: int) -> Prefetcher:
+    """The reads in the producer's order (rows do not change what is read); a third of the budget ahead on the
+    host, up to DEVICE_READ_AHEAD on a GPU, where the copies wait in device memory."""
+    order = [(t.name, t.source) for t in _streamed(sources, qtype, config, gguf_arch, None)]
+    return Prefetcher(order, budget // 3, device=dev, device_budget=DEVICE_READ_AHEAD)
+
+
+def _producer(reader: Prefetcher, sources: dict[str, TensorLocation], qtype: str, config: dict[str, Any],
+              gguf_arch: str, lora: LoraWeights, dev: str, threads: int, budget: int,
+              rows: dict[str, int] | None) -> Producer:
+    plan = _streamed(sources, qtype, config, gguf_arch, rows)
+    # Two thirds of the budget for finished output waiting on the writer.
+    producer = Producer(plan, lora, dev, gguf_arch, config.get("text_config", config), threads, budget * 2 // 3,
+                        reader)
     producer.start()
     return producer
 
