@@ -8,6 +8,7 @@ Runs on CUDA or CPU.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 GROUP_MAX_EPS = 1e-15
@@ -210,13 +211,32 @@ def _make_qkx2_quants(x: Any, nmax: int, rmin: float, nstep: int) -> tuple[Any, 
     return scale.squeeze(1), (-best_min).squeeze(1), levels
 
 
+def _fused(x: Any) -> Any:
+    """The Triton module for tensors on a CUDA device when triton is installed (or under TRITON_INTERPRET=1),
+    else None; LORAG_GPU_QUANT=torch keeps the torch version."""
+    if os.environ.get("LORAG_GPU_QUANT") == "torch":
+        return None
+    if not (x.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"):
+        return None
+    try:
+        from lorag.build.fast import triton_quant
+    except ImportError:
+        return None
+    return triton_quant
+
+
 def _k_levels(flat: Any, nmax: int, rmin: float, nstep: int) -> tuple[Any, Any, int]:
     """The Q4_K / Q5_K recipe up to the bit packing: f16 d and dmin, the 12 packed scale bytes, and the levels."""
     import torch
 
     nb = flat.numel() // 256
     x = flat.reshape(nb, 8, 32)
-    scales, mins, levels = _make_qkx2_quants(x.reshape(-1, 32), nmax, rmin, nstep)
+    fused = _fused(flat)
+    if fused is not None:
+        steps = [_f32(_f32(_f32(rmin) + _f32(_f32(0.1) * step)) + nmax) for step in range(nstep + 1)]
+        scales, mins, levels = fused.make_qkx2_quants(x.reshape(-1, 32), nmax, steps)
+    else:
+        scales, mins, levels = _make_qkx2_quants(x.reshape(-1, 32), nmax, rmin, nstep)
     scales, mins, levels = scales.reshape(nb, 8), mins.reshape(nb, 8), levels.reshape(nb, 8, 32)
     max_scale = scales.amax(1, keepdim=True).clamp(min=0)
     max_min = mins.amax(1, keepdim=True).clamp(min=0)
