@@ -89,6 +89,7 @@ class Prefetcher:
         self._held = 0
         self._lock = threading.Lock()
         self.seconds = 0.0
+        self.done_at = 0.0  # time.monotonic() when the last read so far finished
 
     def start(self) -> None:
         """Begin reading (call early: reads overlap whatever the caller does next)."""
@@ -132,6 +133,7 @@ class Prefetcher:
             tensor = _to_device(tensor, self._device)
             if self._device_budget:
                 self._widen()
+        self.done_at = max(self.done_at, time.monotonic())
         return tensor, time.monotonic() - started
 
     def _widen(self) -> None:

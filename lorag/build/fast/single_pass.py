@@ -22,6 +22,7 @@ from lorag.build.fast.gguf_writer import OutputTensor, TensorStream, header_byte
 from lorag.build.fast.lora import FastPathUnsupported, LoraWeights, load_lora
 from lorag.build.fast.metadata import preload_imports, write_native_skeleton
 from lorag.build.fast.mixture import FTYPES, MixturePlanner, quantize_order
+from lorag.build.fast.native_job import NativeJob
 from lorag.build.fast.producer import Producer, StreamedTensor, plan_streamed
 from lorag.build.fast.reader import Prefetcher, TensorLocation, index_model
 from lorag.build.fast.skeleton import Skeleton, SkeletonJob, load_skeleton, remove_quietly, stage_model_dir
@@ -65,37 +66,50 @@ def build_gguf_single_pass(
     index = index_model(base_dir)
     sources = _sources(index)
     gguf_arch = arch.NATIVE[hf_arch]
-    # The reads start before anything else (adapter, staging, cache key, metadata run alongside them).
     reader = _reader(sources, qtype, config, gguf_arch, dev, memory_budget)
-    if not has_entries():
-        preload_imports()  # a first build derives the metadata: under the readers' large reads imports crawl
-    reader.start()
     producer: Producer | None = None
     job: SkeletonJob | None = None
+    native: NativeJob | None = None
     scratch = out_path.parent / f".{out_path.name}.fast"
     try:
-        # kept on the host here: the producer thread moves it to the device
-        lora = load_lora(adapter_dir) if adapter_dir is not None else LoraWeights({}, False)
-        _check_adapter(lora, index)
+        first_build = not has_entries()
+        # On a GPU the metadata work runs in a child: in this process it would share the GIL with the thread that
+        # drives the GPU. On the CPU that thread mostly waits in ggml and torch, which release the GIL.
+        in_child = dev != "cpu" and gguf_arch != "gemma3"
+        if first_build and not in_child:
+            preload_imports()  # under the readers' large reads imports crawl
+        # The small reads (adapter, tokenizer files, norms for the cache key) come before the big ones: alongside
+        # three large sequential reads they queue behind them (this phase took 6.6 s on the device that way).
         remove_quietly(scratch)
         staged = stage_model_dir(base_dir, adapter_dir, chat_template, scratch / dir_name)
         from lorag.build.convert import ensure_converters
 
         tree, work = ensure_converters(), scratch / "skeleton"
+        if first_build and in_child:  # nothing cached yet: its imports run while the disk is still idle
+            native = NativeJob(staged, work, model_name)
+        # The adapter stays on the host here: the producer thread moves it to the device.
+        lora = load_lora(adapter_dir) if adapter_dir is not None else LoraWeights({}, False)
+        _check_adapter(lora, index)
         key = skeleton_key(staged, index, {loc.name for loc in sources.values()}, model_name, tree)
-        cached = lookup(key, work)
+        cached = native is None and lookup(key, work)
+        t_key = time.monotonic() - started
+        reader.start()
         meta_source, fallback = ("cache", None) if cached else ("native", None)
-        # Native metadata runs here before the producer thread exists: both are Python and would share the GIL.
-        if not cached and (fallback := write_native_skeleton(staged, work, model_name)) is not None:
+        if in_child and not cached and native is None:
+            native = NativeJob(staged, work, model_name)
+        if gguf_arch != "gemma3":
+            producer = _producer(reader, sources, qtype, config, gguf_arch, lora, dev, threads, memory_budget, None)
+        if native is not None:
+            fallback = native.result()
+        elif not cached:  # gemma3: its embedding rows come from the metadata, so the producer starts after it
+            fallback = write_native_skeleton(staged, work, model_name)
+        if fallback is not None:
             meta_source, job = "converter", SkeletonJob(staged, work, tree, model_name)
-            if gguf_arch != "gemma3":  # the converter is a child process: compute alongside it
-                producer = _producer(reader, sources, qtype, config, gguf_arch, lora, dev, threads, memory_budget, None)
         skeleton = load_skeleton(work) if job is None else job.result()
         if not cached:
             store(key, work)
         t_meta = time.monotonic() - started
         if producer is None:
-            # gemma3's embedding rows come from the metadata
             rows = {t.name: t.shape[0] for t in skeleton.tensors if t.name in sources}
             producer = _producer(reader, sources, qtype, config, gguf_arch, lora, dev, threads, memory_budget, rows)
         plan = _plan(skeleton, qtype, producer.plan)
@@ -117,6 +131,8 @@ def build_gguf_single_pass(
     finally:
         if job is not None:
             job.kill()
+        if native is not None:
+            native.kill()
         if producer is not None:
             producer.close()
         reader.close()
@@ -128,7 +144,9 @@ def build_gguf_single_pass(
     busy = {"read": reader.seconds, **producer.busy, "write": t_write}
     return {
         "gguf": str(out_path), "quantization": qtype, "device": dev, "size_bytes": out_path.stat().st_size,
-        "seconds": round(total_s, 3), "stages": {"metadata": round(t_meta, 3), "total": round(total_s, 3)},
+        "seconds": round(total_s, 3),
+        "stages": {"key": round(t_key, 3), "metadata": round(t_meta, 3),
+                   "reads_done": round(reader.done_at - started, 3), "total": round(total_s, 3)},
         "metadata_cached": cached, "metadata_source": meta_source, "metadata_fallback": fallback,
         "bytes_read": sum(loc.nbytes for loc in sources.values()), "tensors": len(plan), "types": types,
         "profile": {k: round(v, 3) for k, v in busy.items()},

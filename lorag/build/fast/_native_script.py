@@ -1,0 +1,22 @@
+"""Derive the native skeleton in a child process (metadata.write_native_skeleton) and print the outcome.
+
+The parent streams the weights meanwhile; in its own process the metadata work would share the GIL with the
+thread that drives the GPU. Prints one JSON line: {"fallback": null} or {"fallback": "why the converter must run"}.
+Arguments: MODEL_DIR WORK_DIR [MODEL_NAME]
+"""
+
+import json
+import sys
+from pathlib import Path
+
+
+def main() -> None:
+    from lorag.build.fast.metadata import write_native_skeleton
+
+    model_name = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] else None
+    fallback = write_native_skeleton(Path(sys.argv[1]), Path(sys.argv[2]), model_name)
+    print(json.dumps({"fallback": fallback}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
