@@ -24,6 +24,11 @@ class NativeJob:
         self._proc = subprocess.Popen(guarded_command(script, str(model_dir), str(work_dir), model_name or ""),
                                       env=guarded_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
+    def wait_imported(self) -> None:
+        """Block until the child has loaded its modules (or died)."""
+        assert self._proc.stdout is not None
+        self._proc.stdout.readline()
+
     def result(self) -> str | None:
         """None when the skeleton is written, else why the converter must run instead.
 
@@ -35,7 +40,7 @@ class NativeJob:
         out, _ = self._proc.communicate()
         if self._proc.returncode == 0:
             try:
-                fallback = json.loads(out.decode().strip().splitlines()[-1])["fallback"]
+                fallback = json.loads(out.decode().strip().splitlines()[-1])["fallback"]  # after IMPORTED
                 return None if fallback is None else str(fallback)
             except (ValueError, IndexError, KeyError):
                 pass

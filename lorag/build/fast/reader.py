@@ -89,10 +89,14 @@ class Prefetcher:
         self._held = 0
         self._lock = threading.Lock()
         self.seconds = 0.0
+        self.started_at = 0.0  # time.monotonic() when start() was called
         self.done_at = 0.0  # time.monotonic() when the last read so far finished
 
     def start(self) -> None:
         """Begin reading (call early: reads overlap whatever the caller does next)."""
+        import time
+
+        self.started_at = time.monotonic()
         self._fill()
 
     def location(self, key: str) -> TensorLocation:

@@ -76,28 +76,37 @@ def build_gguf_single_pass(
         # On a GPU the metadata work runs in a child: in this process it would share the GIL with the thread that
         # drives the GPU. On the CPU that thread mostly waits in ggml and torch, which release the GIL.
         in_child = dev != "cpu" and gguf_arch != "gemma3"
-        if first_build and not in_child:
-            preload_imports()  # under the readers' large reads imports crawl
-        # The small reads (adapter, tokenizer files, norms for the cache key) come before the big ones: alongside
-        # three large sequential reads they queue behind them (this phase took 6.6 s on the device that way).
         remove_quietly(scratch)
         staged = stage_model_dir(base_dir, adapter_dir, chat_template, scratch / dir_name)
-        from lorag.build.convert import ensure_converters
-
-        tree, work = ensure_converters(), scratch / "skeleton"
-        if first_build and in_child:  # nothing cached yet: its imports run while the disk is still idle
-            native = NativeJob(staged, work, model_name)
+        work = scratch / "skeleton"
+        if first_build:
+            # Nothing cached: imports and the small reads (adapter, tokenizer files, the norms the key hashes and
+            # the metadata copies) go first, on an idle disk; behind three large sequential reads they crawl.
+            if in_child:
+                native = NativeJob(staged, work, model_name)
+            else:
+                preload_imports()
+        else:
+            reader.start()  # the metadata is probably cached: everything below runs alongside the reads
         # The adapter stays on the host here: the producer thread moves it to the device.
         lora = load_lora(adapter_dir) if adapter_dir is not None else LoraWeights({}, False)
         _check_adapter(lora, index)
+        if not first_build and gguf_arch != "gemma3":
+            producer = _producer(reader, sources, qtype, config, gguf_arch, lora, dev, threads, memory_budget, None)
+        from lorag.build.convert import ensure_converters
+
+        tree = ensure_converters()
         key = skeleton_key(staged, index, {loc.name for loc in sources.values()}, model_name, tree)
-        cached = native is None and lookup(key, work)
+        cached = not first_build and lookup(key, work)
         t_key = time.monotonic() - started
-        reader.start()
+        if native is not None:
+            native.wait_imported()
+        if first_build:
+            reader.start()
         meta_source, fallback = ("cache", None) if cached else ("native", None)
         if in_child and not cached and native is None:
             native = NativeJob(staged, work, model_name)
-        if gguf_arch != "gemma3":
+        if producer is None and gguf_arch != "gemma3":
             producer = _producer(reader, sources, qtype, config, gguf_arch, lora, dev, threads, memory_budget, None)
         if native is not None:
             fallback = native.result()
@@ -145,7 +154,8 @@ def build_gguf_single_pass(
     return {
         "gguf": str(out_path), "quantization": qtype, "device": dev, "size_bytes": out_path.stat().st_size,
         "seconds": round(total_s, 3),
-        "stages": {"key": round(t_key, 3), "metadata": round(t_meta, 3),
+        "stages": {"reads_start": round(reader.started_at - started, 3), "key": round(t_key, 3),
+                   "metadata": round(t_meta, 3),
                    "reads_done": round(reader.done_at - started, 3), "total": round(total_s, 3)},
         "metadata_cached": cached, "metadata_source": meta_source, "metadata_fallback": fallback,
         "bytes_read": sum(loc.nbytes for loc in sources.values()), "tensors": len(plan), "types": types,
