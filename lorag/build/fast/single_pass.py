@@ -22,7 +22,6 @@ from lorag.build.fast.gguf_writer import OutputTensor, TensorStream, header_byte
 from lorag.build.fast.lora import FastPathUnsupported, LoraWeights, load_lora
 from lorag.build.fast.metadata import preload_imports, write_native_skeleton
 from lorag.build.fast.mixture import FTYPES, MixturePlanner, quantize_order
-from lorag.build.fast.native_job import NativeJob
 from lorag.build.fast.producer import Producer, StreamedTensor, plan_streamed
 from lorag.build.fast.reader import Prefetcher, TensorLocation, index_model
 from lorag.build.fast.skeleton import Skeleton, SkeletonJob, load_skeleton, remove_quietly, stage_model_dir
@@ -69,49 +68,36 @@ def build_gguf_single_pass(
     reader = _reader(sources, qtype, config, gguf_arch, dev, memory_budget)
     producer: Producer | None = None
     job: SkeletonJob | None = None
-    native: NativeJob | None = None
     scratch = out_path.parent / f".{out_path.name}.fast"
     try:
         first_build = not has_entries()
-        # On a GPU the metadata work runs in a child: in this process it would share the GIL with the thread that
-        # drives the GPU. On the CPU that thread mostly waits in ggml and torch, which release the GIL.
-        in_child = dev != "cpu" and gguf_arch != "gemma3"
+        if first_build:
+            preload_imports()  # the metadata will be derived: on an idle disk; behind the large reads imports crawl
+        reader.start()  # everything below runs alongside the reads
         remove_quietly(scratch)
         staged = stage_model_dir(base_dir, adapter_dir, chat_template, scratch / dir_name)
         work = scratch / "skeleton"
-        if first_build:
-            # Nothing cached: imports and the small reads (adapter, tokenizer files, the norms the key hashes and
-            # the metadata copies) go first, on an idle disk; behind three large sequential reads they crawl.
-            if in_child:
-                native = NativeJob(staged, work, model_name)
-            else:
-                preload_imports()
-        else:
-            reader.start()  # the metadata is probably cached: everything below runs alongside the reads
         # The adapter stays on the host here: the producer thread moves it to the device.
         lora = load_lora(adapter_dir) if adapter_dir is not None else LoraWeights({}, False)
         _check_adapter(lora, index)
-        if not first_build and gguf_arch != "gemma3":
+        # On a GPU a first build derives the metadata before the producer thread starts: both are Python and
+        # would share the GIL. (Tried on the device: in a child process beside the producer, the child's imports
+        # crawled behind the reads; the first build came out 2-3 s further behind the cached one.) On the CPU that
+        # thread mostly waits in ggml and torch, which release the GIL, and the metadata is derived alongside it.
+        if gguf_arch != "gemma3" and (dev == "cpu" or not first_build):
             producer = _producer(reader, sources, qtype, config, gguf_arch, lora, dev, threads, memory_budget, None)
         from lorag.build.convert import ensure_converters
 
         tree = ensure_converters()
         key = skeleton_key(staged, index, {loc.name for loc in sources.values()}, model_name, tree)
-        cached = not first_build and lookup(key, work)
+        cached = lookup(key, work)
         t_key = time.monotonic() - started
-        if native is not None:
-            native.wait_imported()
-        if first_build:
-            reader.start()
         meta_source, fallback = ("cache", None) if cached else ("native", None)
-        if in_child and not cached and native is None:
-            native = NativeJob(staged, work, model_name)
-        if producer is None and gguf_arch != "gemma3":
-            producer = _producer(reader, sources, qtype, config, gguf_arch, lora, dev, threads, memory_budget, None)
-        if native is not None:
-            fallback = native.result()
-        elif not cached:  # gemma3: its embedding rows come from the metadata, so the producer starts after it
+        if not cached:  # gemma3: its embedding rows come from the metadata, so the producer starts after it
             fallback = write_native_skeleton(staged, work, model_name)
+        if producer is None and gguf_arch != "gemma3" and fallback is not None:
+            # llama.cpp's converter runs in a child process: compute alongside it
+            producer = _producer(reader, sources, qtype, config, gguf_arch, lora, dev, threads, memory_budget, None)
         if fallback is not None:
             meta_source, job = "converter", SkeletonJob(staged, work, tree, model_name)
         skeleton = load_skeleton(work) if job is None else job.result()
@@ -140,8 +126,6 @@ def build_gguf_single_pass(
     finally:
         if job is not None:
             job.kill()
-        if native is not None:
-            native.kill()
         if producer is not None:
             producer.close()
         reader.close()
