@@ -3,7 +3,8 @@
 The algorithms follow quantize_row_q8_0_ref, quantize_row_q6_K_ref/make_qx_quants and
 quantize_row_q4_K_ref / quantize_row_q5_K_ref with make_qkx2_quants in ggml-quants.c; only the order of
 float summations differs (ggml sums left to right, torch in trees), so a few near-tie choices can differ.
-Runs on CUDA or CPU.
+Runs on CUDA or CPU. On CUDA with triton installed the Q4_K / Q5_K scale search runs as one fused kernel
+(triton_quant.py, ~4-10x faster); LORAG_GPU_QUANT=torch keeps the torch version.
 """
 
 from __future__ import annotations
@@ -146,17 +147,6 @@ def _q6_k(flat: Any) -> Any:
     return out.reshape(-1)
 
 
-def _weighted_error(scale: Any, mn: Any, sums: tuple[Any, ...]) -> Any:
-    """sum(w·(scale·l + min − x)²) from the row sums (Σw, Σwx, Σwx², Σwl, Σwl², Σwlx), in float64.
-
-    The same quantity ggml sums element by element; expanded, no pass over the elements is needed. float64
-    keeps the cancellation of the expanded terms far below the float32 rounding of the sums themselves.
-    """
-    sum_w, sum_x, sum_x2, sum_l, sum_l2, sum_xl = (t.double() for t in sums)
-    s, m = scale.double(), mn.double()
-    return (s * s * sum_l2 + 2 * s * m * sum_l - 2 * s * sum_xl + m * m * sum_w - 2 * m * sum_x + sum_x2)
-
-
 def _make_qkx2_quants(x: Any, nmax: int, rmin: float, nstep: int) -> tuple[Any, Any, Any]:
     """make_qkx2_quants(32, nmax, x, weights, ..., rmin, 0.1, nstep, false) over sub-blocks x: (N, 32)."""
     import torch
@@ -168,7 +158,7 @@ def _make_qkx2_quants(x: Any, nmax: int, rmin: float, nstep: int) -> tuple[Any, 
     flat = mx == mn
     span = torch.where(flat, torch.ones_like(mx), mx - mn)
     wx = w * x
-    sum_w, sum_x, sum_x2 = w.sum(1, keepdim=True), wx.sum(1, keepdim=True), (wx * x).sum(1, keepdim=True)
+    sum_w, sum_x = w.sum(1, keepdim=True), wx.sum(1, keepdim=True)
     iscale = _div(float(nmax), span)
 
     def level_sums(k: Any, lo: Any) -> tuple[Any, Any, Any, Any]:
@@ -177,9 +167,9 @@ def _make_qkx2_quants(x: Any, nmax: int, rmin: float, nstep: int) -> tuple[Any, 
         wl = w * levels
         return levels, wl.sum(1, keepdim=True), (wl * levels).sum(1, keepdim=True), (wl * x).sum(1, keepdim=True)
 
-    levels, s_l, s_l2, s_xl = level_sums(iscale, mn)
+    levels = level_sums(iscale, mn)[0]
     scale = _div(1.0, iscale)
-    best_error = _weighted_error(scale, mn, (sum_w, sum_x, sum_x2, s_l, s_l2, s_xl))
+    best_error = (w * (scale * levels + mn - x).square_()).sum(1, keepdim=True)
     best_min = mn
     best_k, best_lo, improved = iscale, mn, torch.zeros_like(flat)
     for step in range(nstep + 1):
@@ -188,7 +178,7 @@ def _make_qkx2_quants(x: Any, nmax: int, rmin: float, nstep: int) -> tuple[Any, 
         span = torch.where(flat, torch.ones_like(mx), mx - best_min)
         span = torch.where(span != 0, span, torch.ones_like(span))
         k = _div(c, span)
-        _, sum_l, sum_l2, sum_xl = level_sums(k, best_min)
+        lv, sum_l, sum_l2, sum_xl = level_sums(k, best_min)
         big_d = sum_w * sum_l2 - sum_l * sum_l
         ok = big_d > 0
         safe_d = torch.where(ok, big_d, torch.ones_like(big_d))
@@ -197,7 +187,9 @@ def _make_qkx2_quants(x: Any, nmax: int, rmin: float, nstep: int) -> tuple[Any, 
         pos = this_min > 0
         this_scale = torch.where(pos, sum_xl / torch.where(sum_l2 != 0, sum_l2, torch.ones_like(sum_l2)), this_scale)
         this_min = torch.where(pos, torch.zeros_like(this_min), this_min)
-        cur = _weighted_error(this_scale, this_min, (sum_w, sum_x, sum_x2, sum_l, sum_l2, sum_xl))
+        # summed element by element as ggml does: expanded into the row sums, the float32 rounding of those sums
+        # decides near-ties (measured on the GPU: error 1.00001x ggml's that way)
+        cur = (w * (this_scale * lv + this_min - x).square_()).sum(1, keepdim=True)
         better = ok & (cur < best_error)
         # remember how this step's levels were made instead of keeping them: rebuilt once at the end
         best_k, best_lo = torch.where(better, k, best_k), torch.where(better, best_min, best_lo)
