@@ -107,7 +107,8 @@ class PdfReader:
         return PdfPage(number, label, str(value))
 
     def _render(self, path: Path, page: PdfPage, doc: PdfDocument) -> None:
-        reply = self._ask(path, ("render", page.number - 1, RENDER_DPI, self.max_pixels), f"page {page.number}", doc)
+        reply = self._ask(path, ("render", page.number - 1, RENDER_DPI, self.max_pixels),
+                          f"rendering page {page.number} for OCR", doc)
         if reply is None:
             page.error = "render timeout"
             return
