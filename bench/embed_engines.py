@@ -128,7 +128,7 @@ def main() -> None:
     every = pdf_chunks(Path(args.pdf))
     step = max(1, len(every) // args.chunks)
     sample = every[::step][: args.chunks]
-    print(f"load average {open('/proc/loadavg').read().split()[:3]} on {os.cpu_count()} cores; "
+    print(f"load average {Path('/proc/loadavg').read_text().split()[:3]} on {os.cpu_count()} cores; "
           f"{Path(args.pdf).name}: {len(every)} chunks ({time.perf_counter() - started:.1f} s to read), "
           f"sample of {len(sample)}; {token_stats(sample)}\n")
     with tempfile.TemporaryDirectory(prefix="lorag-bench-engines-") as tmp:
@@ -143,7 +143,7 @@ def main() -> None:
                 raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
             results[name] = json.loads(line[7:])
         print_table(results, Path(tmp), len(sample), len(every), not args.no_faq)
-    print(f"\nload average at the end {open('/proc/loadavg').read().split()[:3]}")
+    print(f"\nload average at the end {Path('/proc/loadavg').read_text().split()[:3]}")
 
 
 def print_table(results: dict[str, dict[str, Any]], tmp: Path, n: int, total: int, faq: bool) -> None:

@@ -187,7 +187,7 @@ def time_to_first_token(root: Path, question: str) -> None:
 def pdf_main(args: argparse.Namespace) -> None:
     from bench.ingest_pdf import compare_extractors, compare_paths
 
-    print(f"load average {open('/proc/loadavg').read().split()[:3]} on {os.cpu_count()} cores")
+    print(f"load average {Path('/proc/loadavg').read_text().split()[:3]} on {os.cpu_count()} cores")
     if not args.no_extractors:
         compare_extractors(Path(args.pdf))
     compare_paths(Path(args.pdf), args.today_pages, args.new_pages, args.device, args.tokenizer, args.skip_today)

@@ -194,7 +194,7 @@ def compare_paths(pdf: Path, today_pages: int, new_pages: int, devices: str, tok
     for device in devices.split(","):
         rows.append((f"new (embed_device={device}, tokenizer={tokenizer})", _child("new", pdf, new_pages, device,
                                                                                     tokenizer)))
-        print(f"  {rows[-1][0]}: done, load average {open('/proc/loadavg').read().split()[:3]}", flush=True)
+        print(f"  {rows[-1][0]}: done, load average {Path('/proc/loadavg').read_text().split()[:3]}", flush=True)
     print(f"{'path':42} {'pages':>5} {'chunks':>6} {'wall s':>7} {'pages/s':>7} {'chunks/s':>8} {'parse':>6} "
           f"{'tokenize':>8} {'embed':>6} {'store':>6} {'embed c/s':>9} {'RSS MB':>7}")
     for label, r in rows:

