@@ -19,8 +19,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lorag.config import IngestSettings  # noqa: E402
-from lorag.rag.reader import DocumentReader  # noqa: E402
+from lorag.config import IngestSettings
+from lorag.rag.reader import DocumentReader
 
 FONT = Path("/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf")
 LINES = ["有給休暇は入社六か月後に十日付与されます。", "申請は二週間前までに上長へ提出してください。",
