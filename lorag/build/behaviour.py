@@ -108,6 +108,7 @@ class Expected:
     max_new_tokens: int
     reference: str
     skipped: int = 0
+    prompts_key: str = ""
 
     @property
     def digest(self) -> str:
@@ -118,6 +119,12 @@ class Expected:
 def prompts_digest(prompts: list[list[int]], max_new_tokens: int) -> str:
     """sha256 (16 hex) of the prompt token ids and the decoding length."""
     blob = json.dumps({"prompts": prompts, "max_new_tokens": max_new_tokens}, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def prompts_key(prompts: EvalPrompts, limit: int = MAX_PROMPTS, max_new_tokens: int = MAX_NEW_TOKENS) -> str:
+    """sha256 (16 hex) of the prompt lines as read and the decoding length: a cache check that needs no tokenizer."""
+    blob = json.dumps({"lines": prompts.lines[:limit], "max_new_tokens": max_new_tokens}, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -173,7 +180,8 @@ def _expected(tokenizer: Any, prompts: EvalPrompts, ids: list[list[int]], output
         return str(tokenizer.decode(ids, skip_special_tokens=True))
 
     texts = [(_tail(text(p)), _head(text(o))) for p, o in zip(ids, outputs, strict=True)]
-    return Expected(prompts.source, prompts.generic, ids, outputs, texts, eog, max_new_tokens, kind, prompts.skipped)
+    return Expected(prompts.source, prompts.generic, ids, outputs, texts, eog, max_new_tokens, kind, prompts.skipped,
+                    prompts_key(prompts, len(ids), max_new_tokens))
 
 
 @dataclass
@@ -189,10 +197,11 @@ class Behaviour:
     max_new_tokens: int
     reference: str
     answers: list[dict[str, Any]] = field(default_factory=list)
+    prompts_key: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"agreement": round(self.agreement, 4), "exact": self.exact, "prompts": self.prompts,
-                "source": self.source, "generic": self.generic, "digest": self.digest,
+                "source": self.source, "generic": self.generic, "digest": self.digest, "prompts_key": self.prompts_key,
                 "max_new_tokens": self.max_new_tokens, "reference": self.reference, "answers": self.answers}
 
 
@@ -217,7 +226,8 @@ def score_outputs(expected: Expected, outputs: list[list[int]], texts: list[str]
         answers.append({"prompt": prompt, "reference": ref_text, "candidate": text, "agreement": round(share, 4)})
     return Behaviour(agreement=sum(shares) / max(len(shares), 1), exact=sum(s == 1.0 for s in shares),
                      prompts=len(shares), source=expected.source, generic=expected.generic, digest=expected.digest,
-                     max_new_tokens=expected.max_new_tokens, reference=expected.reference, answers=answers)
+                     max_new_tokens=expected.max_new_tokens, reference=expected.reference, answers=answers,
+                     prompts_key=expected.prompts_key)
 
 
 def score_gguf(expected: Expected, gguf: Path, lora: Path | None = None) -> Behaviour:

@@ -99,15 +99,6 @@ def score_candidate(plan: BuildPlan, gguf: Path, lora: Path | None, progress: St
         return {"skipped": note}
 
 
-def needs_rescore(record: dict[str, Any], plan: BuildPlan) -> bool:
-    """Whether a cached build's behaviour score is missing or was measured on other prompts."""
-    old = record.get("behaviour") or {}
-    if "agreement" not in old:
-        return True
-    shared = shared_of(plan)
-    return shared.expected is not None and old.get("digest") != shared.expected.digest
-
-
 def reference_pair(plan: BuildPlan, record: dict[str, Any]) -> tuple[Path, Path | None] | None:
     """The F16 GGUF (+ LoRA) a build record says it left behind, when it still exists."""
     ref = (record.get("fidelity") or {}).get("reference_gguf") or {}
@@ -120,32 +111,22 @@ def reference_pair(plan: BuildPlan, record: dict[str, Any]) -> tuple[Path, Path 
     return model, lora
 
 
-def current_digest(plan: BuildPlan) -> str:
-    """Digest of the held-out prompts this build would score on now (tokenizer only, no model)."""
-    shared = shared_of(plan)
-    if shared.expected is not None:
-        return shared.expected.digest
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir(plan)))
-    ids = bh.prompt_ids(tokenizer, find_eval_prompts(plan.adapter_dir, plan.eval_prompts))
-    return bh.prompts_digest(ids, bh.MAX_NEW_TOKENS)
+def behaviour_is_current(plan: BuildPlan, record: dict[str, Any]) -> bool:
+    """Whether a cached build's behaviour score exists and was measured on the prompts this build would use."""
+    pair = reference_pair(plan, record)
+    if pair is not None and shared_of(plan).f16 is None:
+        shared_of(plan).f16 = pair  # a cached adapter build's F16 pair is the reference for the next candidate
+    old = (record.get("fidelity") or {}).get("behaviour") or {}
+    current = bh.prompts_key(find_eval_prompts(plan.adapter_dir, plan.eval_prompts))
+    return "agreement" in old and old.get("prompts_key") == current
 
 
-def refresh_behaviour(plan: BuildPlan, record: dict[str, Any], progress: StageProgress) -> bool:
-    """Score a cached build whose behaviour score is missing or stale (other prompts); True when it changed."""
+def rescore(plan: BuildPlan, record: dict[str, Any], progress: StageProgress) -> bool:
+    """Score a cached build again (its score is missing or stale); True when the record got a score."""
     fidelity = record.setdefault("fidelity", {})
-    old = fidelity.get("behaviour") or {}
-    if "agreement" in old and old.get("digest") == current_digest(plan):
-        pair = reference_pair(plan, record)
-        if pair is not None and shared_of(plan).f16 is None:
-            shared_of(plan).f16 = pair
-        return False
     gguf = plan.final_dir / record["gguf"]
     lora = plan.final_dir / record["adapter_gguf"] if record.get("adapter_gguf") else None
     pair = reference_pair(plan, record)
-    if pair is not None:
-        shared_of(plan).f16 = pair
     if pair is None and plan.qtype == "F16" and lora is None:
         pair = (gguf, None)
     fidelity["behaviour"] = score_candidate(plan, gguf, lora, progress, pair)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lorag.atomic import TMP_PREFIX, atomic_write_text
-from lorag.build.behaviour_stage import SharedReference, refresh_behaviour
+from lorag.build.behaviour_stage import SharedReference, behaviour_is_current, rescore
 from lorag.build.cache import build_lock
 from lorag.build.checks import check_inside_roots
 from lorag.build.choice import candidate_of, choose_route
@@ -76,10 +76,11 @@ def _candidate(config: Config, request: BuildRequest, shared: SharedReference, t
         if record is None:
             return plan, _build_into_place(plan, timings, progress, cancel), False
         StageProgress(progress, "validate", cancel).update(100, message=f"cache hit: {plan.final_dir}")
-        with timed(timings, "verify"):
-            if refresh_behaviour(plan, record, StageProgress(progress, "verify", cancel)):
-                atomic_write_text(plan.final_dir / "build.json",
-                                  json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+        if not behaviour_is_current(plan, record):
+            with timed(timings, "verify"):
+                if rescore(plan, record, StageProgress(progress, "verify", cancel)):
+                    atomic_write_text(plan.final_dir / "build.json",
+                                      json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     return plan, record, True
 
 
