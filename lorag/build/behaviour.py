@@ -55,9 +55,13 @@ class FineTuneReference:
 
             model: Any = AutoModelForCausalLM.from_pretrained(str(self.model_dir), dtype=torch.float32)
             if self.adapter_dir is not None:
+                import warnings
+
                 from peft import PeftModel
 
-                model = PeftModel.from_pretrained(model, str(self.adapter_dir))
+                with warnings.catch_warnings():  # peft asks transformers a deprecated question; not the user's concern
+                    warnings.simplefilter("ignore", FutureWarning)
+                    model = PeftModel.from_pretrained(model, str(self.adapter_dir))
             self._model = model.eval()
         return self._model
 
@@ -82,12 +86,14 @@ class FineTuneReference:
         out: list[int] = []
         with torch.no_grad():
             step = self.model(torch.tensor([ids]), use_cache=True, logits_to_keep=1)
+            # transformers ≥ 5.2x names the KV cache ``cache`` (``past_key_values`` before, deprecated since).
+            name = "cache" if hasattr(step, "cache") else "past_key_values"
             while len(out) < max_new_tokens:
                 token = int(step.logits[0, -1].argmax())
                 out.append(token)
                 if token in eog:
                     break
-                step = self.model(torch.tensor([[token]]), past_key_values=step.past_key_values, use_cache=True)
+                step = self.model(torch.tensor([[token]]), use_cache=True, **{name: getattr(step, name)})
         return out
 
     def release(self) -> None:
