@@ -7,6 +7,7 @@ import errno
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -54,16 +55,27 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
-def clean_stale_temps(directory: Path) -> int:
-    """Remove temp files left by an interrupted atomic write; return how many."""
+def clean_stale_temps(directory: Path, *, files_only: bool = False, min_age_s: float = 0.0) -> int:
+    """Remove temp files left by an interrupted atomic write; return how many.
+
+    ``min_age_s`` spares temps written to in the last seconds (another process may be mid-write); ``files_only``
+    spares temp folders (builds in progress hold those).
+    """
     removed = 0
     if not directory.is_dir():
         return 0
+    now = time.time()
     for entry in directory.glob(TMP_PREFIX + "*"):
-        if entry.is_dir():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
+        try:
+            is_dir = entry.is_dir()
+            if (files_only and is_dir) or now - entry.lstat().st_mtime < min_age_s:
+                continue
+            if is_dir:
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        except OSError:
+            continue  # not ours to remove, or gone already: leave it
         removed += 1
     return removed
 

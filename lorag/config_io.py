@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lorag.atomic import atomic_copy, atomic_write_text
+from lorag.atomic import atomic_copy, atomic_write_text, clean_stale_temps
 from lorag.config_diagnostics import yaml_error_message
 from lorag.errors import ConfigError, recognise
 
@@ -51,6 +51,9 @@ def plain(data: Any) -> Any:
     return data
 
 
+STALE_TEMP_AGE_S = 60.0  # a config write takes milliseconds: an older temp beside it was left by a killed write
+
+
 def write_with_backup(path: Path, text: str) -> None:
     try:
         if path.exists():
@@ -61,6 +64,7 @@ def write_with_backup(path: Path, text: str) -> None:
                                   "Make it writable and try again.")
             atomic_copy(path, path.with_name(path.name + ".bak"))
         atomic_write_text(path, text)
+        clean_stale_temps(path.parent, files_only=True, min_age_s=STALE_TEMP_AGE_S)
     except OSError as exc:
         fault = recognise(exc)
         if fault is not None:

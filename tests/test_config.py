@@ -272,3 +272,38 @@ def test_secrets_in_variables_are_not_echoed() -> None:
     assert shown_value("LORAG_STORE__URL", "postgresql://bob:hunter2@db:5432/lorag") == \
         "'postgresql://bob:***@db:5432/lorag'"
     assert shown_value("LORAG_LLM__THREADS", "abc") == "'abc'"
+
+
+def test_temp_left_by_a_killed_config_write_is_cleaned_by_the_next_write(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from lorag.config import update_config
+
+    config_file = tmp_path / "lorag.yaml"
+    update_config(config_file, {"retrieval.top_k": 4})
+    before = config_file.read_text(encoding="utf-8")
+    # A real writer killed with SIGKILL between creating its temp file and the rename.
+    child = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from lorag.atomic import atomic_open\n"
+        f"with atomic_open(Path({str(config_file)!r}), 'w') as fh:\n"
+        "    fh.write('retrieval:\\n  top_k: 9\\n'); fh.flush(); print('writing', flush=True); time.sleep(60)\n"
+    )], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert child.stdout is not None and child.stdout.readline().strip() == "writing"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    leftovers = list(tmp_path.glob(".lorag-tmp-*"))
+    assert len(leftovers) == 1 and config_file.read_text(encoding="utf-8") == before
+    fresh = tmp_path / ".lorag-tmp-in-progress"
+    fresh.write_text("another process writing now")
+    old = time.time() - 120
+    os.utime(leftovers[0], (old, old))
+
+    update_config(config_file, {"retrieval.top_k": 5})
+
+    assert not leftovers[0].exists()
+    assert fresh.exists()  # written to within the last minute: may be another writer's
+    assert "top_k: 5" in config_file.read_text(encoding="utf-8")

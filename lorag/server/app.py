@@ -33,7 +33,7 @@ from lorag.server.auth import LOOPBACK_HOSTS, ensure_token
 from lorag.server.errors import install_error_handlers
 from lorag.server.jobs import JobManager
 from lorag.server.jobstore import JobStore
-from lorag.server.limits import UploadSizeLimit
+from lorag.server.limits import BodySizeLimit
 from lorag.server.state import ServerState
 from lorag.server.worker import WorkerTarget, run_build_job
 
@@ -86,7 +86,7 @@ def _make_jobs(state: ServerState, job_target: WorkerTarget | None) -> JobManage
 
 def _add_middleware(app: FastAPI, config: Config) -> None:
     server = config.settings.server
-    app.add_middleware(UploadSizeLimit, max_bytes=int(server.max_upload_mb * 1024 * 1024))
+    app.add_middleware(BodySizeLimit, max_upload_bytes=int(server.max_upload_mb * 1024 * 1024))
     if server.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

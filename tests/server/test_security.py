@@ -174,3 +174,54 @@ def test_upload_just_over_the_file_limit_is_413(tmp_path: Path) -> None:
         assert list((server.state.config.data_dir / "uploads").glob("*.txt")) == []
     finally:
         server.stop()
+
+
+def _oversized_json(size: int) -> Iterator[bytes]:
+    """A JSON body of ``size`` bytes sent without Content-Length (counted as it arrives)."""
+    head = b'{"model": "lorag-rag", "messages": [{"role": "user", "content": "'
+    yield head
+    left = size - len(head)
+    while left > 0:
+        piece = min(left, 1 << 20)
+        yield b"a" * piece
+        left -= piece
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_oversized_json_bodies_are_413_in_each_apis_shape(bare: LiveServer, declared: bool) -> None:
+    from lorag.server.limits import MAX_JSON_BODY_BYTES
+
+    size = MAX_JSON_BODY_BYTES + 1024
+    with bare.client() as client:
+        replies = {}
+        for path in ("/v1/chat/completions", "/api/query"):
+            if declared:
+                body = b"".join(_oversized_json(size))
+                replies[path] = client.post(path, content=body, headers={"Content-Type": "application/json"})
+            else:
+                replies[path] = client.post(path, content=_oversized_json(size),
+                                            headers={"Content-Type": "application/json"})
+                assert "content-length" not in replies[path].request.headers
+        health = client.get("/api/health")
+    openai_error = replies["/v1/chat/completions"].json()["error"]
+    assert replies["/v1/chat/completions"].status_code == 413
+    assert openai_error["type"] == "invalid_request_error"
+    assert openai_error["code"] == "request_too_large"
+    assert openai_error["message"].startswith("request body too large: the limit is 16 MB.")
+    lorag_error = replies["/api/query"].json()
+    assert replies["/api/query"].status_code == 413
+    assert lorag_error["code"] == "body_too_large"
+    assert lorag_error["params"] == {"limit_mb": 16}
+    assert health.status_code == 200  # the server goes on serving
+
+
+def test_oversized_upload_reply_has_a_code_for_the_page(tmp_path: Path) -> None:
+    server = start_server(make_project(tmp_path, **{"server.max_upload_mb": 0.05}))
+    try:
+        with server.client() as client:
+            reply = client.post("/api/documents", files=[("files", ("big.txt", b"a" * (300 * 1024), "text/plain"))])
+        assert reply.status_code == 413
+        assert reply.json()["code"] == "payload_too_large"
+        assert reply.json()["params"] == {"limit_mb": 0.05}
+    finally:
+        server.stop()

@@ -64,7 +64,8 @@ const MESSAGES = {
     "errors.ollama": "Ollama に接続できないか、エラーが返りました。", "errors.ingest": "文書を読み込めませんでした。",
     "errors.http_404": "見つかりません。", "errors.http_405": "この操作は許可されていません。",
     "errors.http_401": "トークンが必要です。", "errors.http_403": "この操作は許可されていません。",
-    "errors.payload_too_large": "アップロードが大きすぎます。",
+    "errors.payload_too_large": "アップロードが大きすぎます（上限 {limit_mb} MB、server.max_upload_mb）。",
+    "errors.body_too_large": "リクエストが大きすぎます（上限 {limit_mb} MB）。長い文章は文書としてアップロードしてください。",
     "errors.detail": "詳細",
   },
   en: {
