@@ -64,7 +64,7 @@ def expected_for(plan: BuildPlan, f16: tuple[Path, Path | None] | None, progress
     shared = shared_of(plan)
     if shared.expected is not None:
         return shared.expected
-    prompts = find_eval_prompts(plan.adapter_dir, plan.eval_prompts)
+    prompts = find_eval_prompts(plan.adapter_dir, plan.eval_prompts, plan.roots)
     f16 = f16 or shared.f16 or earlier_f16_reference(plan)
     if f16 is not None and f16[0].is_file() and (f16[1] is None or f16[1].is_file()):
         progress.update(70, message=f"held-out prompts: reference answers ({f16[0].name}, llama.cpp)")
@@ -117,7 +117,7 @@ def behaviour_is_current(plan: BuildPlan, record: dict[str, Any]) -> bool:
     if pair is not None and shared_of(plan).f16 is None:
         shared_of(plan).f16 = pair  # a cached adapter build's F16 pair is the reference for the next candidate
     old = (record.get("fidelity") or {}).get("behaviour") or {}
-    current = bh.prompts_key(find_eval_prompts(plan.adapter_dir, plan.eval_prompts))
+    current = bh.prompts_key(find_eval_prompts(plan.adapter_dir, plan.eval_prompts, plan.roots))
     return "agreement" in old and old.get("prompts_key") == current
 
 

@@ -66,8 +66,13 @@ class EvalPrompts:
         return [_render(line, tokenizer) for line in self.lines[:limit]]
 
 
-def find_eval_prompts(adapter_dir: Path, explicit: Path | None = None) -> EvalPrompts:
-    """The held-out prompts for ``adapter_dir`` (see the module docstring for the lookup order)."""
+def find_eval_prompts(adapter_dir: Path, explicit: Path | None = None,
+                      roots: tuple[Path, ...] = ()) -> EvalPrompts:
+    """The held-out prompts for ``adapter_dir`` (see the module docstring for the lookup order).
+
+    With ``roots`` (a build requested over HTTP) a found file outside them is passed over: the summary shows
+    parts of the prompts, so a training config must not be able to point the server at any file.
+    """
     if explicit is not None:
         path = Path(explicit).expanduser()
         if not path.is_file():
@@ -75,10 +80,18 @@ def find_eval_prompts(adapter_dir: Path, explicit: Path | None = None) -> EvalPr
                              "Pass a JSON-lines file with a prompt or question per line to --eval-prompts.")
         return read_eval_file(path)
     for path in _candidates(adapter_dir):
+        if roots and not inside_roots(path, roots):
+            continue
         prompts = read_eval_file(path)
         if prompts.lines:
             return prompts
     return EvalPrompts("generic", list(GENERIC_PROMPTS))
+
+
+def inside_roots(path: Path, roots: tuple[Path, ...]) -> bool:
+    """Whether ``path`` (symlinks resolved) lies inside one of ``roots``."""
+    real = path.resolve()
+    return any(real == r.resolve() or real.is_relative_to(r.resolve()) for r in roots)
 
 
 def _candidates(adapter_dir: Path) -> list[Path]:

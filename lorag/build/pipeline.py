@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from lorag.atomic import TMP_PREFIX, atomic_write_text
 from lorag.build.behaviour_stage import SharedReference, behaviour_is_current, rescore
 from lorag.build.cache import build_lock
-from lorag.build.checks import check_inside_roots
 from lorag.build.choice import candidate_of, choose_route
+from lorag.build.eval_prompts import inside_roots
 from lorag.build.finish import finish
 from lorag.build.progress import CancelFlag, ProgressFn, StageProgress
 from lorag.build.request import BuildPlan, BuildRequest, BuildResult, timed
@@ -36,7 +36,7 @@ from lorag.build.routes.base import Route, Workspace
 from lorag.build.routes.reference import ReferenceRoute
 from lorag.build.routes.single_pass import SinglePassRoute
 from lorag.build.validate import check_before_building, plan_build
-from lorag.errors import BuildError, LoragError
+from lorag.errors import BuildError, LoragError, PathNotAllowedError
 
 if TYPE_CHECKING:
     from lorag.config import Config
@@ -69,7 +69,7 @@ def _candidate(config: Config, request: BuildRequest, shared: SharedReference, t
     """Plan, then build (or load the cached build of) one mode; a cached build's stale behaviour score is redone."""
     with timed(timings, "validate"):
         plan = plan_build(config, request, StageProgress(progress, "validate", cancel))
-        plan.eval_prompts = _eval_prompts(config, request)
+        plan.eval_prompts, plan.roots = _eval_prompts(config, request), tuple(request.roots)
         plan.shared = shared
     with build_lock(plan.output_dir, plan.dir_name):
         record = _load_cached(plan.final_dir)
@@ -89,7 +89,9 @@ def _eval_prompts(config: Config, request: BuildRequest) -> Path | None:
     if not raw:
         return None
     path = Path(raw).expanduser().absolute()
-    check_inside_roots("eval prompts file", path, request.roots)
+    if request.roots and not inside_roots(path, request.roots):
+        raise PathNotAllowedError(f"the eval prompts file {path} resolves to {path.resolve()}, which is outside "
+                                  "models.roots.", "Move it inside models.roots, or add its folder there.")
     return path
 
 

@@ -103,6 +103,7 @@ class BuildPlan:
     weights: AdapterWeights | None = None  # loaded (and checked) only when the artifact is not cached
     notes: list[str] = field(default_factory=list)
     eval_prompts: Path | None = None
+    roots: tuple[Path, ...] = ()  # the request's roots: a found eval file outside them is not read
     shared: Any = None  # behaviour_stage.SharedReference: one reference model and output set for every candidate
 
 

@@ -123,3 +123,12 @@ def test_the_bundled_adapter_has_its_own_held_out_lines() -> None:
     rows = [json.loads(line) for line in (EXAMPLES / "eval_qa.jsonl").read_text("utf-8").splitlines()]
     assert all(r["prompt"].endswith(f"質問：{r['question']}\n答え：") for r in rows)
     assert not train & {r["question"] for r in rows}
+
+
+def test_with_roots_a_file_outside_them_is_passed_over(tmp_path: Path) -> None:
+    adapter = _adapter(tmp_path)
+    secret = _jsonl(tmp_path / "elsewhere.jsonl", [{"prompt": "not for the server"}])
+    (adapter / "training_config.json").write_text(json.dumps({"eval_file": str(secret)}), encoding="utf-8")
+    assert find_eval_prompts(adapter).source == str(secret)  # the command line may read it
+    over_http = find_eval_prompts(adapter, roots=(adapter.parent,))
+    assert over_http.generic
