@@ -104,8 +104,11 @@ def _run_auto(config: Config, request: BuildRequest, progress: ProgressFn | None
     skipped: list[str] = []
     try:
         for mode in ("adapter", "merge"):
+            own: dict[str, float] = {}  # each candidate's build.json keeps its own stage times
             try:
-                built[mode] = _candidate(config, replace(request, mode=mode), shared, timings, progress, cancel)
+                built[mode] = _candidate(config, replace(request, mode=mode), shared, own, progress, cancel)
+                for stage, seconds in own.items():
+                    timings[stage] = timings.get(stage, 0.0) + seconds
             except BuildError as exc:
                 if mode == "merge" or (not built and "GGUF LoRA" not in exc.message):
                     raise
