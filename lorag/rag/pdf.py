@@ -85,14 +85,18 @@ class PdfReader:
         self._stop_worker()
         self._open_path = None
 
-    def read(self, path: Path, render: Callable[[PdfPage], bool] | None = None) -> PdfDocument:
-        """Every page of ``path``; pages for which ``render(page)`` is true also get a rendered image."""
+    def read(self, path: Path, render: Callable[[PdfPage], bool] | None = None,
+             rendered: Callable[[PdfPage], None] | None = None) -> PdfDocument:
+        """Every page of ``path``; pages for which ``render(page)`` is true also get a rendered image, handed to
+        ``rendered(page)`` as soon as it is made (which may take it: set ``page.image`` to None)."""
         labels = self._open(path)
         doc = PdfDocument([])
         for number, label in enumerate(labels, start=1):
             page = self._page(path, number, label, doc)
             if render is not None and not page.error and render(page):
                 self._render(path, page, doc)
+                if rendered is not None and page.image is not None:
+                    rendered(page)
             doc.pages.append(page)
         return doc
 
@@ -107,7 +111,8 @@ class PdfReader:
         return PdfPage(number, label, str(value))
 
     def _render(self, path: Path, page: PdfPage, doc: PdfDocument) -> None:
-        reply = self._ask(path, ("render", page.number - 1, RENDER_DPI, self.max_pixels), f"page {page.number}", doc)
+        reply = self._ask(path, ("render", page.number - 1, RENDER_DPI, self.max_pixels),
+                          f"rendering page {page.number} for OCR", doc)
         if reply is None:
             page.error = "render timeout"
             return

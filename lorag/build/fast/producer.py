@@ -1,7 +1,8 @@
 """The streaming half of the fast build: read → merge LoRA → f16 rounding → quantize, on its own thread.
 
-It can start before the GGUF header is known (the metadata comes from a slower converter process), so its
-output waits in a bounded in-memory queue until the writer, which needs the header first, catches up.
+The reads start first (reader.py); this thread starts once the metadata is known, so the GIL is not shared
+with the metadata work. Its output waits in a bounded in-memory queue until the writer catches up (or, for
+the converter fallback, until the header is known).
 """
 
 from __future__ import annotations
@@ -50,10 +51,10 @@ class Producer:
     """Computes each streamed tensor's output bytes in order on a thread, holding at most ``budget`` bytes."""
 
     def __init__(self, plan: list[StreamedTensor], lora: LoraWeights, device: str, gguf_arch: str,
-                 hparams: dict[str, Any], threads: int, budget: int, read_ahead: int) -> None:
+                 hparams: dict[str, Any], threads: int, budget: int, reader: Prefetcher) -> None:
         self.plan, self.lora, self.device = plan, lora, device
         self.gguf_arch, self.hparams, self.budget = gguf_arch, hparams, budget
-        self.reader = Prefetcher([(t.name, t.source) for t in plan], read_ahead, device=device)
+        self.reader = reader  # started by the caller, usually well before this
         self.pool = ThreadPoolExecutor(threads or os.cpu_count() or 1) if device == "cpu" else None
         self.busy = {"merge": 0.0, "quantize": 0.0, "wait_for_writer": 0.0}
         self._ready: deque[tuple[str, Any]] = deque()
@@ -64,8 +65,7 @@ class Producer:
         self._thread = threading.Thread(target=self._run, name="lorag-fast-build", daemon=True)
 
     def start(self) -> None:
-        """Start reading and computing."""
-        self.reader.start()
+        """Start computing (the reader is started by the caller)."""
         self._thread.start()
 
     def take(self, name: str) -> Any:

@@ -75,8 +75,11 @@ class Prefetcher:
     """Loads tensors in a fixed order on worker threads, keeping at most ``budget`` bytes loaded but unused."""
 
     def __init__(self, order: list[tuple[str, TensorLocation]], budget: int, workers: int = 3,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", device_budget: int = 0) -> None:
         self._device = device
+        # on a GPU the copies wait in device memory (the host copy is freed once copied): once the first copy
+        # has started CUDA, the read-ahead grows to this (at most half the free device memory)
+        self._device_budget = device_budget if device != "cpu" else 0
         self._order = order
         self._where = dict(order)
         self._budget = budget
@@ -86,9 +89,14 @@ class Prefetcher:
         self._held = 0
         self._lock = threading.Lock()
         self.seconds = 0.0
+        self.started_at = 0.0  # time.monotonic() when start() was called
+        self.done_at = 0.0  # time.monotonic() when the last read so far finished
 
     def start(self) -> None:
         """Begin reading (call early: reads overlap whatever the caller does next)."""
+        import time
+
+        self.started_at = time.monotonic()
         self._fill()
 
     def location(self, key: str) -> TensorLocation:
@@ -115,22 +123,34 @@ class Prefetcher:
                 key, loc = self._order[self._next]
                 if self._futures and self._held + loc.nbytes > self._budget:
                     break
-                self._futures[key] = self._pool.submit(_timed_read, loc, self._device)
+                self._futures[key] = self._pool.submit(self._timed_read, loc)
                 self._held += loc.nbytes
                 self._next += 1
 
 
+    def _timed_read(self, loc: TensorLocation) -> tuple[Any, float]:
+        import time
+
+        started = time.monotonic()
+        tensor = read_tensor(loc)
+        if self._device != "cpu":
+            tensor = _to_device(tensor, self._device)
+            if self._device_budget:
+                self._widen()
+        self.done_at = max(self.done_at, time.monotonic())
+        return tensor, time.monotonic() - started
+
+    def _widen(self) -> None:
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(torch.device(self._device))
+        with self._lock:
+            self._budget = max(self._budget, min(self._device_budget, free // 2))
+            self._device_budget = 0
+        self._fill()
+
+
 _streams = threading.local()
-
-
-def _timed_read(loc: TensorLocation, device: str) -> tuple[Any, float]:
-    import time
-
-    started = time.monotonic()
-    tensor = read_tensor(loc)
-    if device != "cpu":
-        tensor = _to_device(tensor, device)
-    return tensor, time.monotonic() - started
 
 
 def _to_device(tensor: Any, device: str) -> Any:

@@ -23,12 +23,13 @@ from lorag.build.fast.lora import FastPathUnsupported, LoraWeights, load_lora
 from lorag.build.fast.metadata import preload_imports, write_native_skeleton
 from lorag.build.fast.mixture import FTYPES, MixturePlanner, quantize_order
 from lorag.build.fast.producer import Producer, StreamedTensor, plan_streamed
-from lorag.build.fast.reader import TensorLocation, index_model
+from lorag.build.fast.reader import Prefetcher, TensorLocation, index_model
 from lorag.build.fast.skeleton import Skeleton, SkeletonJob, load_skeleton, remove_quietly, stage_model_dir
-from lorag.build.fast.skeleton_cache import lookup, skeleton_key, store
+from lorag.build.fast.skeleton_cache import has_entries, lookup, skeleton_key, store
 from lorag.errors import BuildError
 
 ProgressFn = Callable[[dict[str, Any]], None]
+DEVICE_READ_AHEAD = 32 << 30  # bytes read ahead into GPU memory (at most half of what is free there)
 
 
 def supports_fast_path(architecture: str) -> bool:
@@ -61,27 +62,43 @@ def build_gguf_single_pass(
         raise FastPathUnsupported(f"the fast build path does not handle {hf_arch}.")
     stage = StageProgress(progress, "fast_build", cancel)
     dev = _pick_device(device)
-    # kept on the host here: the producer thread moves it to the device (CUDA starts while the reads begin)
-    lora = load_lora(adapter_dir) if adapter_dir is not None else LoraWeights({}, False)
-    sources = _sources(base_dir, lora)
+    index = index_model(base_dir)
+    sources = _sources(index)
     gguf_arch = arch.NATIVE[hf_arch]
+    reader = _reader(sources, qtype, config, gguf_arch, dev, memory_budget)
     producer: Producer | None = None
     job: SkeletonJob | None = None
     scratch = out_path.parent / f".{out_path.name}.fast"
-    remove_quietly(scratch)
     try:
+        first_build = not has_entries()
+        if first_build:
+            preload_imports()  # the metadata will be derived: on an idle disk; behind the large reads imports crawl
+        reader.start()  # everything below runs alongside the reads
+        remove_quietly(scratch)
         staged = stage_model_dir(base_dir, adapter_dir, chat_template, scratch / dir_name)
+        work = scratch / "skeleton"
+        # The adapter stays on the host here: the producer thread moves it to the device.
+        lora = load_lora(adapter_dir) if adapter_dir is not None else LoraWeights({}, False)
+        _check_adapter(lora, index)
+        # On a GPU a first build derives the metadata before the producer thread starts: both are Python and
+        # would share the GIL. (Tried on the device: in a child process beside the producer, the child's imports
+        # crawled behind the reads; the first build came out 2-3 s further behind the cached one.) On the CPU that
+        # thread mostly waits in ggml and torch, which release the GIL, and the metadata is derived alongside it.
+        if gguf_arch != "gemma3" and (dev == "cpu" or not first_build):
+            producer = _producer(reader, sources, qtype, config, gguf_arch, lora, dev, threads, memory_budget, None)
         from lorag.build.convert import ensure_converters
 
-        tree, work = ensure_converters(), scratch / "skeleton"
-        key = skeleton_key(staged, index_model(base_dir), {loc.name for loc in sources.values()}, model_name, tree)
+        tree = ensure_converters()
+        key = skeleton_key(staged, index, {loc.name for loc in sources.values()}, model_name, tree)
         cached = lookup(key, work)
+        t_key = time.monotonic() - started
         meta_source, fallback = ("cache", None) if cached else ("native", None)
-        if not cached:
-            preload_imports()  # while the disk is idle: under the readers' large reads imports crawl
-        if gguf_arch != "gemma3":  # gemma3's embedding rows come from the metadata: start after it
-            producer = _producer(sources, qtype, config, gguf_arch, lora, dev, threads, memory_budget, None)
-        if not cached and (fallback := write_native_skeleton(staged, work, model_name)) is not None:
+        if not cached:  # gemma3: its embedding rows come from the metadata, so the producer starts after it
+            fallback = write_native_skeleton(staged, work, model_name)
+        if producer is None and gguf_arch != "gemma3" and fallback is not None:
+            # llama.cpp's converter runs in a child process: compute alongside it
+            producer = _producer(reader, sources, qtype, config, gguf_arch, lora, dev, threads, memory_budget, None)
+        if fallback is not None:
             meta_source, job = "converter", SkeletonJob(staged, work, tree, model_name)
         skeleton = load_skeleton(work) if job is None else job.result()
         if not cached:
@@ -89,7 +106,7 @@ def build_gguf_single_pass(
         t_meta = time.monotonic() - started
         if producer is None:
             rows = {t.name: t.shape[0] for t in skeleton.tensors if t.name in sources}
-            producer = _producer(sources, qtype, config, gguf_arch, lora, dev, threads, memory_budget, rows)
+            producer = _producer(reader, sources, qtype, config, gguf_arch, lora, dev, threads, memory_budget, rows)
         plan = _plan(skeleton, qtype, producer.plan)
         header = header_bytes(quantized_kv([(k, raw) for k, raw, _, _ in skeleton.kv], FTYPES[qtype][1]),
                               plan, skeleton.alignment)
@@ -111,15 +128,19 @@ def build_gguf_single_pass(
             job.kill()
         if producer is not None:
             producer.close()
+        reader.close()
         remove_quietly(scratch)
     total_s = time.monotonic() - started
     types: dict[str, int] = {}
     for out in plan:
         types[out.qtype] = types.get(out.qtype, 0) + 1
-    busy = {"read": producer.reader.seconds, **producer.busy, "write": t_write}
+    busy = {"read": reader.seconds, **producer.busy, "write": t_write}
     return {
         "gguf": str(out_path), "quantization": qtype, "device": dev, "size_bytes": out_path.stat().st_size,
-        "seconds": round(total_s, 3), "stages": {"metadata": round(t_meta, 3), "total": round(total_s, 3)},
+        "seconds": round(total_s, 3),
+        "stages": {"reads_start": round(reader.started_at - started, 3), "key": round(t_key, 3),
+                   "metadata": round(t_meta, 3),
+                   "reads_done": round(reader.done_at - started, 3), "total": round(total_s, 3)},
         "metadata_cached": cached, "metadata_source": meta_source, "metadata_fallback": fallback,
         "bytes_read": sum(loc.nbytes for loc in sources.values()), "tensors": len(plan), "types": types,
         "profile": {k: round(v, 3) for k, v in busy.items()},
@@ -147,13 +168,8 @@ def _pick_device(device: str) -> str:
         return "cpu"
 
 
-def _sources(base_dir: Path, lora: LoraWeights) -> dict[str, TensorLocation]:
+def _sources(index: dict[str, TensorLocation]) -> dict[str, TensorLocation]:
     """GGUF name → safetensors location for every tensor the fast path streams."""
-    index = index_model(base_dir)
-    unknown = [k for k in lora.pairs if k not in index]
-    if unknown:
-        raise BuildError(f"the adapter changes weights the base model does not have ({', '.join(unknown[:4])}).",
-                         "The adapter was trained on a different architecture; pass the right --base.")
     sources = {}
     for hf_name, loc in index.items():
         name = arch.gguf_name(hf_name)
@@ -162,13 +178,35 @@ def _sources(base_dir: Path, lora: LoraWeights) -> dict[str, TensorLocation]:
     return sources
 
 
-def _producer(sources: dict[str, TensorLocation], qtype: str, config: dict[str, Any], gguf_arch: str,
-              lora: LoraWeights, dev: str, threads: int, budget: int, rows: dict[str, int] | None) -> Producer:
+def _check_adapter(lora: LoraWeights, index: dict[str, TensorLocation]) -> None:
+    unknown = [k for k in lora.pairs if k not in index]
+    if unknown:
+        raise BuildError(f"the adapter changes weights the base model does not have ({', '.join(unknown[:4])}).",
+                         "The adapter was trained on a different architecture; pass the right --base.")
+
+
+def _streamed(sources: dict[str, TensorLocation], qtype: str, config: dict[str, Any], gguf_arch: str,
+              rows: dict[str, int] | None) -> list[StreamedTensor]:
     text = config.get("text_config", config)
     n_layer = int(text["num_hidden_layers"])
-    plan = plan_streamed(sources, qtype, n_layer, arch.model_type_is_70b(gguf_arch, n_layer, text), rows)
-    # Two thirds of the budget for finished output waiting on the header, one third for reads ahead.
-    producer = Producer(plan, lora, dev, gguf_arch, text, threads, budget * 2 // 3, budget // 3)
+    return plan_streamed(sources, qtype, n_layer, arch.model_type_is_70b(gguf_arch, n_layer, text), rows)
+
+
+def _reader(sources: dict[str, TensorLocation], qtype: str, config: dict[str, Any], gguf_arch: str, dev: str,
+            budget: int) -> Prefetcher:
+    """The reads in the producer's order (rows do not change what is read); a third of the budget ahead on the
+    host, up to DEVICE_READ_AHEAD on a GPU, where the copies wait in device memory."""
+    order = [(t.name, t.source) for t in _streamed(sources, qtype, config, gguf_arch, None)]
+    return Prefetcher(order, budget // 3, device=dev, device_budget=DEVICE_READ_AHEAD)
+
+
+def _producer(reader: Prefetcher, sources: dict[str, TensorLocation], qtype: str, config: dict[str, Any],
+              gguf_arch: str, lora: LoraWeights, dev: str, threads: int, budget: int,
+              rows: dict[str, int] | None) -> Producer:
+    plan = _streamed(sources, qtype, config, gguf_arch, rows)
+    # Two thirds of the budget for finished output waiting on the writer.
+    producer = Producer(plan, lora, dev, gguf_arch, config.get("text_config", config), threads, budget * 2 // 3,
+                        reader)
     producer.start()
     return producer
 

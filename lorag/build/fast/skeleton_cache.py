@@ -26,6 +26,15 @@ def cache_root() -> Path | None:
     return Path.home() / ".cache" / "lorag" / "fast-skeletons"
 
 
+def has_entries() -> bool:
+    """True when the cache holds any skeleton (a build may then skip the metadata work)."""
+    root = cache_root()
+    try:
+        return root is not None and any(root.iterdir())
+    except OSError:
+        return False
+
+
 def skeleton_key(staged: Path, index: dict[str, TensorLocation], streamed: set[str], model_name: str | None,
                  tree: Path) -> str:
     """A digest of everything the converter's output depends on, short of the streamed weights' values."""

@@ -50,8 +50,8 @@ def test_torch_q5_k_matches_ggml(seed: int) -> None:
     ours = gpu_quant.quantize("Q5_K", torch.from_numpy(x)).numpy()
     ggml = quantize_rows("Q5_K", x, threads=2)
     assert ours.nbytes == ggml.nbytes == 64 * 4 * 176
-    assert (ours != ggml).mean() < 0.02  # near-ties of the scale search only (float sums in another order)
-    assert _rmse("Q5_K", ours, x) <= _rmse("Q5_K", ggml, x) * 1.001
+    assert (ours != ggml).mean() < 0.005  # near-ties of the scale search only (float sums in another order)
+    assert _rmse("Q5_K", ours, x) <= _rmse("Q5_K", ggml, x)
     # the constant block and the zero sub-block come out exactly as ggml writes them
     assert np.array_equal(ours[:176 * 4], ggml[:176 * 4])
 
@@ -64,3 +64,35 @@ def test_every_tensor_type_of_the_mixtures_runs_on_the_gpu_path(ftype: str) -> N
     chosen = {planner.choose(n, (4096, 4096), "F16") for n in ["output.weight", "token_embd.weight", *names]}
     assert chosen <= set(gpu_quant.TORCH_TYPES), chosen - set(gpu_quant.TORCH_TYPES)
     assert FTYPES[ftype][0] in chosen
+
+
+def test_division_is_rounded_once_as_in_c() -> None:
+    """30.5 / s * s must stay on the rounding half where C's single division puts it (Q5_K's first step)."""
+    import torch
+
+    span = torch.tensor([0.09130859375, 0.0123291015625, 1.0 / 3.0], dtype=torch.float32)
+    exact = (np.float32(30.5) / span.numpy()).astype(np.float32)
+    assert np.array_equal(gpu_quant._div(30.5, span).numpy(), exact)
+    assert np.array_equal(gpu_quant._div(span, 63.0).numpy(), (span.numpy() / np.float32(63.0)).astype(np.float32))
+
+
+def _triton_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("triton") is not None
+
+
+@pytest.mark.skipif(not (_triton_available() and _ggml_available()), reason="triton or libggml-base.so missing")
+@pytest.mark.parametrize("qtype", ["Q4_K", "Q5_K"])
+def test_fused_scale_search_matches_ggml(qtype: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Triton kernel, run by Triton's interpreter on the CPU (set before triton_quant is first imported)."""
+    import torch
+
+    from lorag.build.fast.ggml import quantize_rows
+
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    x = _weights(5, rows=8)
+    fused = gpu_quant.quantize(qtype, torch.from_numpy(x)).numpy()
+    ggml = quantize_rows(qtype, x, threads=2)
+    # on these 8 rows not even a near-tie differs (the GPU run: 0.02-0.09 % of bytes on 2048 rows)
+    assert np.array_equal(fused, ggml)

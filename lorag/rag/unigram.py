@@ -1,0 +1,70 @@
+"""SentencePiece unigram segmentation (Viterbi over the pieces' log-probabilities) in plain Python.
+
+The same segmentation as the ``tokenizers`` library's Unigram model for a vocabulary without byte fallback
+(unknown characters become the unknown id, consecutive ones fused), at a fraction of its memory: for XLM-RoBERTa's
+250k pieces one dict of pieces and their prefixes instead of about 250 MB of tries.
+
+Usage::
+
+    seg = UnigramSegmenter(pieces, scores, unk_id=3)
+    ids = seg.encode("▁東京は日本の首都です。")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+UNK_PENALTY = 10.0  # SentencePiece scores an unknown character this far below the rarest piece
+
+
+class UnigramSegmenter:
+    """The most probable split of a text into vocabulary pieces, as ids."""
+
+    def __init__(self, pieces: Sequence[str], scores: Sequence[float], unk_id: int) -> None:
+        # Every piece, and every proper prefix of one as (-1, 0.0): a scan stops at the first miss.
+        self._pieces: dict[str, tuple[int, float]] = {}
+        for i, (piece, score) in enumerate(zip(pieces, scores, strict=True)):
+            if piece:
+                self._pieces[piece] = (i, float(score))
+        prefix = (-1, 0.0)
+        for piece in pieces:
+            for length in range(1, len(piece)):
+                self._pieces.setdefault(piece[:length], prefix)
+        self.unk_id = unk_id
+        self._unk_score = min(float(s) for s in scores) - UNK_PENALTY
+
+    def encode(self, text: str) -> list[int]:
+        """The ids of the best segmentation of ``text`` (already normalised, spaces as ▁)."""
+        n = len(text)
+        if n == 0:
+            return []
+        neg = float("-inf")
+        best = [0.0] + [neg] * n
+        back: list[tuple[int, int]] = [(0, 0)] * (n + 1)  # end -> (start, id)
+        pieces, unk = self._pieces, self.unk_id
+        for start in range(n):
+            base = best[start]
+            single = False
+            for end in range(start + 1, n + 1):
+                hit = pieces.get(text[start:end])
+                if hit is None:
+                    break
+                if hit[0] < 0:
+                    continue
+                single = single or end == start + 1
+                score = base + hit[1]
+                if score > best[end]:
+                    best[end] = score
+                    back[end] = (start, hit[0])
+            if not single and base + self._unk_score > best[start + 1]:
+                best[start + 1] = base + self._unk_score
+                back[start + 1] = (start, unk)
+        ids: list[int] = []
+        end = n
+        while end > 0:
+            start, piece = back[end]
+            if not (piece == unk and ids and ids[-1] == unk):  # consecutive unknowns become one
+                ids.append(piece)
+            end = start
+        ids.reverse()
+        return ids

@@ -1,0 +1,110 @@
+"""A page that cannot be rendered for OCR is skipped with a warning naming it; the rest of the PDF is ingested."""
+
+from __future__ import annotations
+
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+
+from lorag.config import Config, IngestSettings
+from lorag.rag.ingest import ingest_paths
+from lorag.rag.ocr import Ocr
+from lorag.rag.reader import DocumentReader
+from lorag.rag.store import Store
+
+needs_tesseract = pytest.mark.skipif(not Ocr().available(), reason="tesseract-ocr with jpn and jpn_vert not installed")
+FIRST = "The first page has a text layer and reads fine."
+LAST = "The last page has a text layer and reads fine too."
+# 20,000 full-page fills and no text: parsed (for its text layer) in milliseconds, rendered at 300 dpi in
+# minutes, so the render, not the text, runs into ingest.page_timeout_s.
+HEAVY = b"0.5 g " + b"0 0 400 200 re f " * 20_000
+FAILING_SIZE = b"0 0 300 300"  # the page size the patched renderer below refuses
+
+
+def text_page(text: str) -> bytes:
+    return b"BT /F1 10 Tf 10 100 Td (" + text.encode() + b") Tj ET"
+
+
+def pages_pdf(path: Path, pages: list[tuple[bytes, bytes]]) -> Path:
+    """A PDF written by hand: one (content stream, MediaBox) per page, Helvetica as /F1."""
+    n = len(pages)
+    font = 3 + 2 * n
+    kids = b" ".join(b"%d 0 R" % (3 + 2 * i) for i in range(n))
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [" + kids + b"] /Count %d >>" % n]
+    for i, (content, mediabox) in enumerate(pages):
+        stream = zlib.compress(content)
+        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [" + mediabox + b"] /Contents %d 0 R " % (4 + 2 * i)
+                       + b"/Resources << /Font << /F1 %d 0 R >> >> >>" % font)
+        objects.append(b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream")
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for i, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    path.write_bytes(bytes(out))
+    return path
+
+
+@needs_tesseract
+def test_a_page_too_slow_to_render_is_skipped_and_the_rest_is_read(tmp_path: Path) -> None:
+    box = b"0 0 400 200"
+    pdf = pages_pdf(tmp_path / "heavy.pdf", [(text_page(FIRST), box), (HEAVY, box), (text_page(LAST), box)])
+    with DocumentReader(IngestSettings(page_timeout_s=1.0)) as reader:
+        doc = reader.read(pdf)
+    assert [(p.number, p.text) for p in doc.pages] == [(1, FIRST), (3, LAST)]
+    assert doc.unreadable == [2] and doc.ocr_pages == []
+    assert doc.warnings == ["heavy.pdf: rendering page 2 for OCR took more than 1 s (ingest.page_timeout_s); skipped."]
+    assert doc.meta()["unreadable_pages"] == [2]
+
+
+@pytest.fixture
+def failing_renderer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PDFium's render call raising its own error for 300x300 pt pages, in the PDF worker process.
+
+    PDFium renders every damaged page it has been given here (corrupt streams and images, empty, negative or
+    giant boxes: it falls back to a default box or draws nothing), so the failure is injected where the worker
+    imports pypdfium2, through a sitecustomize module on the worker's PYTHONPATH.
+    """
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import pypdfium2\n"
+        "_render = pypdfium2.PdfPage.render\n"
+        "def render(self, *args, **kwargs):\n"
+        "    if tuple(self.get_size()) == (300.0, 300.0):\n"
+        "        raise pypdfium2.PdfiumError('Failed to render page')\n"
+        "    return _render(self, *args, **kwargs)\n"
+        "pypdfium2.PdfPage.render = render\n", encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", ":".join([str(site), *sys.path]))
+
+
+@needs_tesseract
+@pytest.mark.usefixtures("failing_renderer")
+def test_a_page_that_fails_to_render_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    box = b"0 0 400 200"
+    pdf = pages_pdf(tmp_path / "broken.pdf", [(text_page(FIRST), box), (b"", FAILING_SIZE), (text_page(LAST), box)])
+    with DocumentReader(IngestSettings()) as reader:
+        doc = reader.read(pdf)
+    assert [(p.number, p.text) for p in doc.pages] == [(1, FIRST), (3, LAST)]
+    assert doc.unreadable == [2]
+    assert doc.warnings == ["broken.pdf: page 2 could not be rendered for OCR (Failed to render page); skipped."]
+
+
+@needs_tesseract
+@pytest.mark.usefixtures("failing_renderer")
+def test_ingest_keeps_the_pages_around_a_render_failure(rag_config: Config, tmp_path: Path) -> None:
+    box = b"0 0 400 200"
+    pdf = pages_pdf(tmp_path / "broken.pdf", [(text_page(FIRST), box), (b"", FAILING_SIZE), (text_page(LAST), box)])
+    report = ingest_paths(rag_config, [pdf])
+    assert report.added == [str(pdf)] and report.failed == []
+    assert any("page 2 could not be rendered for OCR" in w for w in report.warnings)
+    with Store(rag_config.store_path) as store:
+        [document] = store.list_documents()
+        texts = [c.text for c in store.document_chunks(document.id)]
+        assert texts == [FIRST, LAST] or texts == [f"{FIRST}\n{LAST}"]
