@@ -1,9 +1,10 @@
 """Fine-tune demo: the same questions answered by the base Gemma 3 270M and by the built LoRA fine-tune.
 
 Steps: ingest examples/corpus → build examples/adapter through lorag's real pipeline twice:
-merged (merge → GGUF → Q4_K_M) and adapter mode (Q4_K_M base + GGUF LoRA), each with its
-fidelity report → switch the demo config to the build that stays closest to the fine-tune
-(lowest KL) → ask a few questions and print the streamed answers with citations of the base
+adapter mode (Q4_K_M base + GGUF LoRA) and merged (merge → GGUF → Q4_K_M), each with its
+fidelity report (KL and top-1 on a probe, greedy agreement with the fine-tune on the held-out
+lines of examples/eval_qa.jsonl) → switch the demo config to the build lorag's route rule picks
+(docs/ROUTE_CHOICE.md) → ask a few questions and print the streamed answers with citations of the base
 model, the merged Q4_K_M build and the chosen build. The fine-tune ends every answer with
 「document name」より, the base does not. Quantizing the *merged* weights to Q4_K_M can erase a
 small fine-tune delta; the fidelity numbers show it and the demo shows its effect. A second
@@ -183,8 +184,25 @@ def print_build(result: dict[str, Any], mode: str, console: Any) -> None:
             f"  fidelity vs the unquantized fine-tune: KL {fid['kl_mean']:.4f}, "
             f"same top-1 token {100 * fid.get('top1', 0):.0f} %{f16}"
         )
+    behaviour = result.get("behaviour") or {}
+    if "agreement" in behaviour:
+        console.print(
+            f"  held-out prompts: greedy agreement {behaviour['agreement']:.2f}, "
+            f"{behaviour['exact']}/{behaviour['prompts']} answers identical to the fine-tune"
+        )
     for warning in result.get("warnings", []):
         console.print(f"  [yellow]note[/yellow] {warning}")
+
+
+def choose_build(builds: dict[str, dict[str, Any]], config: Any, console: Any) -> str:
+    """Apply lorag's route rule (what ``--mode auto`` does) to the two builds; print why."""
+    from lorag.build.choice import candidate_of, choose_route
+
+    choice = choose_route([candidate_of(m, b.get("fidelity") or {}) for m, b in builds.items()],
+                          config.settings.build.agreement_tolerance)
+    for mode, reason in choice.reasons.items():
+        console.print(f"  {mode}: {reason}")
+    return choice.chosen.name
 
 
 def switch_to(config: Any, build: dict[str, Any]) -> None:
@@ -233,15 +251,18 @@ def run_finetune_demo(
     config = demo_config(workdir)
     ingested = ingest_corpus(config, console)
     base_config = load_config(config.path)  # a snapshot taken before the config is switched
-    console.rule("2. build examples/adapter: merged Q4_K_M, and Q4_K_M base + LoRA")
-    builds = {mode: build_adapter(config, console, mode, switch=False) for mode in ("merge", "adapter")}
-    chosen = min(builds, key=lambda m: builds[m].get("fidelity", {}).get("kl_mean", float("inf")))
+    console.rule("2. build examples/adapter: Q4_K_M base + LoRA, and merged Q4_K_M")
+    # Adapter first: its F16 base + F16 LoRA then serve as the unquantized reference for both behaviour scores.
+    built = {mode: build_adapter(config, console, mode, switch=False) for mode in ("adapter", "merge")}
+    builds = {mode: built[mode] for mode in ("merge", "adapter")}
+    chosen = choose_build(builds, config, console)
     console.rule("3. switch the config to the build closest to the fine-tune")
     switch_to(config, builds[chosen])
     tuned_config = load_config(config.path)
     llm = tuned_config.settings.llm
     console.print(
-        f"chosen: {chosen} (lowest KL)\nllm.backend={llm.backend}\nllm.model={llm.model}\n"
+        f"chosen: {chosen} (route rule: greedy agreement, then KL)\n"
+        f"llm.backend={llm.backend}\nllm.model={llm.model}\n"
         f"llm.adapter={llm.adapter or '(none)'}"
     )
     console.rule("4. questions: base Gemma 3 270M / merged Q4_K_M / chosen build")

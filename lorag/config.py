@@ -105,8 +105,10 @@ class BuildSettings(BaseModel):
     """Defaults for the LoRA → GGUF build pipeline."""
 
     quantization: str = "Q4_K_M"
-    mode: Literal["merge", "adapter"] = "merge"
+    mode: Literal["merge", "adapter", "auto"] = "merge"  # auto: build both, keep the route rule's pick
     kl_warn: float = Field(0.25, ge=0.0)
+    eval_prompts: str = ""  # held-out prompts for the behaviour score; "" = found beside the adapter, else generic
+    agreement_tolerance: float = Field(0.1, ge=0.0, le=1.0)  # route rule: agreement this close to the best ties
     registry: Literal["ollama", "none"] = "none"  # where built models are registered
     route: Literal["auto", "reference"] = "auto"  # auto: single pass for llama/qwen2/gemma3, else llama.cpp's route
 
@@ -326,8 +328,10 @@ models:
 
 build:
   quantization: Q4_K_M          # Q4_K_M | Q4_K_S | Q5_K_M | Q6_K | Q8_0 | F16
-  mode: merge                   # merge | adapter
+  mode: merge                   # merge | adapter | auto (build both, keep the one the route rule picks)
   kl_warn: 0.25
+  eval_prompts: ""              # held-out prompts (JSONL) for the behaviour score; "" = found beside the adapter
+  agreement_tolerance: 0.1      # auto mode: candidates this close to the best greedy agreement are compared on KL
   registry: none                # none | ollama
   route: auto                   # auto = single pass (llama, qwen2, gemma3) | reference = llama.cpp convert + quantize
 

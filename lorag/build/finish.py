@@ -35,7 +35,9 @@ def finish(config: Config, request: BuildRequest, plan: BuildPlan, record: dict[
         StageProgress(progress, "modelfile", cancel).update(100, message=f"template family: {spec.family}")
     result = BuildResult(gguf=gguf, modelfile=modelfile, quantization=plan.qtype, size_bytes=gguf.stat().st_size,
                          stages=timings, fidelity=_fidelity_summary(record.get("fidelity") or {}),
-                         adapter_gguf=adapter, warnings=[*spec.notes, *plan.notes])
+                         adapter_gguf=adapter, warnings=[*spec.notes, *plan.notes],
+                         behaviour=_behaviour_summary((record.get("fidelity") or {}).get("behaviour") or {}),
+                         mode=plan.mode)
     _warn_fidelity(config, result)
     skipped = _register_skipped(config, request)
     if skipped:
@@ -57,6 +59,14 @@ def finish(config: Config, request: BuildRequest, plan: BuildPlan, record: dict[
 def _fidelity_summary(data: dict[str, Any]) -> dict[str, Any]:
     keys = ("kl_mean", "top1", "f16_kl_mean", "sample", "notes")
     return {k: data[k] for k in keys if k in data}
+
+
+def _behaviour_summary(data: dict[str, Any]) -> dict[str, Any]:
+    # The record keeps every answer; the result keeps the score and the three worst answers (what a user checks).
+    summary = {k: v for k, v in data.items() if k != "answers"}
+    if data.get("answers"):
+        summary["worst"] = sorted(data["answers"], key=lambda a: a.get("agreement", 1.0))[:3]
+    return summary
 
 
 def _warn_fidelity(config: Config, result: BuildResult) -> None:

@@ -39,12 +39,13 @@ class BuildRequest:
     base: Path | None = None
     quantization: str = "Q4_K_M"
     name: str | None = None
-    mode: Literal["merge", "adapter"] = "merge"
+    mode: Literal["merge", "adapter", "auto"] = "merge"  # auto: build both, keep the one the route rule picks
     register: Literal["ollama", "none"] = "none"
     ollama_host: str | None = None
     update_config: bool = False
     output_dir: Path | None = None
     roots: tuple[Path, ...] = ()  # when set (requests over HTTP), every file the build reads must lie inside
+    eval_prompts: Path | None = None  # held-out prompts for the behaviour score (default: found beside the adapter)
 
 
 @dataclass
@@ -62,6 +63,9 @@ class BuildResult:
     cache_hit: bool = False
     adapter_gguf: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    behaviour: dict[str, Any] = field(default_factory=dict)
+    mode: str = "merge"
+    route_choice: dict[str, Any] = field(default_factory=dict)  # auto mode: every candidate, the rule, the pick
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,7 +73,8 @@ class BuildResult:
             "size_bytes": self.size_bytes, "stages": {k: round(v, 3) for k, v in self.stages.items()},
             "fidelity": self.fidelity, "registered_as": self.registered_as, "config_updated": self.config_updated,
             "cache_hit": self.cache_hit, "adapter_gguf": str(self.adapter_gguf) if self.adapter_gguf else None,
-            "warnings": self.warnings,
+            "warnings": self.warnings, "behaviour": self.behaviour, "mode": self.mode,
+            "route_choice": self.route_choice,
         }
 
 
@@ -97,6 +102,9 @@ class BuildPlan:
     settings: Any = None
     weights: AdapterWeights | None = None  # loaded (and checked) only when the artifact is not cached
     notes: list[str] = field(default_factory=list)
+    eval_prompts: Path | None = None
+    roots: tuple[Path, ...] = ()  # the request's roots: a found eval file outside them is not read
+    shared: Any = None  # behaviour_stage.SharedReference: one reference model and output set for every candidate
 
 
 class _timed:

@@ -1,4 +1,5 @@
-"""Fidelity stage: compare the built GGUF(s) with the unquantized fine-tune in transformers; fail a broken F16."""
+"""Fidelity stage: KL and top-1 against the unquantized fine-tune in transformers (a broken F16 fails the build),
+then the behaviour score on held-out prompts (lorag.build.behaviour_stage)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from lorag.build import fidelity as fid
+from lorag.build.behaviour import FineTuneReference
+from lorag.build.behaviour_stage import hf_reference, score_candidate, shared_of
 from lorag.build.progress import StageProgress
 from lorag.build.request import BuildPlan
 from lorag.errors import BuildError
@@ -16,8 +19,7 @@ log = logging.getLogger(__name__)
 
 def verify_single_pass(plan: BuildPlan, out: Path, progress: StageProgress) -> dict[str, Any]:
     """Fidelity of a single-pass GGUF against base + adapter in transformers (there is no merged copy)."""
-    tokenizer_dir = plan.adapter_dir if (plan.adapter_dir / "tokenizer_config.json").is_file() else plan.base_dir
-    ref = _reference(plan, progress, tokenizer_dir, plan.base_dir, plan.adapter_dir)
+    ref = _reference(plan, progress, hf_reference(plan))
     if isinstance(ref, dict):
         return ref
     ids, reference = ref
@@ -31,12 +33,13 @@ def verify_single_pass(plan: BuildPlan, out: Path, progress: StageProgress) -> d
     data = result.to_dict()
     if plan.qtype == "F16":
         data["f16_kl_mean"] = result.kl_mean
+    data["behaviour"] = score_candidate(plan, out, None, progress, (out, None) if plan.qtype == "F16" else None)
     progress.update(100, message=f"KL {result.kl_mean:.4f}, top-1 {result.top1:.0%}")
     return data
 
 
-def _reference(plan: BuildPlan, progress: StageProgress, tokenizer_dir: Path, model_dir: Path,
-               adapter_dir: Path | None) -> tuple[list[int], Any] | dict[str, Any]:
+def _reference(plan: BuildPlan, progress: StageProgress,
+               model: FineTuneReference) -> tuple[list[int], Any] | dict[str, Any]:
     """Probe ids and fp32 reference logits of the fine-tune, or the "skipped" fidelity record saying why."""
     if not fid.fits_in_memory(plan.base_bytes):
         note = "fidelity check skipped: an fp32 reference of this model does not fit in RAM"
@@ -45,8 +48,8 @@ def _reference(plan: BuildPlan, progress: StageProgress, tokenizer_dir: Path, mo
         return {"kl_mean": None, "top1": None, "notes": [note]}
     progress.update(5, message="reference logits (transformers, fp32)")
     try:
-        ids = fid.probe_ids(tokenizer_dir)
-        return ids, fid.reference_logits(model_dir, ids, adapter_dir)
+        ids = fid.probe_ids(model.tokenizer_dir)
+        return ids, model.logits(ids)
     except Exception as exc:  # transformers may not know this architecture; the GGUF can still be fine
         note = f"fidelity check skipped: transformers could not run the fine-tune ({type(exc).__name__}: {exc})"
         log.warning(note)
@@ -57,7 +60,9 @@ def _reference(plan: BuildPlan, progress: StageProgress, tokenizer_dir: Path, mo
 def verify_stage(plan: BuildPlan, ref_dir: Path, f16: Path, out: Path, progress: StageProgress,
                  adapter_dir: Path | None = None, lora: Path | None = None) -> dict[str, Any]:
     """Compare the GGUF(s) with the unquantized fine-tune in transformers; fail on a broken F16 conversion."""
-    ref = _reference(plan, progress, ref_dir, ref_dir, adapter_dir)
+    # The adapter route's reference is base + PEFT (shared with other candidates); the reference route's, the merge.
+    model = hf_reference(plan) if adapter_dir is not None else FineTuneReference(ref_dir, None, ref_dir)
+    ref = _reference(plan, progress, model)
     if isinstance(ref, dict):
         return ref
     ids, reference = ref
@@ -71,6 +76,13 @@ def verify_stage(plan: BuildPlan, ref_dir: Path, f16: Path, out: Path, progress:
     result = f16_fid if out == f16 else _measure(reference, ids, out, lora)
     data = result.to_dict()
     data["f16_kl_mean"] = f16_fid.kl_mean
+    pair = (f16, lora)
+    if lora is not None:  # the cached F16 base + GGUF LoRA outlive the build: later candidates reuse them
+        shared_of(plan).f16 = pair
+        data["reference_gguf"] = {"model": str(f16), "lora": lora.name}
+    data["behaviour"] = score_candidate(plan, out, lora, progress, pair)
+    if model is not shared_of(plan).hf:
+        model.release()
     progress.update(100, message=f"KL {result.kl_mean:.4f}, top-1 {result.top1:.0%}")
     return data
 

@@ -21,17 +21,23 @@ def build(
     quantization: Annotated[str | None, typer.Option("--quantization", "-q",
                                                      help="Q4_K_M, Q4_K_S, Q5_K_M, Q6_K, Q8_0 or F16.")] = None,
     name: Annotated[str | None, typer.Option(help="Model name (default: the adapter folder's name).")] = None,
-    mode: Annotated[str | None, typer.Option(help="merge (one GGUF) or adapter (base GGUF + GGUF LoRA).")] = None,
+    mode: Annotated[str | None, typer.Option(
+        help="merge (one GGUF), adapter (base GGUF + GGUF LoRA) or auto (build both, keep the route rule's pick).",
+    )] = None,
     register: Annotated[str | None, typer.Option(help="ollama or none (default build.registry).")] = None,
     ollama_host: Annotated[str | None, typer.Option(help="Ollama URL (default llm.ollama_host).")] = None,
     update_config: Annotated[bool, typer.Option(help="Switch the config to the new model.")] = False,
     output: Annotated[Path | None, typer.Option(help="Output directory (default models.output_dir).")] = None,
+    eval_prompts: Annotated[Path | None, typer.Option(
+        "--eval-prompts", help="Held-out prompts (JSONL: prompt, question or messages per line) for the behaviour "
+        "score (default build.eval_prompts, else evaluation lines beside the adapter, else a generic set).",
+    )] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Merge a LoRA adapter into its base, convert to GGUF, quantize, verify, and optionally register it."""
     result = run_build_command(lora_path=lora_path, base=base, quantization=quantization, name=name, mode=mode,
                                register=register, ollama_host=ollama_host, update_config=update_config,
-                               output_dir=output, quiet=as_json)
+                               output_dir=output, eval_prompts=eval_prompts, quiet=as_json)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -94,6 +100,9 @@ def print_summary(result: BuildResult) -> None:
                   + (" [dim](cache hit)[/]" if result.cache_hit else ""), highlight=False)
     if fid.get("kl_mean") is not None:
         console.print(f"fidelity vs the unquantized fine-tune: KL {fid['kl_mean']:.4f}, top-1 {fid['top1']:.0%}")
+    _print_behaviour(console, result.behaviour)
+    if result.route_choice:
+        _print_route_choice(console, result.route_choice)
     console.print(f"Modelfile: {result.modelfile}", highlight=False)
     if result.registered_as:
         console.print(f"registered in Ollama as [bold]{result.registered_as}[/]", highlight=False)
@@ -103,3 +112,31 @@ def print_summary(result: BuildResult) -> None:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.stages.items() if k in STAGES)
     console.print(f"[dim]{stages}[/]", highlight=False)
+
+
+def _print_behaviour(console: Any, behaviour: dict[str, Any]) -> None:
+    if "agreement" not in behaviour:
+        if behaviour.get("skipped"):
+            console.print(f"[yellow]behaviour:[/] {behaviour['skipped']}", highlight=False)
+        return
+    source = "generic built-in prompts" if behaviour.get("generic") else behaviour.get("source", "")
+    console.print(f"behaviour on held-out prompts: greedy agreement {behaviour['agreement']:.2f}, "
+                  f"{behaviour['exact']}/{behaviour['prompts']} answers identical (first {behaviour['max_new_tokens']} "
+                  f"tokens) to the unquantized fine-tune [dim]({behaviour.get('reference', '')}; {source})[/]",
+                  highlight=False)
+
+
+def _print_route_choice(console: Any, choice: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title="route choice (greedy agreement within "
+                        f"{choice.get('tolerance', 0):.2f} of the best, then lowest KL)", title_justify="left")
+    for column in ("candidate", "KL", "top-1", "greedy agreement", "identical", "chosen", "why"):
+        table.add_column(column, justify="left" if column in ("candidate", "why") else "right")
+    for row in choice.get("candidates", []):
+        kl = f"{row['kl_mean']:.4f}" if row.get("kl_mean") is not None else "-"
+        top1 = f"{row['top1']:.0%}" if row.get("top1") is not None else "-"
+        agree = f"{row['agreement']:.2f}" if row.get("agreement") is not None else "-"
+        same = f"{row['exact']}/{row['prompts']}" if row.get("exact") is not None else "-"
+        table.add_row(row["name"], kl, top1, agree, same, "yes" if row.get("chosen") else "", row.get("reason", ""))
+    console.print(table)

@@ -50,6 +50,7 @@ def run_build_job(params: dict[str, Any], conn: Connection, cancel: CancelFlag, 
             register=params["register"],
             update_config=params.get("update_config", True),
             roots=tuple(Path(root) for root in params.get("roots") or ()),
+            eval_prompts=Path(params["eval_prompts"]) if params.get("eval_prompts") else None,
         )
 
         def progress(event: dict[str, Any]) -> None:

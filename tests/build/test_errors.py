@@ -190,6 +190,7 @@ def test_verify_skips_when_transformers_cannot_run_and_fails_when_llama_cpp_cann
     import numpy as np
 
     import lorag.build.fidelity as fid
+    from lorag.build.behaviour import FineTuneReference
     from lorag.build.progress import StageProgress
     from lorag.build.verify import verify_stage
 
@@ -201,9 +202,9 @@ def test_verify_skips_when_transformers_cannot_run_and_fails_when_llama_cpp_cann
         raise ValueError("model type foo is not supported")
 
     monkeypatch.setattr(fid, "probe_ids", lambda d: [1, 2, 3])
-    monkeypatch.setattr(fid, "reference_logits", no_arch)
+    monkeypatch.setattr(FineTuneReference, "logits", no_arch)
     result = verify_stage(plan, tmp_path, bogus, bogus, StageProgress(None, "verify"))  # type: ignore[arg-type]
     assert result["kl_mean"] is None and "fidelity check skipped" in result["notes"][0]
-    monkeypatch.setattr(fid, "reference_logits", lambda d, ids, a=None: np.zeros((3, 10)))
+    monkeypatch.setattr(FineTuneReference, "logits", lambda self, ids: np.zeros((3, 10)))
     with pytest.raises(BuildError, match=r"llama\.cpp cannot load the built model-F16\.gguf"):
         verify_stage(plan, tmp_path, bogus, bogus, StageProgress(None, "verify"))  # type: ignore[arg-type]

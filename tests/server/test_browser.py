@@ -170,3 +170,21 @@ def test_build_progress_reaches_done(page: Any, page_server: LiveServer, tmp_pat
     page.click("#build-button")
     page.wait_for_selector("#build-result p.muted:text('設定は変更していません')", timeout=600_000)
     assert page_server.state.config.settings.llm.model == switched
+
+
+def test_auto_build_shows_the_route_choice(page: Any, page_server: LiveServer, tmp_path: Path) -> None:
+    roots = page_server.state.config.settings.models.roots
+    page.click("[data-tab=models]")
+    page.fill("#lora-path", str(Path(roots[0]) / "lora-tiny-qwen2"))
+    page.select_option("#quantization", "Q8_0")
+    page.select_option("#mode", "auto")
+    page.uncheck("#switch-config")
+    page.click("#build-button")
+    page.wait_for_selector("#build-result table.route-choice", timeout=900_000)
+    rows = page.locator("#build-result table.route-choice tbody tr")
+    assert rows.count() == 2
+    assert page.locator("#build-result table.route-choice tr.chosen").count() == 1
+    result = page.inner_text("#build-result")
+    assert "候補の比較" in result and "挙動の一致率（貪欲生成）" in result and "完全一致した回答" in result
+    assert "汎用の組み込みプロンプト" in result  # the tiny adapter has no evaluation lines of its own
+    screenshot(page, "models-route-choice", tmp_path)

@@ -23,7 +23,7 @@ from lorag.server.state import ServerState
 
 router = APIRouter(tags=["builds"])
 State = Annotated[ServerState, Depends(get_state)]
-BUILD_IDENTITY = ("lora_path", "quantization", "mode", "name")
+BUILD_IDENTITY = ("lora_path", "quantization", "mode", "name", "eval_prompts")
 FOLLOW_POLL_S = 0.25
 
 
@@ -33,7 +33,10 @@ class BuildBody(BaseModel):
     lora_path: str = Field(min_length=1, max_length=4096)
     quantization: str | None = Field(None, description=f"one of {', '.join(QUANT_TYPES)}; default build.quantization")
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-    mode: Literal["merge", "adapter"] | None = None
+    mode: Literal["merge", "adapter", "auto"] | None = Field(
+        None, description="merge, adapter, or auto (build both, keep the route rule's pick); default build.mode")
+    eval_prompts: str | None = Field(
+        None, max_length=4096, description="held-out prompts file (JSONL) inside models.roots for the behaviour score")
     register_to: Literal["ollama", "none"] | None = Field(None, alias="register")
     update_config: bool = Field(True, description="switch the config to the built model when the build succeeds")
 
@@ -58,6 +61,7 @@ def quantize_model(body: BuildBody, state: State) -> JSONResponse:
     """Queue a build (merge/convert/quantize/register, then switch the config); returns the job at once."""
     config = state.config
     lora = allowed_model_path(config, body.lora_path)
+    eval_prompts = allowed_model_path(config, body.eval_prompts) if body.eval_prompts else None
     build = config.settings.build
     params = {
         "config_path": str(config.path),
@@ -67,6 +71,7 @@ def quantize_model(body: BuildBody, state: State) -> JSONResponse:
         "mode": body.mode or build.mode,
         "register": body.register_to or build.registry,
         "update_config": body.update_config,
+        "eval_prompts": str(eval_prompts) if eval_prompts else None,
         # Over HTTP every file the build reads (the base too, not only the adapter) must lie inside models.roots.
         "roots": [str(root) for root in model_roots(config)],
     }

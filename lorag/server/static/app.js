@@ -476,21 +476,48 @@ function showResult(result) {
   if (!result) return;
   jobView.result = result;
   const fid = result.fidelity || {};
+  const beh = result.behaviour || {};
   const num = (v, digits) => (typeof v === "number" ? v.toFixed(digits) : "—");
+  const pct = (v) => (typeof v === "number" ? (v * 100).toFixed(1) + "%" : "—");
   const rows = [
     ["models.gguf", escapeHtml(result.gguf)],
     ["models.quant", escapeHtml(result.quantization)],
     ["models.size", formatBytes(result.size_bytes)],
     ["models.kl", num(fid.kl_mean, 4)],
-    ["models.top1", typeof fid.top1 === "number" ? (fid.top1 * 100).toFixed(1) + "%" : "—"],
+    ["models.top1", pct(fid.top1)],
+    ["models.agreement", typeof beh.agreement === "number" ? num(beh.agreement, 2) : escapeHtml(beh.skipped || "—")],
+    ["models.identical", typeof beh.exact === "number" ? `${beh.exact} / ${beh.prompts}` : "—"],
+    ["models.evalSource", beh.generic ? escapeHtml(t("models.evalGeneric")) : escapeHtml(beh.source || "—")],
     ["stage.register", result.registered_as ? escapeHtml(result.registered_as)
       : escapeHtml(t("stage.skipped." + (/unreachable/i.test(jobView.skipped || (result.warnings || []).join(" ")) ? "unreachable" : "none")))],
   ];
   const el = $("#build-result");
   el.innerHTML = `<h3>${t("models.result")}</h3><dl class="kv">` +
     rows.map(([k, v]) => `<dt>${t(k)}</dt><dd>${v}</dd>`).join("") + "</dl>" +
+    routeChoiceTable(result.route_choice) + worstAnswers(beh.worst) +
     (result.config_updated ? `<p class="ok">${t("models.switched")}</p>` : `<p class="muted">${t("models.notSwitched")}</p>`);
   el.hidden = false;
+}
+
+function routeChoiceTable(choice) {
+  if (!choice || !(choice.candidates || []).length) return "";
+  const num = (v, digits) => (typeof v === "number" ? v.toFixed(digits) : "—");
+  const head = ["models.candidate", "models.kl", "models.top1", "models.agreement", "models.identical", "models.reason"]
+    .map((k) => `<th>${t(k)}</th>`).join("");
+  const body = choice.candidates.map((c) => `<tr class="${c.chosen ? "chosen" : ""}" data-candidate="${escapeHtml(c.name)}">` +
+    `<td>${escapeHtml(c.name)}${c.chosen ? ` (${t("models.chosen")})` : ""}</td><td>${num(c.kl_mean, 4)}</td>` +
+    `<td>${typeof c.top1 === "number" ? (c.top1 * 100).toFixed(0) + "%" : "—"}</td><td>${num(c.agreement, 2)}</td>` +
+    `<td>${typeof c.exact === "number" ? `${c.exact} / ${c.prompts}` : "—"}</td><td>${escapeHtml(c.reason || "")}</td></tr>`).join("");
+  return `<h3>${t("models.routeChoice")}</h3><p class="muted">${t("models.rule")} (${num(choice.tolerance, 2)})</p>` +
+    `<table class="table compact route-choice"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;
+}
+
+function worstAnswers(worst) {
+  if (!worst || !worst.length) return "";
+  const items = worst.filter((a) => a.agreement < 1).map((a) => `<li><span class="muted">${escapeHtml(a.prompt)}</span><br>` +
+    `${t("models.reference")}: ${escapeHtml(a.reference)}<br>${t("models.candidateAnswer")}: ${escapeHtml(a.candidate)} ` +
+    `(${a.agreement.toFixed(2)})</li>`).join("");
+  return items ? `<h3>${t("models.worst")}</h3><ul class="worst-answers">${items}</ul>` : "";
 }
 
 async function startBuild(event) {
@@ -498,6 +525,8 @@ async function startBuild(event) {
   const body = { lora_path: $("#lora-path").value.trim(), quantization: $("#quantization").value, mode: $("#mode").value };
   const name = $("#build-name").value.trim();
   if (name) body.name = name;
+  const evalPrompts = $("#eval-prompts").value.trim();
+  if (evalPrompts) body.eval_prompts = evalPrompts;
   body.update_config = $("#switch-config").checked;
   try {
     const data = await api("/api/quantize-model", { method: "POST", json: body });
