@@ -14,7 +14,7 @@ from pathlib import Path
 # Wings from the ground up: a module may import its own wing and the wings below it, never one above.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("lorag.errors", "lorag.atomic", "lorag.limits", "lorag.legacy", "lorag.crashlog"),
-    ("lorag.config", "lorag.config_io", "lorag.config_diagnostics"),
+    ("lorag.config", "lorag.config_io", "lorag.config_diagnostics", "lorag.config_default"),
     ("lorag.registry",),
     ("lorag.inspect",),
     ("lorag.generate", "lorag.build"),

@@ -17,9 +17,11 @@ from lorag.rag.store import Store
 needs_tesseract = pytest.mark.skipif(not Ocr().available(), reason="tesseract-ocr with jpn and jpn_vert not installed")
 FIRST = "The first page has a text layer and reads fine."
 LAST = "The last page has a text layer and reads fine too."
-# 20,000 full-page fills and no text: parsed (for its text layer) in milliseconds, rendered at 300 dpi in
-# minutes, so the render, not the text, runs into ingest.page_timeout_s.
-HEAVY = b"0.5 g " + b"0 0 400 200 re f " * 20_000
+# 200,000 full-page fills and no text. Loading the page and its text layer costs ~1 us per fill, the grayscale
+# render for OCR ~28 us per fill (here: 0.22 s and 5.8 s), so with a timeout of a few times the text's cost the
+# render, not the text, runs into ingest.page_timeout_s on a machine of any speed (20,000 fills rendered in 0.6 s:
+# a fixed 1 s timeout passed only on a busy machine).
+HEAVY = b"0.5 g " + b"0 0 400 200 re f " * 200_000
 FAILING_SIZE = b"0 0 300 300"  # the page size the patched renderer below refuses
 
 
@@ -51,15 +53,33 @@ def pages_pdf(path: Path, pages: list[tuple[bytes, bytes]]) -> Path:
     return path
 
 
+def text_layer_seconds(pdf: Path, index: int) -> float:
+    """What loading page ``index`` (0-based) and its text layer costs on this machine, now."""
+    import time
+
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(str(pdf))
+    try:
+        started = time.perf_counter()
+        page = document[index]
+        page.get_textpage().get_text_range()
+        return time.perf_counter() - started
+    finally:
+        document.close()
+
+
 @needs_tesseract
 def test_a_page_too_slow_to_render_is_skipped_and_the_rest_is_read(tmp_path: Path) -> None:
     box = b"0 0 400 200"
     pdf = pages_pdf(tmp_path / "heavy.pdf", [(text_page(FIRST), box), (HEAVY, box), (text_page(LAST), box)])
-    with DocumentReader(IngestSettings(page_timeout_s=1.0)) as reader:
+    timeout = round(max(0.5, 6 * text_layer_seconds(pdf, 1)), 2)
+    with DocumentReader(IngestSettings(page_timeout_s=timeout)) as reader:
         doc = reader.read(pdf)
     assert [(p.number, p.text) for p in doc.pages] == [(1, FIRST), (3, LAST)]
     assert doc.unreadable == [2] and doc.ocr_pages == []
-    assert doc.warnings == ["heavy.pdf: rendering page 2 for OCR took more than 1 s (ingest.page_timeout_s); skipped."]
+    assert doc.warnings == [f"heavy.pdf: rendering page 2 for OCR took more than {timeout:g} s "
+                            "(ingest.page_timeout_s); skipped."]
     assert doc.meta()["unreadable_pages"] == [2]
 
 

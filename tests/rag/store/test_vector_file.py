@@ -86,7 +86,7 @@ def test_a_store_without_an_id_gets_one(tmp_path: Path, fresh_process: None) -> 
 def test_a_read_only_store_is_searched_without_writing(tmp_path: Path, fresh_process: None,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from lorag.errors import StoreError
-    from lorag.rag.store import sqlite as sqlite_module
+    from lorag.rag.store import sqlite_connect as sqlite_module
 
     path = tmp_path / "lorag.db"
     with Store(path) as store:
