@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from lorag.config import IngestSettings
 from lorag.errors import IngestError
 from lorag.rag.pdf import PdfReader
 from lorag.rag.reader import DocumentReader, label_ranges
+from tests.helpers.handmade_pdf import pages_pdf
 from tests.rag.documents import ipaex_font, make_encrypted_pdf
 
 BODY = "有給休暇は入社6か月後に10日付与されます。申請は2週間前までに上長へ提出してください。"
@@ -48,22 +48,7 @@ def slow_pdf(path: Path, operations: int) -> Path:
 
 def raw_pdf(path: Path, content: bytes, mediabox: bytes = b"0 0 200 200") -> Path:
     """A one-page PDF written by hand: ``content`` as its (compressed) content stream."""
-    stream = zlib.compress(content)
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-               b"<< /Type /Page /Parent 2 0 R /MediaBox [" + mediabox + b"] /Contents 4 0 R "
-               b"/Resources << /Font << /F1 5 0 R >> >> >>",
-               b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
-               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
-    out, offsets = bytearray(b"%PDF-1.4\n"), []
-    for i, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    path.write_bytes(bytes(out))
-    return path
+    return pages_pdf(path, [(content, mediabox)])
 
 
 def test_pages_labels_front_matter_and_headers(tmp_path: Path) -> None:

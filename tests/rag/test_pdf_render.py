@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import zlib
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from lorag.rag.ingest import ingest_paths
 from lorag.rag.ocr import Ocr
 from lorag.rag.reader import DocumentReader
 from lorag.rag.store import Store
+from tests.helpers.handmade_pdf import pages_pdf
 
 needs_tesseract = pytest.mark.skipif(not Ocr().available(), reason="tesseract-ocr with jpn and jpn_vert not installed")
 FIRST = "The first page has a text layer and reads fine."
@@ -27,30 +27,6 @@ FAILING_SIZE = b"0 0 300 300"  # the page size the patched renderer below refuse
 
 def text_page(text: str) -> bytes:
     return b"BT /F1 10 Tf 10 100 Td (" + text.encode() + b") Tj ET"
-
-
-def pages_pdf(path: Path, pages: list[tuple[bytes, bytes]]) -> Path:
-    """A PDF written by hand: one (content stream, MediaBox) per page, Helvetica as /F1."""
-    n = len(pages)
-    font = 3 + 2 * n
-    kids = b" ".join(b"%d 0 R" % (3 + 2 * i) for i in range(n))
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [" + kids + b"] /Count %d >>" % n]
-    for i, (content, mediabox) in enumerate(pages):
-        stream = zlib.compress(content)
-        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [" + mediabox + b"] /Contents %d 0 R " % (4 + 2 * i)
-                       + b"/Resources << /Font << /F1 %d 0 R >> >> >>" % font)
-        objects.append(b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream")
-    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    out, offsets = bytearray(b"%PDF-1.4\n"), []
-    for i, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    path.write_bytes(bytes(out))
-    return path
 
 
 def text_layer_seconds(pdf: Path, index: int) -> float:
