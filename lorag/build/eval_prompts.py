@@ -27,6 +27,7 @@ from typing import Any
 from lorag.errors import BuildError
 
 MAX_PROMPTS = 8
+MAX_READ_BYTES = 4 * 2**20  # of an eval file: whole lines up to here
 # Generic: clearly not the adapter's own data, so a score on them says "general behaviour kept", nothing more.
 GENERIC_PROMPTS = (
     "質問：日本の首都はどこですか？\n答え：",
@@ -138,7 +139,7 @@ def _relative_to(adapter_dir: Path, raw: str) -> Path:
 def read_eval_file(path: Path) -> EvalPrompts:
     """Parse one evaluation file; lines without a usable prompt are counted in ``skipped``."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _head(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise BuildError(f"cannot read eval prompts file {path}: {exc}.",
                          "Pass a UTF-8 JSON-lines file with a prompt or question per line.") from exc
@@ -151,6 +152,19 @@ def read_eval_file(path: Path) -> EvalPrompts:
         else:
             prompts.skipped += 1
     return prompts
+
+
+def _head(path: Path) -> str:
+    """The file's text, or its whole lines within the first MAX_READ_BYTES: only a few prompts are used, and a
+    validation set can be gigabytes. A JSON list cannot be cut, so one over the limit is refused."""
+    with open(path, "rb") as fh:
+        data = fh.read(MAX_READ_BYTES + 1)
+    if len(data) <= MAX_READ_BYTES:
+        return data.decode("utf-8")
+    if data.lstrip().startswith(b"["):
+        raise BuildError(f"eval prompts file {path} is a JSON list over {MAX_READ_BYTES // 2**20} MB.",
+                         "Write its first prompts one JSON object per line (.jsonl); only the first lines are read.")
+    return data[: data.rfind(b"\n") + 1].decode("utf-8")
 
 
 def _rows(path: Path, text: str) -> list[Any]:

@@ -132,3 +132,18 @@ def test_with_roots_a_file_outside_them_is_passed_over(tmp_path: Path) -> None:
     assert find_eval_prompts(adapter).source == str(secret)  # the command line may read it
     over_http = find_eval_prompts(adapter, roots=(adapter.parent,))
     assert over_http.generic
+
+
+def test_a_huge_eval_file_is_read_only_as_far_as_needed(tmp_path: Path) -> None:
+    from lorag.build.eval_prompts import MAX_READ_BYTES
+
+    lines = tmp_path / "valid.jsonl"
+    row = json.dumps({"prompt": "有給休暇は何日ですか？" + "。" * 200}, ensure_ascii=False) + "\n"
+    lines.write_text(row * (MAX_READ_BYTES // len(row.encode()) + 50), encoding="utf-8")
+    prompts = read_eval_file(lines)
+    assert prompts.lines and all(line == json.loads(row)["prompt"] for line in prompts.lines)
+    assert prompts.skipped == 0  # cut at a line end: no half line
+    listed = tmp_path / "valid.json"
+    listed.write_text("[" + ",".join(['{"prompt": "x"}'] * (MAX_READ_BYTES // 15 + 10)) + "]", encoding="utf-8")
+    with pytest.raises(BuildError, match=r"is a JSON list over 4 MB"):
+        read_eval_file(listed)
