@@ -19,6 +19,7 @@ SCHEMA_VERSION = 1
 K1, B = 1.2, 0.75
 MAX_TF = 64  # positions kept per lexeme; BM25 saturates long before
 MAX_LEXEME_BYTES = 2000  # PostgreSQL refuses lexemes over 2047 bytes
+GIN_INDEX = "CREATE INDEX IF NOT EXISTS lorag_chunks_tsv ON lorag_chunks USING gin (tsv)"
 
 
 def _tf_thresholds() -> list[float]:
@@ -42,10 +43,25 @@ CREATE TABLE IF NOT EXISTS lorag_chunks (
     embedding VECTOR);
 CREATE INDEX IF NOT EXISTS lorag_chunks_doc ON lorag_chunks (doc_id);
 CREATE INDEX IF NOT EXISTS lorag_chunks_collection ON lorag_chunks (collection);
-CREATE INDEX IF NOT EXISTS lorag_chunks_tsv ON lorag_chunks USING gin (tsv);
+{{gin}};
 CREATE OR REPLACE FUNCTION lorag_tf(r REAL) RETURNS INTEGER IMMUTABLE PARALLEL SAFE LANGUAGE sql
     AS 'SELECT width_bucket(r::float8, ARRAY[{", ".join(f"{t!r}" for t in _tf_thresholds())}]::float8[])'
-"""
+""".replace("{gin}", GIN_INDEX)
+BUILD_MEMORY_CAP_MB = 8192
+
+
+def build_settings(rows: int, dim: int, cores: int | None) -> list[str]:
+    """SET LOCAL statements for building the search indexes over ``rows`` chunks of ``dim``-dimension vectors.
+
+    HNSW builds fast only while its graph fits in maintenance_work_mem (about the vectors plus 1 KB of
+    neighbour lists per row); past that pgvector falls back to inserting on disk, many times slower. Parallel
+    workers (pgvector >= 0.6) are used when the server runs on this machine and its cores are known.
+    """
+    need_mb = int(rows * (dim * 4 + 1024) * 1.25 / 2**20) + 64
+    settings = [f"SET LOCAL maintenance_work_mem = '{min(max(need_mb, 256), BUILD_MEMORY_CAP_MB)}MB'"]
+    if cores:
+        settings.append(f"SET LOCAL max_parallel_maintenance_workers = {max(1, min(cores - 1, 7))}")
+    return settings
 
 
 def hnsw_index(dim: int) -> str:
@@ -60,7 +76,7 @@ def quote_lexeme(token: str) -> str:
 
 
 def usable(token: str) -> bool:
-    return bool(token.strip()) and len(token.encode()) <= MAX_LEXEME_BYTES
+    return bool(token.strip()) and "\x00" not in token and len(token.encode()) <= MAX_LEXEME_BYTES
 
 
 def tsvector_text(tokens: Sequence[str]) -> str:
