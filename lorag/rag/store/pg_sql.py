@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 from lorag.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: BM25 statistics kept in lorag_terms and lorag_meta (see pg_terms)
+BULK_LOCK = 7411991  # held (session advisory lock) while a bulk load runs
 K1, B = 1.2, 0.75
 MAX_TF = 64  # positions kept per lexeme; BM25 saturates long before
 MAX_LEXEME_BYTES = 2000  # PostgreSQL refuses lexemes over 2047 bytes
@@ -43,10 +44,9 @@ CREATE TABLE IF NOT EXISTS lorag_chunks (
     embedding VECTOR);
 CREATE INDEX IF NOT EXISTS lorag_chunks_doc ON lorag_chunks (doc_id);
 CREATE INDEX IF NOT EXISTS lorag_chunks_collection ON lorag_chunks (collection);
-{{gin}};
 CREATE OR REPLACE FUNCTION lorag_tf(r REAL) RETURNS INTEGER IMMUTABLE PARALLEL SAFE LANGUAGE sql
     AS 'SELECT width_bucket(r::float8, ARRAY[{", ".join(f"{t!r}" for t in _tf_thresholds())}]::float8[])'
-""".replace("{gin}", GIN_INDEX)
+"""
 BUILD_MEMORY_CAP_MB = 8192
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 import lorag
 from lorag.errors import StoreError
-from lorag.rag.store import pg_copy, pg_sql
+from lorag.rag.store import pg_copy, pg_indexes, pg_sql, pg_terms
 from lorag.rag.store.base import (
     DEFAULT_COLLECTION,
     TOKEN_SEP,
@@ -55,6 +55,7 @@ class PostgresStore(Store):
         self.url = str(url)
         self.path = redact(self.url)
         self._bulk = False
+        self.index_seconds: dict[str, float] = {}  # of the last bulk load's index builds
         try:
             self._db = psycopg.connect(self.url, autocommit=True, connect_timeout=connect_timeout)
         except psycopg.Error as exc:
@@ -79,10 +80,13 @@ class PostgresStore(Store):
                     raise pg_sql.pgvector_missing(self.path, exc) from exc
             self._check_version()
             self._db.execute(pg_sql.SCHEMA)
+            self._db.execute(pg_terms.SCHEMA)
             if not self._db.execute("SELECT 1 FROM lorag_schema").fetchone():
                 self._db.execute("INSERT INTO lorag_schema VALUES (%s)", (pg_sql.SCHEMA_VERSION,))
                 self.set_meta("lorag_version", lorag.__version__)
             self._db.execute("INSERT INTO lorag_meta VALUES ('revision', '0') ON CONFLICT DO NOTHING")
+            if not self._bulk_running():
+                self._repair()
         register_vector(self._db)
         # Enough HNSW candidates for the fusion depth; pgvector >= 0.8 also keeps scanning when a collection
         # filter drops candidates (older versions get an exact scan for short answers, see dense_search).
@@ -91,6 +95,23 @@ class PostgresStore(Store):
         self._iterative = tuple(int(x) for x in version.split(".")[:2]) >= (0, 8)
         if self._iterative:
             self._db.execute("SET hnsw.iterative_scan = relaxed_order")
+
+    def _bulk_running(self) -> bool:
+        """Whether a bulk load (which drops and rebuilds the search indexes) is under way in a live session."""
+        row = self._db.execute("SELECT pg_try_advisory_lock_shared(%s)", (pg_sql.BULK_LOCK,)).fetchone()
+        if row and row[0]:
+            self._db.execute("SELECT pg_advisory_unlock_shared(%s)", (pg_sql.BULK_LOCK,))
+            return False
+        return True
+
+    def _repair(self) -> None:
+        """What a killed bulk load or an older schema left out: the GIN index and exact BM25 statistics."""
+        self._db.execute(pg_sql.GIN_INDEX)
+        if self.get_meta("term_stats") != "exact":
+            pg_terms.rebuild(self._q)
+            self.set_meta("term_stats", "exact")
+        self._db.execute("UPDATE lorag_schema SET version = %s WHERE version < %s",
+                         (pg_sql.SCHEMA_VERSION, pg_sql.SCHEMA_VERSION))
 
     def _check_version(self) -> None:
         if not self._db.execute("SELECT to_regclass('lorag_schema')").fetchone()[0]:  # type: ignore[index]
@@ -109,33 +130,20 @@ class PostgresStore(Store):
     @contextmanager
     def bulk_load(self) -> Iterator[None]:
         """Drop the GIN and HNSW indexes, load, then build them once: far faster than upkeep per row."""
-        names = [r[0] for r in self._q("SELECT indexname FROM pg_indexes WHERE tablename = 'lorag_chunks' "
-                                       "AND (indexname LIKE 'lorag_chunks_hnsw_%%' OR indexname = "
-                                       "'lorag_chunks_tsv')").fetchall()]
-        for name in names:
-            self._q(f'DROP INDEX IF EXISTS "{name}"')
-        self._bulk = True
+        self._q("SELECT pg_advisory_lock(%s)", (pg_sql.BULK_LOCK,))
         try:
-            yield
-        finally:
-            self._bulk = False
-            self._build_search_indexes()
-
-    def _build_search_indexes(self) -> None:
-        import time
-
-        dims = [int(r[0]) for r in self._q("SELECT DISTINCT vector_dims(embedding) FROM lorag_chunks "
-                                           "WHERE embedding IS NOT NULL").fetchall()]
-        rows = self.count_chunks()
-        self.index_seconds: dict[str, float] = {}
-        for name, sql in [("gin", pg_sql.GIN_INDEX), *((f"hnsw_{d}", pg_sql.hnsw_index(d)) for d in dims)]:
-            t0 = time.perf_counter()
             with self.transaction():
-                for setting in pg_sql.build_settings(rows, max(dims, default=0), _local_cores(self._db)):
-                    self._q(setting)
-                self._q(sql)
-            self.index_seconds[name] = time.perf_counter() - t0
-        self._q("ANALYZE lorag_chunks")  # the planner's row estimates for the freshly loaded table
+                self.set_meta("term_stats", "stale")  # until the rebuild at the end (a kill leaves it stale)
+                for name in pg_indexes.search_index_names(self._q):
+                    self._q(f'DROP INDEX IF EXISTS "{name}"')
+            self._bulk = True
+            try:
+                yield
+            finally:
+                self._bulk = False
+                self.index_seconds = pg_indexes.build(self)
+        finally:
+            self._q("SELECT pg_advisory_unlock(%s)", (pg_sql.BULK_LOCK,))
 
     def close(self) -> None:
         self._db.close()
@@ -171,6 +179,8 @@ class PostgresStore(Store):
     def delete_document(self, doc_id: int) -> None:
         with self.transaction():
             self._lock_writers()
+            if not self._bulk:
+                pg_terms.remove_document(self._q, doc_id)
             self._q("DELETE FROM lorag_documents WHERE id = %s", (doc_id,))
             self._bump_revision()
 
@@ -180,6 +190,9 @@ class PostgresStore(Store):
         collection = validate_collection(collection)
         with self.transaction():
             self._lock_writers()
+            old = self._q("SELECT id FROM lorag_documents WHERE path = %s", (path,)).fetchone()
+            if old is not None and not self._bulk:
+                pg_terms.remove_document(self._q, int(old[0]))
             self._q("DELETE FROM lorag_documents WHERE path = %s", (path,))
             doc_id = int(self._q(
                 "INSERT INTO lorag_documents (path, path_key, sha256, mtime, size, n_chunks, added_at, collection, "
@@ -187,6 +200,8 @@ class PostgresStore(Store):
                 (path, path_key(path), sha256, mtime, size, len(chunks), added_at or now_iso(), collection,
                  json.dumps(meta or {}, ensure_ascii=False))).fetchone()[0])  # type: ignore[index]
             self._insert_chunks(doc_id, collection, chunks, progress)
+            if not self._bulk:
+                pg_terms.add_document(self._q, doc_id)
             self._bump_revision()
         return doc_id
 
@@ -245,15 +260,12 @@ class PostgresStore(Store):
         with _stats_lock:
             cached = _stats_cache.get(key)
         if cached is None:
-            n_rows, avgdl = self._q("SELECT COUNT(*), COALESCE(AVG(n_tokens), 0) FROM lorag_chunks").fetchone()
-            cached = (int(n_rows), float(avgdl) or 1.0, {})
+            n_rows, n_tokens = pg_terms.totals(self._q)
+            cached = (n_rows, n_tokens / n_rows if n_rows else 1.0, {})
         dfs = cached[2]
-        missing = [t for t in terms if t not in dfs and pg_sql.usable(t)]
+        missing = [t for t in dict.fromkeys(terms) if t not in dfs and pg_sql.usable(t)]
         if missing:
-            rows = self._q("SELECT t, (SELECT COUNT(*) FROM lorag_chunks WHERE tsv @@ t::tsquery) "
-                           "FROM unnest(%s::text[]) AS t", ([pg_sql.quote_lexeme(t) for t in missing],)).fetchall()
-            for (_, df), term in zip(rows, missing, strict=True):
-                dfs[term] = int(df)
+            dfs.update(pg_terms.document_frequencies(self._q, missing))
         with _stats_lock:
             for old in [k for k in _stats_cache if k[0] == self.url and k != key]:
                 del _stats_cache[old]
@@ -304,16 +316,6 @@ class PostgresStore(Store):
                              "Free space on the database server and try again.") from exc
         except psycopg.OperationalError as exc:
             raise pg_sql.connection_error(self.path, exc) from exc
-
-
-def _local_cores(db: Any) -> int | None:
-    """This machine's cores when the server runs on it (a unix socket or loopback), else None."""
-    import os
-
-    host = db.info.host or ""
-    if host.startswith("/") or host in ("localhost", "127.0.0.1", "::1"):
-        return os.cpu_count()
-    return None
 
 
 def _as_array(value: Any) -> np.ndarray | None:

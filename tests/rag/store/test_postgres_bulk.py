@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from lorag.rag.store import NewChunk, Store, pg_copy, pg_sql
+from lorag.rag.store import NewChunk, Store, pg_copy, pg_sql, pg_terms
 from tests.rag.store.conftest import needs_pgvector_cpu
 
 TOKENS = ["休暇", "申請", "休暇", "it's", "a\\b", "z", "ab", "a", "休暇", " ", "x" * 2100, "nul\x00byte"]
@@ -53,7 +52,7 @@ def test_bulk_load_rebuilds_the_search_indexes_once(pg_url: str) -> None:
         after = _search_indexes(store)
         assert store.lexical_search(["d1"], 3)[0][0] in store.chunk_ids(2)
         assert store.dense_search(rng.standard_normal(8).astype(np.float32), 5) != []
-        assert set(store.index_seconds) == {"gin", "hnsw_8"}  # type: ignore[attr-defined]
+        assert set(store.index_seconds) == {"gin", "hnsw_8", "statistics"}  # type: ignore[attr-defined]
     assert (during, after) == ([], ["lorag_chunks_hnsw_8", "lorag_chunks_tsv"])
 
 
@@ -70,3 +69,40 @@ def _search_indexes(store: Store) -> list[str]:
                              "indexname IN ('lorag_chunks_tsv') OR indexname LIKE 'lorag_chunks_hnsw%' "
                              "ORDER BY indexname").fetchall()
     return [r[0] for r in rows]
+
+
+def _stats(store: Store) -> tuple[tuple[int, int], dict[str, int]]:
+    q = store._q  # type: ignore[attr-defined]
+    return pg_terms.totals(q), {t: df for t, df in q("SELECT term, df FROM lorag_terms WHERE df > 0").fetchall()}
+
+
+def _recount(store: Store) -> tuple[tuple[int, int], dict[str, int]]:
+    q = store._q  # type: ignore[attr-defined]
+    chunks, tokens = q("SELECT COUNT(*), COALESCE(SUM(n_tokens), 0) FROM lorag_chunks").fetchone()
+    dfs = q("SELECT lexeme, COUNT(*) FROM lorag_chunks, unnest(tsv) GROUP BY lexeme").fetchall()
+    return (int(chunks), int(tokens)), {t: int(n) for t, n in dfs}
+
+
+def test_bm25_statistics_follow_every_write(pg_url: str) -> None:
+    with Store(pg_url) as store:
+        a = store.replace_document("/d/a.txt", "1", 0, 0, [NewChunk("x", None, 0, 1, ["休暇", "申請", "休暇"]),
+                                                             NewChunk("y", None, 0, 1, ["休暇"])])
+        store.replace_document("/d/b.txt", "2", 0, 0, [NewChunk("z", None, 0, 1, ["経費", "申請"])])
+        assert _stats(store) == ((3, 6), {"休暇": 2, "申請": 2, "経費": 1}) == _recount(store)
+        store.replace_document("/d/b.txt", "3", 0, 0, [NewChunk("w", None, 0, 1, ["経費"])] * 2)
+        store.delete_document(a)
+        assert _stats(store) == ((2, 2), {"経費": 2}) == _recount(store)
+        assert store.term_stats(["経費", "休暇", "無い"]) == (2, 1.0, {"経費": 2, "休暇": 0, "無い": 0})
+
+
+def test_a_store_left_by_a_killed_bulk_load_or_an_older_schema_is_recounted(pg_url: str) -> None:
+    with Store(pg_url) as store:
+        store.replace_document("/d/a.txt", "1", 0, 0, [NewChunk("x", None, 0, 1, ["休暇", "申請"])])
+        store._q("TRUNCATE lorag_terms")  # type: ignore[attr-defined]
+        store._q("DROP INDEX lorag_chunks_tsv")  # type: ignore[attr-defined]
+        store._q("UPDATE lorag_schema SET version = 1")  # type: ignore[attr-defined]
+        store.set_meta("term_stats", "stale")
+    with Store(pg_url) as store:
+        assert _stats(store) == ((1, 2), {"休暇": 1, "申請": 1})
+        assert store._q("SELECT version FROM lorag_schema").fetchone() == (2,)  # type: ignore[attr-defined]
+        assert store._q("SELECT to_regclass('lorag_chunks_tsv') IS NOT NULL").fetchone() == (True,)  # type: ignore[attr-defined]

@@ -1,0 +1,59 @@
+"""The PostgreSQL store's search indexes (GIN over the tsvectors, HNSW per vector size) built in one go.
+
+A bulk load drops them and calls ``build`` at its end: building is many times faster than upkeep per row,
+provided the HNSW graph fits in maintenance_work_mem (see ``pg_sql.build_settings``).
+
+Usage::
+
+    names = search_index_names(store._q)      # dropped before the load
+    seconds = build(store)                    # {"gin": …, "hnsw_384": …, "statistics": …}
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from lorag.rag.store import pg_sql, pg_terms
+from lorag.rag.store.pg_terms import Query
+
+
+def search_index_names(q: Query) -> list[str]:
+    """The GIN and HNSW indexes that exist now."""
+    rows = q("SELECT indexname FROM pg_indexes WHERE tablename = 'lorag_chunks' AND "
+             "(indexname LIKE 'lorag_chunks_hnsw_%%' OR indexname = 'lorag_chunks_tsv')").fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def build(store: Any) -> dict[str, float]:
+    """Build the missing search indexes and recount BM25's statistics; seconds spent on each."""
+    q: Query = store._q
+    dims = [int(r[0]) for r in q("SELECT DISTINCT vector_dims(embedding) FROM lorag_chunks "
+                                 "WHERE embedding IS NOT NULL").fetchall()]
+    rows = store.count_chunks()
+    seconds: dict[str, float] = {}
+    for name, sql in [("gin", pg_sql.GIN_INDEX), *((f"hnsw_{d}", pg_sql.hnsw_index(d)) for d in dims)]:
+        t0 = time.perf_counter()
+        with store.transaction():
+            for setting in pg_sql.build_settings(rows, max(dims, default=0), local_cores(store._db)):
+                q(setting)
+            q(sql)
+        seconds[name] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with store.transaction():
+        store._lock_writers()
+        pg_terms.rebuild(q)
+        store.set_meta("term_stats", "exact")
+        store._bump_revision()  # readers drop statistics they cached during the load
+    q("ANALYZE lorag_chunks")  # the planner's row estimates for the freshly loaded table
+    seconds["statistics"] = time.perf_counter() - t0
+    return seconds
+
+
+def local_cores(db: Any) -> int | None:
+    """This machine's cores when the server runs on it (a unix socket or loopback), else None."""
+    host = db.info.host or ""
+    if host.startswith("/") or host in ("localhost", "127.0.0.1", "::1"):
+        return os.cpu_count()
+    return None
