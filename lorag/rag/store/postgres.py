@@ -22,7 +22,7 @@ import numpy as np
 
 import lorag
 from lorag.errors import StoreError
-from lorag.rag.store import pg_copy, pg_indexes, pg_sql, pg_terms
+from lorag.rag.store import pg_copy, pg_dense, pg_indexes, pg_sql, pg_terms
 from lorag.rag.store.base import (
     DEFAULT_COLLECTION,
     TOKEN_SEP,
@@ -42,6 +42,7 @@ from lorag.rag.store.factory import redact
 _DOC_COLUMNS = "id, path, sha256, n_chunks, added_at, mtime, size, collection, meta"
 _stats_cache: dict[tuple[str, int], tuple[int, float, dict[str, int]]] = {}
 _stats_lock = threading.Lock()
+_share_cache: dict[tuple[str, int, str], float] = {}
 
 
 class PostgresStore(Store):
@@ -89,11 +90,11 @@ class PostgresStore(Store):
                 self._repair()
         register_vector(self._db)
         # Enough HNSW candidates for the fusion depth; pgvector >= 0.8 also keeps scanning when a collection
-        # filter drops candidates (older versions get an exact scan for short answers, see dense_search).
-        self._db.execute("SET hnsw.ef_search = 200")
+        # filter drops candidates (older versions widen ef_search or scan exactly, see pg_dense).
+        self._db.execute(f"SET hnsw.ef_search = {pg_dense.EF_SEARCH}")
         version = str(self._db.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0])  # type: ignore[index]
-        self._iterative = tuple(int(x) for x in version.split(".")[:2]) >= (0, 8)
-        if self._iterative:
+        self.iterative_scan = tuple(int(x) for x in version.split(".")[:2]) >= (0, 8)
+        if self.iterative_scan:
             self._db.execute("SET hnsw.iterative_scan = relaxed_order")
 
     def _bulk_running(self) -> bool:
@@ -288,22 +289,20 @@ class PostgresStore(Store):
         return {int(cid): tokens.split(TOKEN_SEP) if tokens else [] for cid, tokens in rows}
 
     def dense_search(self, vector: np.ndarray, k: int, collection: str | None = None) -> Ranking:
-        query = np.asarray(vector, dtype=np.float32).ravel()
-        if not query.size:
-            return []
-        dim = int(query.size)
-        where = f"vector_dims(embedding) = {dim}" + (" AND collection = %s" if collection is not None else "")
-        args: list[Any] = [query, *([collection] if collection is not None else []), query, k]
-        rows = self._q(f"SELECT id, 1 - (embedding::vector({dim}) <=> %s) FROM lorag_chunks WHERE {where} "
-                       f"ORDER BY embedding::vector({dim}) <=> %s LIMIT %s", args).fetchall()
-        if collection is not None and len(rows) < k and not self._iterative:
-            # The HNSW scan found too few in this collection: an exact scan of the collection instead.
-            with self.transaction():
-                self._q("SET LOCAL enable_indexscan = off")
-                rows = self._q(f"SELECT id, 1 - (embedding::vector({dim}) <=> %s) FROM lorag_chunks WHERE {where} "
-                               f"ORDER BY embedding::vector({dim}) <=> %s LIMIT %s", args).fetchall()
-        ranking = [(int(cid), float(score)) for cid, score in rows]
-        return sorted(ranking, key=lambda r: -r[1])  # a filtered HNSW scan may return them slightly out of order
+        return pg_dense.search(self, vector, k, collection)
+
+    def collection_share(self, collection: str) -> float:
+        """The fraction of all chunks that are in ``collection``, at the current revision (cached)."""
+        key = (self.url, self.revision(), collection)
+        share = _share_cache.get(key)
+        if share is None:
+            part, total = self._q("SELECT COALESCE(SUM(n_chunks) FILTER (WHERE collection = %s), 0), "
+                                  "COALESCE(SUM(n_chunks), 0) FROM lorag_documents", (collection,)).fetchone()
+            share = float(part) / float(total) if total else 0.0
+            if len(_share_cache) > 256:
+                _share_cache.clear()
+            _share_cache[key] = share
+        return share
 
     # -- plumbing -------------------------------------------------------------------------------
     def _q(self, sql: str, args: Sequence[Any] | None = None) -> Any:
