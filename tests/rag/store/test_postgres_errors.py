@@ -62,7 +62,7 @@ def test_store_from_a_newer_lorag_is_refused(pg_url: str) -> None:
 
 
 NO_VECTOR_SERVER = """
-import sys, tempfile, os, warnings
+import sys, tempfile, os, shutil, warnings
 warnings.simplefilter("ignore")
 import pgserver
 data = tempfile.mkdtemp(prefix="lorag-pg-novec-")
@@ -70,6 +70,8 @@ os.chmod(data, 0o755)
 server = pgserver.get_server(data, cleanup_mode="stop")
 print(server.get_uri(), flush=True)
 sys.stdin.read()  # keep serving until the test closes stdin
+server.cleanup()
+shutil.rmtree(data, ignore_errors=True)
 """
 
 
