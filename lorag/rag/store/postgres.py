@@ -79,13 +79,14 @@ class PostgresStore(Store):
                         self._db.execute("CREATE EXTENSION IF NOT EXISTS vector")
                 except psycopg.Error as exc:
                     raise pg_sql.pgvector_missing(self.path, exc) from exc
-            self._check_version()
-            self._db.execute(pg_sql.SCHEMA)
-            self._db.execute(pg_terms.SCHEMA)
-            if not self._db.execute("SELECT 1 FROM lorag_schema").fetchone():
-                self._db.execute("INSERT INTO lorag_schema VALUES (%s)", (pg_sql.SCHEMA_VERSION,))
-                self.set_meta("lorag_version", lorag.__version__)
-            self._db.execute("INSERT INTO lorag_meta VALUES ('revision', '0') ON CONFLICT DO NOTHING")
+            if self._check_version() != pg_sql.SCHEMA_VERSION:
+                # Only a new or older store runs the DDL: CREATE INDEX IF NOT EXISTS would lock the chunks table.
+                self._db.execute(pg_sql.SCHEMA)
+                self._db.execute(pg_terms.SCHEMA)
+                if not self._db.execute("SELECT 1 FROM lorag_schema").fetchone():
+                    self._db.execute("INSERT INTO lorag_schema VALUES (%s)", (pg_sql.SCHEMA_VERSION,))
+                    self.set_meta("lorag_version", lorag.__version__)
+                self._db.execute("INSERT INTO lorag_meta VALUES ('revision', '0') ON CONFLICT DO NOTHING")
             if not self._bulk_running():
                 self._repair()
         register_vector(self._db)
@@ -107,16 +108,18 @@ class PostgresStore(Store):
 
     def _repair(self) -> None:
         """What a killed bulk load or an older schema left out: the GIN index and exact BM25 statistics."""
-        self._db.execute(pg_sql.GIN_INDEX)
+        if not self._db.execute("SELECT to_regclass('lorag_chunks_tsv')").fetchone()[0]:  # type: ignore[index]
+            self._db.execute(pg_sql.GIN_INDEX)
         if self.get_meta("term_stats") != "exact":
             pg_terms.rebuild(self._q)
             self.set_meta("term_stats", "exact")
         self._db.execute("UPDATE lorag_schema SET version = %s WHERE version < %s",
                          (pg_sql.SCHEMA_VERSION, pg_sql.SCHEMA_VERSION))
 
-    def _check_version(self) -> None:
+    def _check_version(self) -> int | None:
+        """The store's schema version (None for a new one); refuses one written by a newer lorag."""
         if not self._db.execute("SELECT to_regclass('lorag_schema')").fetchone()[0]:  # type: ignore[index]
-            return
+            return None
         row = self._db.execute("SELECT version FROM lorag_schema").fetchone()
         if row and int(row[0]) > pg_sql.SCHEMA_VERSION:
             by = self._db.execute("SELECT value FROM lorag_meta WHERE key = 'lorag_version'").fetchone()
@@ -124,6 +127,7 @@ class PostgresStore(Store):
             raise StoreError(f"the store {self.path} was written{who} with schema version {row[0]}; this lorag "
                              f"({lorag.__version__}) reads schema versions up to {pg_sql.SCHEMA_VERSION}.",
                              "Upgrade lorag (pip install -U lorag) or point store.url at another database.")
+        return int(row[0]) if row else None
 
     def transaction(self) -> AbstractContextManager[Any]:
         return self._db.transaction()
