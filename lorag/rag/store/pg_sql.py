@@ -96,14 +96,14 @@ def idf(n_rows: int, df: int) -> float:
 
 
 def bm25_sql(weights: Sequence[float], avgdl: float, by_collection: bool) -> str:
-    """The ranking query for terms with these weights (query count × idf); its parameters are each term's
-    tsquery, the any-term tsquery, [the collection], and k."""
+    """The ranking query (id, tokens, score) for terms with these weights (query count × idf); its parameters
+    are each term's tsquery, the any-term tsquery, [the collection], and k."""
     tfs = ", ".join(f"lorag_tf(ts_rank('{{1,1,1,1}}', tsv, %s::tsquery)) AS tf{i}" for i in range(len(weights)))
     norm = f"{K1} * (1 - {B} + {B} * n_tokens / {float(avgdl)!r})"
     terms = " + ".join(f"{float(w)!r} * tf{i} * {K1 + 1} / (tf{i} + {norm})" for i, w in enumerate(weights))
     where = "tsv @@ %s::tsquery" + (" AND collection = %s" if by_collection else "")
-    return (f"SELECT id, {terms} AS score FROM (SELECT id, n_tokens, {tfs} FROM lorag_chunks WHERE {where}) m "
-            "ORDER BY score DESC, id LIMIT %s")
+    return (f"SELECT id, tokens, {terms} AS score FROM (SELECT id, n_tokens, tokens, {tfs} FROM lorag_chunks "
+            f"WHERE {where}) m ORDER BY score DESC, id LIMIT %s")
 
 
 def connection_error(where: str, exc: Exception) -> StoreError:

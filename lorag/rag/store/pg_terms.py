@@ -9,7 +9,7 @@ reads them with two index lookups.
 Usage::
 
     add_document(store._q, doc_id)          # after the chunks of doc_id are in
-    n_chunks, n_tokens, dfs = read(store._q, ["休暇", "申請"])
+    n_chunks, n_tokens, dfs = read(store._q, ["休暇", "申請"])   # one round trip, always current
 """
 
 from __future__ import annotations
@@ -60,7 +60,10 @@ def totals(q: Query) -> tuple[int, int]:
     return int(rows.get("chunk_count", 0)), int(rows.get("token_count", 0))
 
 
-def document_frequencies(q: Query, terms: Sequence[str]) -> dict[str, int]:
-    """How many chunks hold each of ``terms`` (0 for a term no chunk has)."""
-    found = dict(q("SELECT term, df FROM lorag_terms WHERE term = ANY(%s)", (list(terms),)).fetchall())
-    return {t: int(found.get(t, 0)) for t in terms}
+def read(q: Query, terms: Sequence[str]) -> tuple[int, int, dict[str, int]]:
+    """(chunks, tokens, chunks holding each of ``terms``) in one round trip; 0 for a term no chunk has."""
+    rows = q("SELECT key, value::bigint FROM lorag_meta WHERE key IN ('chunk_count', 'token_count') UNION ALL "
+             "SELECT 'term:' || term, df FROM lorag_terms WHERE term = ANY(%s)", (list(terms),)).fetchall()
+    found = {str(key): int(value) for key, value in rows}
+    dfs = {t: found.get("term:" + t, 0) for t in terms}
+    return found.get("chunk_count", 0), found.get("token_count", 0), dfs

@@ -12,7 +12,6 @@ Usage::
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -40,8 +39,6 @@ from lorag.rag.store.base import (
 from lorag.rag.store.factory import redact
 
 _DOC_COLUMNS = "id, path, sha256, n_chunks, added_at, mtime, size, collection, meta"
-_stats_cache: dict[tuple[str, int], tuple[int, float, dict[str, int]]] = {}
-_stats_lock = threading.Lock()
 _share_cache: dict[tuple[str, int, str], float] = {}
 
 
@@ -57,6 +54,8 @@ class PostgresStore(Store):
         self.path = redact(self.url)
         self._bulk = False
         self.index_seconds: dict[str, float] = {}  # of the last bulk load's index builds
+        self._last_stats: tuple[int, float, dict[str, int]] = (0, 1.0, {})
+        self._last_tokens: dict[int, str] = {}
         try:
             self._db = psycopg.connect(self.url, autocommit=True, connect_timeout=connect_timeout)
         except psycopg.Error as exc:
@@ -260,35 +259,31 @@ class PostgresStore(Store):
 
     # -- search ---------------------------------------------------------------------------------
     def term_stats(self, terms: Sequence[str]) -> tuple[int, float, dict[str, int]]:
-        """(chunks, mean tokens per chunk, document frequency per term) at the current revision, cached."""
-        key = (self.url, self.revision())
-        with _stats_lock:
-            cached = _stats_cache.get(key)
-        if cached is None:
-            n_rows, n_tokens = pg_terms.totals(self._q)
-            cached = (n_rows, n_tokens / n_rows if n_rows else 1.0, {})
-        dfs = cached[2]
-        missing = [t for t in dict.fromkeys(terms) if t not in dfs and pg_sql.usable(t)]
-        if missing:
-            dfs.update(pg_terms.document_frequencies(self._q, missing))
-        with _stats_lock:
-            for old in [k for k in _stats_cache if k[0] == self.url and k != key]:
-                del _stats_cache[old]
-            _stats_cache[key] = cached
-        return cached
+        """(chunks, mean tokens per chunk, document frequency per term), read fresh in one round trip."""
+        n_rows, n_tokens, dfs = pg_terms.read(self._q, [t for t in dict.fromkeys(terms) if pg_sql.usable(t)])
+        self._last_stats = (n_rows, n_tokens / n_rows if n_rows else 1.0, dfs)
+        return self._last_stats
 
     def lexical_candidates(self, terms: Sequence[str], n: int, collection: str | None = None) -> list[int]:
         terms = [t for t in terms if pg_sql.usable(t)]
         if not terms:
             return []
-        n_rows, avgdl, dfs = self.term_stats(terms)
+        # The statistics lexical_search read a moment ago (they only steer which candidates are proposed).
+        n_rows, avgdl, dfs = self._last_stats
+        if any(t not in dfs for t in terms):
+            n_rows, avgdl, dfs = self.term_stats(terms)
         weights = [pg_sql.idf(n_rows, dfs.get(t, 0)) for t in terms]
         queries = [pg_sql.quote_lexeme(t) for t in terms]
         args: list[Any] = [*queries, " | ".join(queries), *([collection] if collection is not None else []), n]
         rows = self._q(pg_sql.bm25_sql(weights, avgdl, collection is not None), args).fetchall()
+        # The candidates' tokens come in the same answer: lexical_search asks for them next.
+        self._last_tokens = {int(cid): tokens for cid, tokens, _ in rows}
         return [int(r[0]) for r in rows]
 
     def chunk_tokens(self, chunk_ids: Sequence[int]) -> dict[int, list[str]]:
+        known = self._last_tokens
+        if all(cid in known for cid in chunk_ids):
+            return {cid: known[cid].split(TOKEN_SEP) if known[cid] else [] for cid in chunk_ids}
         rows = self._q("SELECT id, tokens FROM lorag_chunks WHERE id = ANY(%s)", (list(chunk_ids),)).fetchall()
         return {int(cid): tokens.split(TOKEN_SEP) if tokens else [] for cid, tokens in rows}
 
