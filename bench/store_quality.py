@@ -8,6 +8,7 @@ The same passages, tokens and vectors go into each; every FAQ heading is a query
 from __future__ import annotations
 
 import argparse
+import atexit
 import tempfile
 import time
 import warnings
@@ -79,7 +80,16 @@ def pg_url(root: Path) -> str:
         warnings.simplefilter("ignore")
         server = pgserver.get_server(data, cleanup_mode="stop")
     pg_url.server = server  # type: ignore[attr-defined]  # keep it alive for the run
+    atexit.register(_remove_server, server, data)
     return str(server.get_uri())
+
+
+def _remove_server(server: Any, data: Path) -> None:
+    """Stop the run's PostgreSQL and delete its data directory."""
+    import shutil
+
+    server.cleanup()
+    shutil.rmtree(data, ignore_errors=True)
 
 
 def pgvector_runs_here() -> bool:
