@@ -98,12 +98,19 @@ def idf(n_rows: int, df: int) -> float:
 def bm25_sql(weights: Sequence[float], avgdl: float, by_collection: bool) -> str:
     """The ranking query (id, tokens, score) for terms with these weights (query count × idf); its parameters
     are each term's tsquery, the any-term tsquery, [the collection], and k."""
-    tfs = ", ".join(f"lorag_tf(ts_rank('{{1,1,1,1}}', tsv, %s::tsquery)) AS tf{i}" for i in range(len(weights)))
-    norm = f"{K1} * (1 - {B} + {B} * n_tokens / {float(avgdl)!r})"
-    terms = " + ".join(f"{float(w)!r} * tf{i} * {K1 + 1} / (tf{i} + {norm})" for i, w in enumerate(weights))
+    tfs = ", ".join(f"lorag_tf(ts_rank('{{1,1,1,1}}', tsv, %s::tsquery))::float8 AS tf{i}"
+                    for i in range(len(weights)))
+    # Every constant is float8: numeric arithmetic, PostgreSQL's default for decimal literals, is several
+    # times slower per row, and a common term's candidates are tens of thousands of rows at 1M chunks.
+    norm = f"{_f(K1)} * ({_f(1 - B)} + {_f(B / float(avgdl or 1.0))} * n_tokens)"
+    terms = " + ".join(f"{_f(w * (K1 + 1))} * tf{i} / (tf{i} + {norm})" for i, w in enumerate(weights))
     where = "tsv @@ %s::tsquery" + (" AND collection = %s" if by_collection else "")
     return (f"SELECT id, tokens, {terms} AS score FROM (SELECT id, n_tokens, tokens, {tfs} FROM lorag_chunks "
             f"WHERE {where}) m ORDER BY score DESC, id LIMIT %s")
+
+
+def _f(value: float) -> str:
+    return f"{float(value)!r}::float8"
 
 
 def connection_error(where: str, exc: Exception) -> StoreError:
