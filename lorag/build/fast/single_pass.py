@@ -72,7 +72,7 @@ def build_gguf_single_pass(
     try:
         first_build = not has_entries()
         if first_build:
-            preload_imports()  # the metadata will be derived: on an idle disk; behind the large reads imports crawl
+            preload_imports(base_dir)  # the metadata will be derived: imports on an idle disk, not behind the reads
         reader.start()  # everything below runs alongside the reads
         remove_quietly(scratch)
         staged = stage_model_dir(base_dir, adapter_dir, chat_template, scratch / dir_name)
