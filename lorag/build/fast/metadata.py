@@ -253,24 +253,3 @@ def write_native_skeleton(model_dir: Path, work_dir: Path, model_name: str | Non
     except NativeUnsupported as exc:
         return str(exc)
     return None
-
-
-def preload_imports(model_dir: Path) -> None:
-    """Import what deriving the metadata will need, ahead of the weight reads (behind them imports crawl).
-
-    torch (small tensors, and the reads themselves on a GPU) and the tokenizers library; transformers only
-    when the tokenizer is not one bpe_native loads without it.
-    """
-    import contextlib
-
-    from lorag.build.fast.bpe_native import NotMirrored, declared_class
-
-    with contextlib.suppress(ImportError):
-        import tokenizers  # noqa: F401
-        import torch  # noqa: F401
-    try:
-        declared_class(model_dir, _json(model_dir / "tokenizer_config.json"))
-    except NotMirrored:
-        with contextlib.suppress(ImportError):
-            import transformers.tokenization_utils_tokenizers  # noqa: F401
-            from transformers import AutoTokenizer  # noqa: F401
