@@ -54,6 +54,7 @@ def index_model(base_dir: Path) -> dict[str, TensorLocation]:
 def read_tensor(loc: TensorLocation) -> Any:
     """Load one tensor into a fresh CPU torch tensor."""
     import numpy as np
+    import torch
 
     if loc.dtype not in _DTYPES:
         raise ValueError(f"{loc.name}: unsupported dtype {loc.dtype}")
@@ -67,44 +68,7 @@ def read_tensor(loc: TensorLocation) -> Any:
             if not got:
                 raise OSError(f"{loc.path} ended inside tensor {loc.name}")
             done += got
-    import torch  # after the read: a first read need not wait for torch's import on another thread
-
     return torch.from_numpy(raw).view(getattr(torch, _DTYPES[loc.dtype])).reshape(loc.shape)
-
-
-def readahead_window() -> int:
-    """Bytes of input worth asking the kernel for up front: a quarter of the available memory, at most 8 GiB."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            fields = dict(line.split(":", 1) for line in fh)
-        available = int(fields["MemAvailable"].split()[0]) * 1024
-    except (OSError, KeyError, ValueError):
-        return 0
-    return min(8 << 30, available // 4)
-
-
-def _advise(order: list[tuple[str, TensorLocation]], window: int) -> None:
-    """Ask the kernel to read the first ``window`` bytes of the inputs, in read order, into the page cache.
-
-    The readers hold at most their budget in memory; while the process still imports torch and derives the
-    metadata they would stall at that budget and the disk would idle. Cached pages cost no RSS and are read
-    once either way.
-    """
-    import os
-
-    left = window
-    for _, loc in order:
-        if left <= 0:
-            return
-        try:
-            fd = os.open(loc.path, os.O_RDONLY)
-            try:
-                os.posix_fadvise(fd, loc.start, min(loc.nbytes, left), os.POSIX_FADV_WILLNEED)
-            finally:
-                os.close(fd)
-        except (OSError, AttributeError):
-            return
-        left -= loc.nbytes
 
 
 class Prefetcher:
@@ -133,9 +97,6 @@ class Prefetcher:
         import time
 
         self.started_at = time.monotonic()
-        window = readahead_window()
-        if window > self._budget:
-            threading.Thread(target=_advise, args=(self._order, window), name="lorag-readahead", daemon=True).start()
         self._fill()
 
     def location(self, key: str) -> TensorLocation:
