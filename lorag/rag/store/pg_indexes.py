@@ -6,13 +6,14 @@ provided the HNSW graph fits in maintenance_work_mem (see ``pg_sql.build_setting
 Usage::
 
     names = search_index_names(store._q)      # dropped before the load
-    seconds = build(store)                    # {"gin": …, "hnsw_384": …, "statistics": …}
+    seconds = build(store, [384])             # {"gin": …, "hnsw_384": …, "statistics": …}
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from lorag.rag.store import pg_sql, pg_terms
@@ -26,11 +27,10 @@ def search_index_names(q: Query) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def build(store: Any) -> dict[str, float]:
-    """Build the missing search indexes and recount BM25's statistics; seconds spent on each."""
+def build(store: Any, dims: Sequence[int]) -> dict[str, float]:
+    """Build the GIN index and an HNSW index per vector size in ``dims`` (those dropped or loaded: finding them
+    in the table would read every vector), and recount BM25's statistics; seconds spent on each."""
     q: Query = store._q
-    dims = [int(r[0]) for r in q("SELECT DISTINCT vector_dims(embedding) FROM lorag_chunks "
-                                 "WHERE embedding IS NOT NULL").fetchall()]
     rows = store.count_chunks()
     seconds: dict[str, float] = {}
     for name, sql in [("gin", pg_sql.GIN_INDEX), *((f"hnsw_{d}", pg_sql.hnsw_index(d)) for d in dims)]:

@@ -53,6 +53,7 @@ class PostgresStore(Store):
         self.url = str(url)
         self.path = redact(self.url)
         self._bulk = False
+        self._bulk_dims: set[int] = set()  # vector sizes whose HNSW index a bulk load must build
         self.index_seconds: dict[str, float] = {}  # of the last bulk load's index builds
         self._last_stats: tuple[int, float, dict[str, int]] = (0, 1.0, {})
         self._last_tokens: dict[int, str] = {}
@@ -140,12 +141,15 @@ class PostgresStore(Store):
                 self.set_meta("term_stats", "stale")  # until the rebuild at the end (a kill leaves it stale)
                 for name in pg_indexes.search_index_names(self._q):
                     self._q(f'DROP INDEX IF EXISTS "{name}"')
+                    if name.startswith("lorag_chunks_hnsw_"):
+                        self._bulk_dims.add(int(name.rsplit("_", 1)[1]))
             self._bulk = True
             try:
                 yield
             finally:
                 self._bulk = False
-                self.index_seconds = pg_indexes.build(self)
+                self.index_seconds = pg_indexes.build(self, sorted(self._bulk_dims))
+                self._bulk_dims.clear()
         finally:
             self._q("SELECT pg_advisory_unlock(%s)", (pg_sql.BULK_LOCK,))
 
@@ -212,6 +216,8 @@ class PostgresStore(Store):
     def _insert_chunks(self, doc_id: int, collection: str, chunks: Sequence[NewChunk],
                        progress: ProgressFn | None) -> None:
         dims = {int(c.vector.size) for c in chunks if c.vector is not None and c.vector.size}
+        if self._bulk:
+            self._bulk_dims.update(dims)  # their HNSW indexes are built at the end of the load
         for dim in dims if not self._bulk else ():
             self._q(pg_sql.hnsw_index(dim))
         with self._db.cursor() as cur:
