@@ -21,7 +21,7 @@ import numpy as np
 from lorag.rag.store import Store, pg_dense
 from lorag.rag.store.base import _candidate_terms
 
-SAMPLE = 6  # queries whose exact top 50 is computed (a full scan each)
+SAMPLE = 5  # queries whose exact top 50 is computed (a full scan each)
 
 
 def _ms(call: Callable[[], Any]) -> tuple[float, Any]:
