@@ -435,7 +435,8 @@ def pg_location(keep: Path | None = None) -> str:
 
     data = keep / "pgdata" if keep else Path(tempfile.mkdtemp(prefix="lorag-pg-"))
     data.mkdir(parents=True, exist_ok=True)
-    data.chmod(0o755)  # pgserver runs postgres as its own user when started by root
+    if not (data / "PG_VERSION").exists():
+        data.chmod(0o755)  # pgserver runs initdb as its own user when started by root; initdb makes it 0700
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         server = pgserver.get_server(data, cleanup_mode="stop")
