@@ -40,7 +40,7 @@ def search(store: Any, vector: np.ndarray, k: int, collection: str | None = None
         ef = math.ceil(2 * k / share) if share else MAX_EF + 1
         rows = _hnsw(store, sql, args, max(ef, EF_SEARCH)) if ef <= MAX_EF else []
         if len(rows) < k:
-            rows = _exact(store, sql, args)  # too few came through the filter, or the collection is tiny
+            rows = _exact(store, True, args)  # too few came through the filter, or the collection is tiny
     ranking = [(int(cid), float(score)) for cid, score in rows]
     return sorted(ranking, key=lambda r: -r[1])  # a filtered HNSW scan may return them slightly out of order
 
@@ -48,14 +48,17 @@ def search(store: Any, vector: np.ndarray, k: int, collection: str | None = None
 def exact(store: Any, vector: np.ndarray, k: int, collection: str | None = None) -> Ranking:
     """The true best ``k`` by a full scan (the reference HNSW's recall is measured against)."""
     query = np.asarray(vector, dtype=np.float32).ravel()
-    rows = _exact(store, _sql(int(query.size), collection is not None), {"q": query, "k": k, "c": collection})
+    rows = _exact(store, collection is not None, {"q": query, "k": k, "c": collection})
     return [(int(cid), float(score)) for cid, score in rows]
 
 
-def _sql(dim: int, by_collection: bool) -> str:
+def _sql(dim: int, by_collection: bool, exact: bool = False) -> str:
     where = f"vector_dims(embedding) = {dim}" + (" AND collection = %(c)s" if by_collection else "")
+    # The exact scan orders by an expression no index serves. A planner setting would not do: psycopg prepares
+    # a statement run 5 times, and its cached plan ignores settings changed later.
+    order = f"(embedding::vector({dim}) <=> %(q)b)" + (" + 0" if exact else "")
     return (f"SELECT id, 1 - (embedding::vector({dim}) <=> %(q)b) FROM lorag_chunks WHERE {where} "
-            f"ORDER BY embedding::vector({dim}) <=> %(q)b LIMIT %(k)s")
+            f"ORDER BY {order} LIMIT %(k)s")
 
 
 def _hnsw(store: Any, sql: str, args: dict[str, Any], ef: int) -> list[tuple[Any, ...]]:
@@ -66,7 +69,5 @@ def _hnsw(store: Any, sql: str, args: dict[str, Any], ef: int) -> list[tuple[Any
         return list(store._q(sql, args).fetchall())
 
 
-def _exact(store: Any, sql: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
-    with store.transaction():
-        store._q("SET LOCAL enable_indexscan = off")
-        return list(store._q(sql, args).fetchall())
+def _exact(store: Any, by_collection: bool, args: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return list(store._q(_sql(int(args["q"].size), by_collection, exact=True), args).fetchall())

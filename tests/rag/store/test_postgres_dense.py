@@ -49,3 +49,16 @@ def test_collection_filters_return_k_answers(pg_url: str) -> None:
     assert [cid for cid, _ in got["tiny"]] == _true_best(vectors, owner, query, 50, "tiny")
     assert len({cid for cid, _ in everything} & {cid for cid, _ in reference}) >= 45
     assert [s for _, s in everything] == sorted((s for _, s in everything), reverse=True)
+
+
+@needs_pgvector_cpu
+def test_the_exact_scan_stays_exact_once_the_statement_is_prepared(pg_url: str) -> None:
+    # psycopg prepares a statement after 5 runs; a plan cached under one planner setting would ignore the next.
+    rng = np.random.default_rng(9)
+    with Store(pg_url) as store:
+        owner, vectors = _fill(store)
+        for _ in range(8):
+            query = rng.standard_normal(8).astype(np.float32)
+            store.dense_search(query, 50)  # the HNSW statement, prepared too
+            got = [cid for cid, _ in store.dense_search(query, 50, "mid")]
+            assert got == _true_best(vectors, owner, query, 50, "mid")
