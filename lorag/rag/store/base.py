@@ -277,17 +277,14 @@ class Store:
         known = [t for t in terms if dfs.get(t, 0) > 0]  # a term no chunk has adds nothing
         if not known:
             return []
-        candidates = self.lexical_candidates(_candidate_terms(known, dfs), max(4 * k, LEXICAL_CANDIDATES),
-                                             collection)
-        tokens_of = self.chunk_tokens(candidates)
         weights = {t: math.log(1 + (n_rows - dfs[t] + 0.5) / (dfs[t] + 0.5)) for t in set(known)}
+        candidates = self.weighted_candidates({t: weights[t] for t in _candidate_terms(known, dfs)},
+                                              max(4 * k, LEXICAL_CANDIDATES), collection)
+        counts_of = self.term_counts(candidates, sorted(weights))
         scored = []
         for order, cid in enumerate(candidates):
-            doc = tokens_of.get(cid, [])
-            counts: dict[str, int] = {}
-            for t in doc:
-                counts[t] = counts.get(t, 0) + 1
-            norm = LUCENE_K1 * (1 - LUCENE_B + LUCENE_B * len(doc) / avgdl)
+            length, counts = counts_of.get(cid, (0, {}))
+            norm = LUCENE_K1 * (1 - LUCENE_B + LUCENE_B * length / avgdl)
             score = sum(weights[t] * counts[t] / (counts[t] + norm) for t in known if t in counts)
             if score > 0:
                 scored.append((-score, order, cid))
@@ -304,6 +301,20 @@ class Store:
     def chunk_tokens(self, chunk_ids: Sequence[int]) -> dict[int, list[str]]:
         """The stored tokens of these chunks."""
         raise NotImplementedError
+
+    def weighted_candidates(self, weights: dict[str, float], n: int, collection: str | None = None) -> list[int]:
+        """Up to ``n`` chunk ids holding any of the terms (keys, rarest first; values their idf), best first.
+
+        By default the backend's own ranking (``lexical_candidates``); a backend may rank with the weights.
+        """
+        return self.lexical_candidates(list(weights), n, collection)
+
+    def term_counts(self, chunk_ids: Sequence[int], terms: Sequence[str]) -> dict[int, tuple[int, dict[str, int]]]:
+        """For each of these chunks, its token count and how often it holds each of ``terms`` (those it holds)."""
+        out: dict[int, tuple[int, dict[str, int]]] = {}
+        for cid, doc in self.chunk_tokens(chunk_ids).items():
+            out[cid] = (len(doc), {t: n for t in terms if (n := doc.count(t))})
+        return out
 
     def dense_search(self, vector: np.ndarray, k: int, collection: str | None = None) -> Ranking:
         """The best ``k`` chunks by cosine similarity to the unit ``vector``."""
