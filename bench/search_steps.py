@@ -60,7 +60,7 @@ def one_search(config: Any, query: str) -> None:
     r = timed("store_retriever (meta, embedder)", retrieve.store_retriever, config, store, None)
     tokens = timed("Sudachi tokenize", tokenize, query, "sudachi")
     terms = sorted({t for t in tokens if t.strip()})
-    n_rows, _avgdl, dfs = timed("term stats (term_df)", store.term_stats, terms)
+    _rows, _avgdl, dfs = timed("term stats (term_df)", store.term_stats, terms)
     known = [t for t in tokens if dfs.get(t, 0) > 0]
     weights = {t: 1.0 for t in _candidate_terms(known, dfs)}
     candidates = timed("FTS5 candidates (postings, numpy)", store.weighted_candidates, weights, LEXICAL_CANDIDATES)

@@ -64,7 +64,7 @@ class VectorCodes:
 
     def nearest(self, query: np.ndarray, n: int, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Indexes (ascending, relative to ``start``) of at least ``n`` rows of ``start:stop`` with the fewest bits
-        differing from the query's (the L1 distance of their levels); every row as close as the farthest one kept is kept too."""
+        differing from the query's (the L1 distance of their levels); rows as close as the farthest kept are kept."""
         words = self.words[:, start:stop]
         bits = self.encode(query.reshape(1, -1))[0]
         distance = np.zeros(words.shape[1], dtype=np.uint16)

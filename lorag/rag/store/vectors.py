@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +134,8 @@ class VectorMatrix:
     def _adopt(self, mapped: VectorFile) -> None:
         self.blocks = {(d, g): _Block(c, mapped.ids[a:b], mapped.matrix[a:b]) for d, g, c, a, b in mapped.blocks}
         self.snapshot = VectorSnapshot(mapped.ids, mapped.matrix, mapped.spans)
+        if mapped.codes is not None and mapped.codes.words.shape[1] == len(mapped.ids):
+            self.snapshot._codes[0] = mapped.codes
         self.revision = mapped.revision
         self.layout = mapped.blocks
 
@@ -185,5 +187,7 @@ def snapshot_for(key: str, db: sqlite3.Connection, file: Path | None = None,
         read_whole = matrix.refresh(db, file, store_id)
         snapshot, written = matrix.snapshot, matrix.as_file() if read_whole else None
     if written is not None and file is not None and store_id:
-        write_vector_file(file, store_id, written)  # outside the lock: other searches need not wait for it
+        # Outside the lock: other searches need not wait for it. The codes go with it, so no new process builds them.
+        codes = snapshot.codes() if len(snapshot.ids) >= EXACT_BELOW else None
+        write_vector_file(file, store_id, replace(written, codes=codes))
     return snapshot
