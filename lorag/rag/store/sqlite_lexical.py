@@ -17,11 +17,12 @@ import numpy as np
 from lorag.rag.store.base import LUCENE_K1, TOKEN_SEP
 
 INSTANCES = "lorag_instances"  # a TEMP view of the index, per connection: the store's schema is unchanged
-_BY_TERM = f"SELECT doc FROM temp.{INSTANCES} WHERE term = ?"
-_BY_TERM_IN = (f"SELECT v.doc FROM temp.{INSTANCES} v JOIN chunks c ON c.id = v.doc "
+# One comma-separated string per term: a Python tuple per posting cost three times as much (bench/search_steps.py).
+_BY_TERM = f"SELECT group_concat(doc) FROM temp.{INSTANCES} WHERE term = ?"
+_BY_TERM_IN = (f"SELECT group_concat(v.doc) FROM temp.{INSTANCES} v JOIN chunks c ON c.id = v.doc "
                "JOIN documents d ON d.id = c.doc_id WHERE v.term = ? AND d.collection = ?")
-_MATCHING = "SELECT rowid FROM chunk_fts WHERE chunk_fts MATCH ?"
-_MATCHING_IN = ("SELECT chunk_fts.rowid FROM chunk_fts JOIN chunks c ON c.id = chunk_fts.rowid "
+_MATCHING = "SELECT group_concat(rowid) FROM chunk_fts WHERE chunk_fts MATCH ?"
+_MATCHING_IN = ("SELECT group_concat(chunk_fts.rowid) FROM chunk_fts JOIN chunks c ON c.id = chunk_fts.rowid "
                 "JOIN documents d ON d.id = c.doc_id WHERE chunk_fts MATCH ? AND d.collection = ?")
 
 
@@ -64,8 +65,8 @@ def postings(db: sqlite3.Connection, term: str, collection: str | None = None) -
 
 
 def _column(cursor: sqlite3.Cursor) -> np.ndarray:
-    rows = cursor.fetchall()
-    return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    joined = cursor.fetchone()[0]
+    return np.fromstring(joined, dtype=np.int64, sep=",") if joined else np.zeros(0, dtype=np.int64)
 
 
 def count_terms(rows: Sequence[tuple[int, str]], terms: Sequence[str]) -> dict[int, tuple[int, dict[str, int]]]:
