@@ -266,7 +266,8 @@ class Store:
     def lexical_search(self, tokens: Sequence[str], k: int, collection: str | None = None) -> Ranking:
         """The best ``k`` chunks for the query ``tokens`` by BM25 (matching chunks only).
 
-        The backend's own index (FTS5, tsvector) finds candidates; they are then scored with Lucene's BM25
+        The backend's own index (FTS5, tsvector) finds candidates for the rarer terms (``weighted_candidates``);
+        they are then scored over every query term (``term_counts``) with Lucene's BM25
         (k1 = 1.5, b = 0.75, idf = ln(1 + (N - df + 0.5) / (df + 0.5))), the function of the in-memory
         reference, so every backend ranks alike.
         """

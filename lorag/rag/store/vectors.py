@@ -4,7 +4,8 @@ Each document's vectors are one blob (rows in chunk order) plus one blob of chun
 reads a few hundred blobs, never a Python object per chunk. The matrix is ordered by collection, so searching one
 collection is a matrix product over one contiguous slice. After a write, only the changed documents are read.
 A new process maps the matrix from the vectors file beside the store when that file holds the store's revision
-(see vector_file.py), and writes that file when it had to read every block.
+(see vector_file.py), and writes that file when it had to read every block. A matrix of EXACT_BELOW rows or more is
+searched through compact codes first, and only the closest rows are scored exactly (vector_codes.py).
 """
 
 from __future__ import annotations
