@@ -1,5 +1,6 @@
 #!/bin/bash
-# A/B on one box: A = current order (imports before reads on a first build), B = reads first.
+# A/B on one box with the tokenizer loaded natively: A = imports (torch, tokenizers) before the reads on a first
+# build, B = reads first. Then the cold import/tokenizer probes.
 set -u
 G=$(pwd)
 exec > >(tee "$OUT/log.txt") 2>&1
@@ -14,3 +15,4 @@ for v in src srcB src srcB; do
     --adapter "$W/lora" --work "$W/bw-$v" --qtype Q4_K_M --device cuda --warm-run --fast-only --threads 16 \
     --drop-caches --json-out "$OUT/result-$v-$RANDOM.json" 2>&1 | grep -v "^\s*$" | tail -12
 done
+cd "$G/src" && PYTHONPATH=/tmp/site:$G/src timeout 240 python3 bench/device/import_cost.py "$W/base"

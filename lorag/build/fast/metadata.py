@@ -253,12 +253,3 @@ def write_native_skeleton(model_dir: Path, work_dir: Path, model_name: str | Non
     except NativeUnsupported as exc:
         return str(exc)
     return None
-
-
-def preload_imports() -> None:
-    """Import what the native metadata needs (transformers' tokenizer loading) ahead of the weight reads."""
-    import contextlib
-
-    with contextlib.suppress(ImportError):
-        import transformers.tokenization_utils_tokenizers  # noqa: F401
-        from transformers import AutoTokenizer  # noqa: F401

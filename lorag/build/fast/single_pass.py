@@ -20,7 +20,7 @@ from lorag.build.fast import arch
 from lorag.build.fast.ggml import GGML_TYPE_NAMES, quantize_rows
 from lorag.build.fast.gguf_writer import OutputTensor, TensorStream, header_bytes, quantized_kv
 from lorag.build.fast.lora import FastPathUnsupported, LoraWeights, load_lora
-from lorag.build.fast.metadata import preload_imports, write_native_skeleton
+from lorag.build.fast.metadata import write_native_skeleton
 from lorag.build.fast.mixture import FTYPES, MixturePlanner, quantize_order
 from lorag.build.fast.producer import Producer, StreamedTensor, plan_streamed
 from lorag.build.fast.reader import Prefetcher, TensorLocation, index_model
@@ -71,9 +71,7 @@ def build_gguf_single_pass(
     scratch = out_path.parent / f".{out_path.name}.fast"
     try:
         first_build = not has_entries()
-        if first_build:
-            preload_imports()  # the metadata will be derived: on an idle disk; behind the large reads imports crawl
-        reader.start()  # everything below runs alongside the reads
+        reader.start()  # everything below runs alongside the reads (imports included: torch's takes seconds)
         remove_quietly(scratch)
         staged = stage_model_dir(base_dir, adapter_dir, chat_template, scratch / dir_name)
         work = scratch / "skeleton"

@@ -1,21 +1,24 @@
 """The tokenizer keys llama.cpp's converter writes, derived in-process from the model's tokenizer files.
 
 Two vocabularies: byte-level BPE from tokenizer.json (Qwen2, DeepSeek-R1-Distill, Llama 3: model "gpt2",
-read through transformers as the converter reads it, its pre-tokenizer recognised by the same fingerprint)
+loaded as the converter's transformers loads it, its pre-tokenizer recognised by the same fingerprint)
 and SentencePiece from tokenizer.model (Gemma: model "llama"). Anything else raises NativeUnsupported.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
+from lorag.build.fast.bpe_native import BpeTokenizer, NotMirrored, load_native_bpe
 from lorag.build.fast.general_meta import NativeUnsupported
 from lorag.build.fast.gguf_values import FLOAT32, INT32, STRING, KvList
 from lorag.build.fast.special_vocab import SpecialVocab
 
+log = logging.getLogger(__name__)
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
 
 # The text llama.cpp encodes to fingerprint a BPE pre-tokenizer (convert_hf_to_gguf_update.py).
@@ -56,7 +59,7 @@ def load_tokenizer_json(model_dir: Path) -> dict[str, Any] | None:
     return data
 
 
-def pre_tokenizer(tokenizer: Any) -> str:
+def pre_tokenizer(tokenizer: BpeTokenizer) -> str:
     """tokenizer.ggml.pre for a loaded tokenizer, from the converter's fingerprint table."""
     digest = sha256(str(tokenizer.encode(CHECK_TEXT)).encode()).hexdigest()
     if digest not in PRE_TOKENIZERS:
@@ -64,7 +67,7 @@ def pre_tokenizer(tokenizer: Any) -> str:
     return PRE_TOKENIZERS[digest]
 
 
-def _bpe_tokens(tokenizer: Any, vocab_size: int) -> tuple[list[str], list[int]]:
+def _bpe_tokens(tokenizer: BpeTokenizer, vocab_size: int) -> tuple[list[str], list[int]]:
     vocab: dict[str, int] = tokenizer.vocab
     reverse = {i: t for t, i in vocab.items()}
     added = tokenizer.get_added_vocab()
@@ -95,20 +98,11 @@ def _bpe_tokens(tokenizer: Any, vocab_size: int) -> tuple[list[str], list[int]]:
 def add_bpe_vocab(kv: KvList, model_dir: Path, hparams: dict[str, Any], tokenizer_json: dict[str, Any]) -> None:
     """The converter's _set_vocab_gpt2: model, pre, tokens, token types, then the special vocabulary.
 
-    The tokenizer is loaded the way the converter loads it (transformers' AutoTokenizer): the class it picks
-    for the model type can add tokens tokenizer.json does not have (Qwen2Tokenizer's default unknown token).
+    The tokenizer is loaded as the converter loads it (transformers' AutoTokenizer): directly through the
+    tokenizers library where bpe_native vouches for the result, else through transformers itself (the class
+    it picks for the model type can rebuild the pipeline or add tokens tokenizer.json does not have).
     """
-    from transformers import AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # its notes about the tokenizer class are not the user's business
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    except Exception as exc:
-        raise NativeUnsupported(f"transformers cannot load the tokenizer: {exc}") from exc
-    finally:
-        hf_logging.set_verbosity(verbosity)
+    tokenizer = load_bpe(model_dir, tokenizer_json)
     vocab_size = int(hparams.get("vocab_size", len(tokenizer.vocab)))
     if max(tokenizer.vocab.values()) >= vocab_size:
         raise NativeUnsupported("the tokenizer has ids past the model's vocab_size")
@@ -119,6 +113,32 @@ def add_bpe_vocab(kv: KvList, model_dir: Path, hparams: dict[str, Any], tokenize
     kv.array("tokenizer.ggml.tokens", tokens, STRING)
     kv.array("tokenizer.ggml.token_type", types, INT32)
     SpecialVocab(model_dir, tokenizer_json, load_merges=True).add_to(kv)
+
+
+def load_bpe(model_dir: Path, tokenizer_json: dict[str, Any]) -> BpeTokenizer:
+    """The BPE tokenizer as AutoTokenizer would load it: natively when that is certain, else via transformers."""
+    try:
+        return load_native_bpe(model_dir, tokenizer_json)
+    except NotMirrored as exc:
+        log.debug("tokenizer loaded through transformers: %s", exc)
+    return transformers_bpe(model_dir)
+
+
+def transformers_bpe(model_dir: Path) -> BpeTokenizer:
+    """``AutoTokenizer.from_pretrained(model_dir)``, quietly; NativeUnsupported when transformers cannot."""
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its notes about the tokenizer class are not the user's business
+    try:
+        tokenizer: Any = AutoTokenizer.from_pretrained(model_dir)
+    except Exception as exc:
+        raise NativeUnsupported(f"transformers cannot load the tokenizer: {exc}") from exc
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    loaded: BpeTokenizer = tokenizer
+    return loaded
 
 
 def spm_vocab(model_dir: Path, hparams: dict[str, Any]) -> tuple[list[bytes], list[float], list[int]]:
