@@ -65,7 +65,7 @@ def one_search(config: Any, query: str) -> None:
     terms = sorted({t for t in tokens if t.strip()})
     _rows, _avgdl, dfs = timed("term stats (term_df)", store.term_stats, terms)
     known = [t for t in tokens if dfs.get(t, 0) > 0]
-    weights = {t: 1.0 for t in _candidate_terms(known, dfs)}
+    weights = {t: 1.0 for t in _candidate_terms(known, dfs, store.candidate_postings)}
     candidates = timed("FTS5 candidates (postings, numpy)", store.weighted_candidates, weights, LEXICAL_CANDIDATES)
     timed("candidate term counts (chunk rows)", store.term_counts, candidates, terms)
     lexical = timed("= lexical_search, whole", store.lexical_search, tokens, r.candidates)

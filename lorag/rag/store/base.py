@@ -122,8 +122,8 @@ class CollectionInfo(NamedTuple):
     chunks: int
 
 
-def _candidate_terms(terms: Sequence[str], dfs: dict[str, int]) -> list[str]:
-    """The rarer query terms, up to CANDIDATE_POSTINGS postings in all (the rarest always).
+def _candidate_terms(terms: Sequence[str], dfs: dict[str, int], budget: int = CANDIDATE_POSTINGS) -> list[str]:
+    """The rarer query terms, up to ``budget`` postings in all (the rarest always).
 
     Finding candidates costs one posting per matching chunk and term; a term in half the store adds little to
     BM25 but would make the index score tens of thousands of chunks. It still counts in the final scores.
@@ -131,7 +131,7 @@ def _candidate_terms(terms: Sequence[str], dfs: dict[str, int]) -> list[str]:
     chosen: list[str] = []
     total = 0
     for term in sorted(dict.fromkeys(terms), key=lambda t: dfs[t]):
-        if chosen and total + dfs[term] > CANDIDATE_POSTINGS:
+        if chosen and total + dfs[term] > budget:
             break
         chosen.append(term)
         total += dfs[term]
@@ -168,6 +168,7 @@ class Store:
     """A document store; ``Store(path)`` opens SQLite, ``Store("postgresql://…")`` PostgreSQL."""
 
     path: Path | str  # where the store lives, for messages (a Postgres URL is shown without its password)
+    candidate_postings = CANDIDATE_POSTINGS  # postings lexical_search lets the index read for candidates
 
     def __new__(cls, location: Path | str | None = None, *args: Any, **kwargs: Any) -> Store:
         if cls is Store:
@@ -279,7 +280,8 @@ class Store:
         if not known:
             return []
         weights = {t: math.log(1 + (n_rows - dfs[t] + 0.5) / (dfs[t] + 0.5)) for t in set(known)}
-        candidates = self.weighted_candidates({t: weights[t] for t in _candidate_terms(known, dfs)},
+        chosen = _candidate_terms(known, dfs, self.candidate_postings)
+        candidates = self.weighted_candidates({t: weights[t] for t in chosen},
                                               max(4 * k, LEXICAL_CANDIDATES), collection)
         counts_of = self.term_counts(candidates, sorted(weights))
         scored = []

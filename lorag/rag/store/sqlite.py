@@ -52,6 +52,9 @@ class SQLiteStore(Store):
     """The SQLite store at ``path`` (created on first use; version 1 stores are upgraded on first open)."""
 
     path: Path
+    # Postings cost well under a microsecond each here (sqlite_lexical.py): twice the default budget brought the
+    # 100k bench's BM25 top 1 to the exact one for 119 of 146 queries instead of 106, for 0.5 ms more.
+    candidate_postings = 8_000
 
     def __init__(self, path: Path | str) -> None:
         from lorag.rag.store.factory import sqlite_path
