@@ -56,7 +56,8 @@ class Producer:
         self.gguf_arch, self.hparams, self.budget = gguf_arch, hparams, budget
         self.reader = reader  # started by the caller, usually well before this
         self.pool = ThreadPoolExecutor(threads or os.cpu_count() or 1) if device == "cpu" else None
-        self.busy = {"merge": 0.0, "quantize": 0.0, "wait_for_writer": 0.0}
+        self.busy = {"wait_for_read": 0.0, "merge": 0.0, "quantize": 0.0, "wait_for_writer": 0.0}
+        self.by_type: dict[str, dict[str, float]] = {}  # quantize seconds, weights and tensors per output type
         self._ready: deque[tuple[str, Any]] = deque()
         self._held = 0
         self._error: BaseException | None = None
@@ -97,7 +98,10 @@ class Producer:
         try:
             self.lora = self.lora.to(self.device)
             for item in self.plan:
-                data = self._compute(item, self.reader.take(item.name))
+                started = time.monotonic()
+                weight = self.reader.take(item.name)
+                self.busy["wait_for_read"] += time.monotonic() - started
+                data = self._compute(item, weight)
                 started = time.monotonic()
                 with self._cond:
                     while self._ready and self._held + data.nbytes > self.budget and not self._stop:
@@ -134,7 +138,12 @@ class Producer:
             data = gpu_quant.quantize(item.qtype, rows).cpu().numpy()
         else:
             data = quantize_rows(item.qtype, rows.cpu().numpy(), pool=self.pool)
-        self.busy["quantize"] += time.monotonic() - started
+        seconds = time.monotonic() - started
+        self.busy["quantize"] += seconds
+        entry = self.by_type.setdefault(item.qtype, {"seconds": 0.0, "weights": 0, "tensors": 0})
+        entry["seconds"] += seconds
+        entry["weights"] += rows.numel()
+        entry["tensors"] += 1
         if data.nbytes != item.nbytes:
             raise RuntimeError(f"{item.name}: {data.nbytes} bytes computed, {item.nbytes} expected")
         return data
