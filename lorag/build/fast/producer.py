@@ -135,7 +135,7 @@ class Producer:
         self.busy["merge"] += time.monotonic() - started
         started = time.monotonic()
         if self.device != "cpu" and item.qtype in gpu_quant.TORCH_TYPES:
-            data = gpu_quant.quantize(item.qtype, rows).cpu().numpy()
+            data = _to_host(gpu_quant.quantize(item.qtype, rows))
         else:
             data = quantize_rows(item.qtype, rows.cpu().numpy(), pool=self.pool)
         seconds = time.monotonic() - started
@@ -147,3 +147,14 @@ class Producer:
         if data.nbytes != item.nbytes:
             raise RuntimeError(f"{item.name}: {data.nbytes} bytes computed, {item.nbytes} expected")
         return data
+
+
+def _to_host(data: Any) -> Any:
+    """The device bytes as a numpy array, copied through page-locked memory: a copy into pageable memory runs
+    at ~1-2 GB/s (30 ms for an ffn tensor's Q4_K bytes on an H200), into pinned memory ~40x faster."""
+    import torch
+
+    host = torch.empty(data.numel(), dtype=torch.uint8, pin_memory=True)
+    host.copy_(data)
+    return host.numpy()
+
