@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -83,7 +84,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--store", type=Path, action="append", default=[], help="a lorag store with real vectors")
-    parser.add_argument("--vectors-cache", type=Path, default=Path(".cache/bench"))
+    parser.add_argument("--vectors-cache", type=Path, default=Path(tempfile.gettempdir()) / "lorag-bench-cache",
+                        help="where the FAQ passage vectors are kept between runs (bench/store_quality.py's cache)")
     args = parser.parse_args()
     args.vectors_cache.mkdir(parents=True, exist_ok=True)
     passages_, headings = faq_vectors(args.vectors_cache)
