@@ -243,6 +243,9 @@ def _fast_run(args: argparse.Namespace, label: str, out: Path, stats_file: Path,
     stats: dict[str, Any] = json.loads(stats_file.read_text())
     print(f"{label} inside: {json.dumps(stats['stages'])} metadata {stats.get('metadata_source')} busy "
           f"{json.dumps(stats['profile'])} device {stats['device']} (stats kept in {stats_file})", flush=True)
+    for qtype, entry in sorted(stats.get("quantize_by_type", {}).items()):
+        print(f"  quantize {qtype}: {entry['tensors']} tensors, {entry['weights'] / 1e9:.2f} G weights, "
+              f"{entry['seconds']:.2f} s ({entry['weights'] / max(entry['seconds'], 1e-9) / 1e9:.2f} G/s)", flush=True)
     return row, stats
 
 

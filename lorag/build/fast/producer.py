@@ -56,7 +56,8 @@ class Producer:
         self.gguf_arch, self.hparams, self.budget = gguf_arch, hparams, budget
         self.reader = reader  # started by the caller, usually well before this
         self.pool = ThreadPoolExecutor(threads or os.cpu_count() or 1) if device == "cpu" else None
-        self.busy = {"merge": 0.0, "quantize": 0.0, "wait_for_writer": 0.0}
+        self.busy = {"wait_for_read": 0.0, "merge": 0.0, "quantize": 0.0, "wait_for_writer": 0.0}
+        self.by_type: dict[str, dict[str, float]] = {}  # quantize seconds, weights and tensors per output type
         self._ready: deque[tuple[str, Any]] = deque()
         self._held = 0
         self._error: BaseException | None = None
@@ -97,7 +98,10 @@ class Producer:
         try:
             self.lora = self.lora.to(self.device)
             for item in self.plan:
-                data = self._compute(item, self.reader.take(item.name))
+                started = time.monotonic()
+                weight = self.reader.take(item.name)
+                self.busy["wait_for_read"] += time.monotonic() - started
+                data = self._compute(item, weight)
                 started = time.monotonic()
                 with self._cond:
                     while self._ready and self._held + data.nbytes > self.budget and not self._stop:
@@ -131,10 +135,26 @@ class Producer:
         self.busy["merge"] += time.monotonic() - started
         started = time.monotonic()
         if self.device != "cpu" and item.qtype in gpu_quant.TORCH_TYPES:
-            data = gpu_quant.quantize(item.qtype, rows).cpu().numpy()
+            data = _to_host(gpu_quant.quantize(item.qtype, rows))
         else:
             data = quantize_rows(item.qtype, rows.cpu().numpy(), pool=self.pool)
-        self.busy["quantize"] += time.monotonic() - started
+        seconds = time.monotonic() - started
+        self.busy["quantize"] += seconds
+        entry = self.by_type.setdefault(item.qtype, {"seconds": 0.0, "weights": 0, "tensors": 0})
+        entry["seconds"] += seconds
+        entry["weights"] += rows.numel()
+        entry["tensors"] += 1
         if data.nbytes != item.nbytes:
             raise RuntimeError(f"{item.name}: {data.nbytes} bytes computed, {item.nbytes} expected")
         return data
+
+
+def _to_host(data: Any) -> Any:
+    """The device bytes as a numpy array, copied through page-locked memory: a copy into pageable memory runs
+    at ~1-2 GB/s (30 ms for an ffn tensor's Q4_K bytes on an H200), into pinned memory ~40x faster."""
+    import torch
+
+    host = torch.empty(data.numel(), dtype=torch.uint8, pin_memory=True)
+    host.copy_(data)
+    return host.numpy()
+

@@ -78,6 +78,7 @@ def build_gguf_single_pass(
         # The adapter stays on the host here: the producer thread moves it to the device.
         lora = load_lora(adapter_dir) if adapter_dir is not None else LoraWeights({}, False)
         _check_adapter(lora, index)
+        t_lora = time.monotonic() - started
         # On a GPU a first build derives the metadata before the producer thread starts: both are Python and
         # would share the GIL. (Tried on the device: in a child process beside the producer, the child's imports
         # crawled behind the reads; the first build came out 2-3 s further behind the cached one.) On the CPU that
@@ -136,12 +137,14 @@ def build_gguf_single_pass(
     return {
         "gguf": str(out_path), "quantization": qtype, "device": dev, "size_bytes": out_path.stat().st_size,
         "seconds": round(total_s, 3),
-        "stages": {"reads_start": round(reader.started_at - started, 3), "key": round(t_key, 3),
+        "stages": {"reads_start": round(reader.started_at - started, 3), "adapter": round(t_lora, 3),
+                   "key": round(t_key, 3),
                    "metadata": round(t_meta, 3),
                    "reads_done": round(reader.done_at - started, 3), "total": round(total_s, 3)},
         "metadata_cached": cached, "metadata_source": meta_source, "metadata_fallback": fallback,
         "bytes_read": sum(loc.nbytes for loc in sources.values()), "tensors": len(plan), "types": types,
         "profile": {k: round(v, 3) for k, v in busy.items()},
+        "quantize_by_type": {t: {k: round(v, 3) for k, v in e.items()} for t, e in producer.by_type.items()},
     }
 
 

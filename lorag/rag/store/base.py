@@ -122,8 +122,8 @@ class CollectionInfo(NamedTuple):
     chunks: int
 
 
-def _candidate_terms(terms: Sequence[str], dfs: dict[str, int]) -> list[str]:
-    """The rarer query terms, up to CANDIDATE_POSTINGS postings in all (the rarest always).
+def _candidate_terms(terms: Sequence[str], dfs: dict[str, int], budget: int = CANDIDATE_POSTINGS) -> list[str]:
+    """The rarer query terms, up to ``budget`` postings in all (the rarest always).
 
     Finding candidates costs one posting per matching chunk and term; a term in half the store adds little to
     BM25 but would make the index score tens of thousands of chunks. It still counts in the final scores.
@@ -131,7 +131,7 @@ def _candidate_terms(terms: Sequence[str], dfs: dict[str, int]) -> list[str]:
     chosen: list[str] = []
     total = 0
     for term in sorted(dict.fromkeys(terms), key=lambda t: dfs[t]):
-        if chosen and total + dfs[term] > CANDIDATE_POSTINGS:
+        if chosen and total + dfs[term] > budget:
             break
         chosen.append(term)
         total += dfs[term]
@@ -168,6 +168,7 @@ class Store:
     """A document store; ``Store(path)`` opens SQLite, ``Store("postgresql://…")`` PostgreSQL."""
 
     path: Path | str  # where the store lives, for messages (a Postgres URL is shown without its password)
+    candidate_postings = CANDIDATE_POSTINGS  # postings lexical_search lets the index read for candidates
 
     def __new__(cls, location: Path | str | None = None, *args: Any, **kwargs: Any) -> Store:
         if cls is Store:
@@ -266,7 +267,8 @@ class Store:
     def lexical_search(self, tokens: Sequence[str], k: int, collection: str | None = None) -> Ranking:
         """The best ``k`` chunks for the query ``tokens`` by BM25 (matching chunks only).
 
-        The backend's own index (FTS5, tsvector) finds candidates; they are then scored with Lucene's BM25
+        The backend's own index (FTS5, tsvector) finds candidates for the rarer terms (``weighted_candidates``);
+        they are then scored over every query term (``term_counts``) with Lucene's BM25
         (k1 = 1.5, b = 0.75, idf = ln(1 + (N - df + 0.5) / (df + 0.5))), the function of the in-memory
         reference, so every backend ranks alike.
         """
@@ -277,17 +279,15 @@ class Store:
         known = [t for t in terms if dfs.get(t, 0) > 0]  # a term no chunk has adds nothing
         if not known:
             return []
-        candidates = self.lexical_candidates(_candidate_terms(known, dfs), max(4 * k, LEXICAL_CANDIDATES),
-                                             collection)
-        tokens_of = self.chunk_tokens(candidates)
         weights = {t: math.log(1 + (n_rows - dfs[t] + 0.5) / (dfs[t] + 0.5)) for t in set(known)}
+        chosen = _candidate_terms(known, dfs, self.candidate_postings)
+        candidates = self.weighted_candidates({t: weights[t] for t in chosen},
+                                              max(4 * k, LEXICAL_CANDIDATES), collection)
+        counts_of = self.term_counts(candidates, sorted(weights))
         scored = []
         for order, cid in enumerate(candidates):
-            doc = tokens_of.get(cid, [])
-            counts: dict[str, int] = {}
-            for t in doc:
-                counts[t] = counts.get(t, 0) + 1
-            norm = LUCENE_K1 * (1 - LUCENE_B + LUCENE_B * len(doc) / avgdl)
+            length, counts = counts_of.get(cid, (0, {}))
+            norm = LUCENE_K1 * (1 - LUCENE_B + LUCENE_B * length / avgdl)
             score = sum(weights[t] * counts[t] / (counts[t] + norm) for t in known if t in counts)
             if score > 0:
                 scored.append((-score, order, cid))
@@ -304,6 +304,20 @@ class Store:
     def chunk_tokens(self, chunk_ids: Sequence[int]) -> dict[int, list[str]]:
         """The stored tokens of these chunks."""
         raise NotImplementedError
+
+    def weighted_candidates(self, weights: dict[str, float], n: int, collection: str | None = None) -> list[int]:
+        """Up to ``n`` chunk ids holding any of the terms (keys, rarest first; values their idf), best first.
+
+        By default the backend's own ranking (``lexical_candidates``); a backend may rank with the weights.
+        """
+        return self.lexical_candidates(list(weights), n, collection)
+
+    def term_counts(self, chunk_ids: Sequence[int], terms: Sequence[str]) -> dict[int, tuple[int, dict[str, int]]]:
+        """For each of these chunks, its token count and how often it holds each of ``terms`` (those it holds)."""
+        out: dict[int, tuple[int, dict[str, int]]] = {}
+        for cid, doc in self.chunk_tokens(chunk_ids).items():
+            out[cid] = (len(doc), {t: n for t in terms if (n := doc.count(t))})
+        return out
 
     def dense_search(self, vector: np.ndarray, k: int, collection: str | None = None) -> Ranking:
         """The best ``k`` chunks by cosine similarity to the unit ``vector``."""

@@ -36,11 +36,13 @@ from lorag.rag.store.base import (
     path_key,
 )
 from lorag.rag.store.sqlite_connect import BUSY_TIMEOUT_S, Transaction, check_writable, connect, sqlite_error
+from lorag.rag.store.sqlite_lexical import count_terms, open_instances, rank_candidates
 from lorag.rag.store.sqlite_schema import SCHEMA_VERSION, check_readable_schema, ensure_schema
 from lorag.rag.store.vector_file import vector_path
 from lorag.rag.store.vectors import snapshot_for
 
 log = logging.getLogger(__name__)
+MMAP_BYTES = 1 << 30  # address space only; pages come from the OS page cache
 _DOC_COLUMNS = "id, path, sha256, n_chunks, added_at, mtime, size, collection, meta"
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
@@ -50,6 +52,9 @@ class SQLiteStore(Store):
     """The SQLite store at ``path`` (created on first use; version 1 stores are upgraded on first open)."""
 
     path: Path
+    # Postings cost well under a microsecond each here (sqlite_lexical.py): twice the default budget brought the
+    # 100k bench's BM25 top 1 to the exact one for 119 of 146 queries instead of 106, for 0.5 ms more.
+    candidate_postings = 8_000
 
     def __init__(self, path: Path | str) -> None:
         from lorag.rag.store.factory import sqlite_path
@@ -64,6 +69,8 @@ class SQLiteStore(Store):
                     self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
+            # Searches read FTS postings and chunk rows all over the file: mapped, they cost no read() call each.
+            self._db.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
             if self.read_only:
                 check_readable_schema(self._db, self.path)
             else:
@@ -79,6 +86,7 @@ class SQLiteStore(Store):
             raise StoreError(f"cannot open the store {self.path}: {exc}.",
                              "If the file is damaged, move it away and ingest your documents again.") from exc
         self._key = str(self.path.resolve())
+        self._instances_open = False
         self._vector_file = None if self.read_only else vector_path(self.path)
 
     def _new_store_id(self) -> str | None:
@@ -264,6 +272,24 @@ class SQLiteStore(Store):
             marks = ",".join("?" * len(part))
             for cid, tokens in self._read(f"SELECT id, tokens FROM chunks WHERE id IN ({marks})", part):
                 out[int(cid)] = tokens.split(TOKEN_SEP) if tokens else []
+        return out
+
+    def weighted_candidates(self, weights: dict[str, float], n: int, collection: str | None = None) -> list[int]:
+        if not self._instances_open:
+            open_instances(self._db)
+            self._instances_open = True
+        try:
+            return rank_candidates(self._db, weights, n, collection)
+        except sqlite3.OperationalError as exc:
+            raise sqlite_error(self.path, exc) from exc
+
+    def term_counts(self, chunk_ids: Sequence[int], terms: Sequence[str]) -> dict[int, tuple[int, dict[str, int]]]:
+        out: dict[int, tuple[int, dict[str, int]]] = {}
+        for i in range(0, len(chunk_ids), 500):
+            part = list(chunk_ids[i : i + 500])
+            marks = ",".join("?" * len(part))
+            out.update(count_terms(self._read(f"SELECT id, tokens FROM chunks WHERE id IN ({marks})", part)
+                                   .fetchall(), terms))
         return out
 
     def dense_search(self, vector: np.ndarray, k: int, collection: str | None = None) -> Ranking:

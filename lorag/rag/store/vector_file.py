@@ -7,7 +7,9 @@ and writes a fresh one. It is only a cache: written atomically, never trusted fo
 and removing it loses nothing.
 
 Layout: ``MAGIC`` (8 bytes), header length (8 bytes, little endian), the header, padding to 64 bytes, the
-chunk ids (int64), the matrix (float32, row-major).
+chunk ids (int64), the matrix (float32, row-major), and for a matrix large enough to need them the first-pass
+codes of vector_codes.py (thresholds float32 (3, dim), then words uint64 (words, rows)), so a new process
+needs not build them.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from lorag.rag.store.vector_codes import VectorCodes
+
 log = logging.getLogger(__name__)
 MAGIC = b"LORAGVEC"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 adds the codes; a file of another version is ignored and rewritten
 ALIGN = 64
 
 
@@ -35,6 +39,7 @@ class VectorFile:
     matrix: np.ndarray
     spans: dict[str, tuple[int, int]]
     blocks: list[tuple[int, int, str, int, int]]  # (doc id, generation, collection, first row, end row)
+    codes: VectorCodes | None = None
 
 
 def vector_path(db_path: Path) -> Path:
@@ -53,21 +58,27 @@ def read_vector_file(path: Path, store_id: str, revision: int) -> VectorFile | N
         if (header.get("format") != FORMAT_VERSION or header.get("store_id") != store_id
                 or header.get("revision") != revision):
             return None
-        rows, dim = int(header["rows"]), int(header["dim"])
+        rows, dim, words = int(header["rows"]), int(header["dim"]), int(header.get("code_words", 0))
         offset = _aligned(16 + length)
-        if path.stat().st_size != offset + rows * 8 + rows * dim * 4:
+        codes_at = offset + rows * 8 + rows * dim * 4
+        if path.stat().st_size != codes_at + (3 * dim * 4 + words * rows * 8 if words else 0):
             return None  # cut short (a full disk): never map past the end
         if rows == 0:
             ids, matrix = np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
         else:
             ids = np.memmap(path, dtype=np.int64, mode="r", offset=offset, shape=(rows,))
             matrix = np.memmap(path, dtype=np.float32, mode="r", offset=offset + rows * 8, shape=(rows, dim))
+        codes = None
+        if words and rows:
+            codes = VectorCodes(np.array(np.memmap(path, dtype=np.float32, mode="r", offset=codes_at, shape=(3, dim))),
+                                np.memmap(path, dtype=np.uint64, mode="r", offset=codes_at + 3 * dim * 4,
+                                          shape=(words, rows)))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.debug("ignoring the vectors file %s: %s", path, exc)
         return None
     spans = {str(k): (int(a), int(b)) for k, (a, b) in header["spans"].items()}
     blocks = [(int(d), int(g), str(c), int(a), int(b)) for d, g, c, a, b in header["blocks"]]
-    return VectorFile(revision, ids, matrix, spans, blocks)
+    return VectorFile(revision, ids, matrix, spans, blocks, codes)
 
 
 def write_vector_file(path: Path, store_id: str, data: VectorFile) -> None:
@@ -76,6 +87,7 @@ def write_vector_file(path: Path, store_id: str, data: VectorFile) -> None:
 
     header = json.dumps({"format": FORMAT_VERSION, "store_id": store_id, "revision": data.revision,
                          "rows": int(data.matrix.shape[0]), "dim": int(data.matrix.shape[1]),
+                         "code_words": len(data.codes.words) if data.codes is not None else 0,
                          "spans": data.spans, "blocks": data.blocks}, ensure_ascii=False).encode()
     pad = _aligned(16 + len(header)) - 16 - len(header)
     try:
@@ -83,6 +95,9 @@ def write_vector_file(path: Path, store_id: str, data: VectorFile) -> None:
             fh.write(MAGIC + struct.pack("<Q", len(header)) + header + b"\0" * pad)
             fh.write(np.ascontiguousarray(data.ids, dtype=np.int64).data)
             fh.write(np.ascontiguousarray(data.matrix, dtype=np.float32).data)
+            if data.codes is not None:
+                fh.write(np.ascontiguousarray(data.codes.thresholds, dtype=np.float32).data)
+                fh.write(np.ascontiguousarray(data.codes.words, dtype=np.uint64).data)
         # Readable by whoever can read the store (a temp file starts as 0600).
         path.chmod(path.with_name(path.name.removesuffix(".vectors")).stat().st_mode & 0o666)
     except OSError as exc:

@@ -99,3 +99,23 @@ def test_a_read_only_store_is_searched_without_writing(tmp_path: Path, fresh_pro
         assert store.dense_search(np.array([1.0, 0.0], dtype=np.float32), 3) == [(1, 1.0)]
         with pytest.raises(StoreError, match="is read-only"):
             store.replace_document("/d/b.txt", "b", 0.0, 1, [_chunk("経費", [0.0, 1.0])])
+
+
+def test_a_large_store_keeps_its_codes_in_the_file(tmp_path: Path, fresh_process: None,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vectors_module, "EXACT_BELOW", 3)  # three rows count as large here
+    path = tmp_path / "lorag.db"
+    with Store(path) as store:
+        store.replace_document("/d/a.txt", "a", 0.0, 1, [_chunk("休暇", [1.0, 0.0]), _chunk("経費", [0.0, 1.0]),
+                                                        _chunk("申請", [0.6, 0.8])])
+        first = store.dense_search(np.array([1.0, 0.0], dtype=np.float32), 2)
+        store_id, revision = store.get_meta("store_id"), store.revision()
+    assert first == [(1, 1.0), (3, pytest.approx(0.6))] and store_id is not None
+    mapped = read_vector_file(vector_path(path), store_id, revision)
+    assert mapped is not None and mapped.codes is not None and isinstance(mapped.codes.words, np.memmap)
+    built = vectors_module.VectorCodes.of(mapped.matrix)
+    assert mapped.codes.words.tolist() == built.words.tolist()
+    assert mapped.codes.thresholds.tolist() == built.thresholds.tolist()
+    assert _new_process_search(path, [1.0, 0.0])[:2] == first
+    held = vectors_module._matrices[str(path.resolve())].snapshot
+    assert held._codes[0] is not None and isinstance(held._codes[0].words, np.memmap)  # mapped, not built
