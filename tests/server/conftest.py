@@ -78,6 +78,14 @@ def make_project(folder: Path, **changes: Any) -> Path:
     return path
 
 
+def models_server(tmp_path_factory: pytest.TempPathFactory, name: str, *roots: Path) -> Iterator[LiveServer]:
+    """A live server whose project may read models under ``roots``; stopped when the generator ends."""
+    project = make_project(tmp_path_factory.mktemp(name) / "p", **{"models.roots": [str(r) for r in roots]})
+    server = start_server(project)
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def models_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The one folder the servers may read models from."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.server.conftest import LiveServer, make_project, sse_events, start_server
+from tests.server.conftest import LiveServer, make_project, models_server, sse_events, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -15,11 +15,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def build_server(tmp_path_factory: pytest.TempPathFactory, tiny_qwen2: Path,
                  tiny_qwen2_adapter: Path) -> Iterator[LiveServer]:
-    project = make_project(tmp_path_factory.mktemp("build-project") / "p",
-                           **{"models.roots": [str(tiny_qwen2_adapter.parent), str(tiny_qwen2.parent)]})
-    server = start_server(project)
-    yield server
-    server.stop()
+    yield from models_server(tmp_path_factory, "build-project", tiny_qwen2_adapter.parent, tiny_qwen2.parent)
 
 
 def test_build_runs_in_a_worker_and_switches_the_model(build_server: LiveServer, tiny_qwen2_adapter: Path) -> None:

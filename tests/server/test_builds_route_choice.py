@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.server.conftest import LiveServer, make_project, sse_events, start_server
+from tests.server.conftest import LiveServer, models_server, sse_events
 
 pytestmark = pytest.mark.slow
 
@@ -24,11 +24,7 @@ def eval_file(tiny_qwen2_adapter: Path) -> Path:
 @pytest.fixture(scope="module")
 def auto_server(tmp_path_factory: pytest.TempPathFactory, tiny_qwen2: Path,
                 tiny_qwen2_adapter: Path) -> Iterator[LiveServer]:
-    project = make_project(tmp_path_factory.mktemp("auto-project") / "p",
-                           **{"models.roots": [str(tiny_qwen2_adapter.parent), str(tiny_qwen2.parent)]})
-    server = start_server(project)
-    yield server
-    server.stop()
+    yield from models_server(tmp_path_factory, "auto-project", tiny_qwen2_adapter.parent, tiny_qwen2.parent)
 
 
 def test_auto_build_reports_both_candidates(auto_server: LiveServer, tiny_qwen2_adapter: Path,

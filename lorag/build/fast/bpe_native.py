@@ -10,10 +10,11 @@ NotMirrored, and the caller loads the tokenizer through transformers instead.
 
 from __future__ import annotations
 
-import json
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any, Protocol
+
+from lorag.build.fast.general_meta import json_object
 
 # transformers' Qwen2Tokenizer pipeline (models/qwen2/tokenization_qwen2.py in transformers 5)
 QWEN2_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
@@ -66,14 +67,17 @@ class NativeBpe:
 
 def load_native_bpe(model_dir: Path, tokenizer_json: dict[str, Any]) -> NativeBpe:
     """The tokenizer transformers 5 would build for ``model_dir``; NotMirrored when that is not certain."""
-    tcfg = _json(model_dir / "tokenizer_config.json")
+    tcfg = json_object(model_dir / "tokenizer_config.json")
     mode = loading_mode(model_dir, tcfg, tokenizer_json)
     _check_backend_settings(tcfg, tokenizer_json)
     named = _named_tokens(model_dir, tcfg, mode)
     missing = _check_added_tokens(tcfg, tokenizer_json, named)
     from tokenizers import AddedToken, Tokenizer
 
-    backend = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    try:
+        backend = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    except Exception as exc:  # the Rust side raises plain Exceptions for files it cannot parse
+        raise NotMirrored(f"the tokenizers library cannot load tokenizer.json: {exc}") from exc
     if missing:  # TokenizersBackend adds named special tokens the file lacks, in this order, at the next ids
         backend.add_tokens([AddedToken(t, special=True) for t in missing])
     if mode == "qwen2":
@@ -104,7 +108,7 @@ def declared_class(model_dir: Path, tcfg: dict[str, Any]) -> str:
     if "auto_map" in tcfg:
         raise NotMirrored("the tokenizer has custom code")
     declared = str(tcfg.get("tokenizer_class") or "").removesuffix("Fast")
-    model_type = str(_json(model_dir / "config.json").get("model_type") or "")
+    model_type = str(json_object(model_dir / "config.json").get("model_type") or "")
     generic = declared in ("PreTrainedTokenizer", "TokenizersBackend") and model_type in ("llama", "qwen2")
     if not (generic or (declared in ("Qwen2Tokenizer", "LlamaTokenizer") and model_type == "qwen2")):
         raise NotMirrored(f"tokenizer class {declared or 'unset'} for model type {model_type or 'unset'}")
@@ -155,7 +159,7 @@ def _content(value: Any) -> str | None:
 def _named_tokens(model_dir: Path, tcfg: dict[str, Any], mode: str) -> dict[str, str | None]:
     """bos/eos/unk/... as the tokenizer will hold them: tokenizer_config over special_tokens_map, then the
     class's defaults (Qwen2Tokenizer: unk, eos and pad "<|endoftext|>")."""
-    stmap = _json(model_dir / "special_tokens_map.json")
+    stmap = json_object(model_dir / "special_tokens_map.json")
     named: dict[str, str | None] = {}
     for key in _NAMED:
         if key in tcfg:
@@ -219,9 +223,3 @@ def _set_post_processor(backend: Any, tcfg: dict[str, Any], named: dict[str, str
             specials.append((token, tid))
     backend.post_processor = TemplateProcessing(single=single, pair=pair, special_tokens=specials)
 
-
-def _json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else {}

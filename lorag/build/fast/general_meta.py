@@ -7,6 +7,7 @@ card front matter or a metadata override; anything else is left to the converter
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,17 @@ from lorag.inspect.files import read_json_or_empty
 
 class NativeUnsupported(Exception):
     """The native metadata path does not know this input: run llama.cpp's converter instead."""
+
+
+def json_object(path: Path) -> dict[str, Any]:
+    """A model file's JSON object; {} when absent or not an object, NativeUnsupported when unreadable."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise NativeUnsupported(f"cannot read {path.name}: {exc}") from exc
+    return data if isinstance(data, dict) else {}
 
 
 @dataclass

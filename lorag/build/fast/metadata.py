@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lorag.build.fast import arch as fast_arch
-from lorag.build.fast.general_meta import NativeUnsupported, add_general
+from lorag.build.fast.general_meta import NativeUnsupported, add_general, json_object
 from lorag.build.fast.gguf_values import KvList
 from lorag.build.fast.hparams_meta import add_hparams, load_hparams, rope_parameters
 from lorag.build.fast.reader import TensorLocation, index_file, index_model, read_tensor
@@ -76,7 +76,7 @@ def native_metadata(model_dir: Path, model_name: str | None = None) -> NativeMet
     kv = KvList()
     kv.string("general.architecture", gguf_arch)
     # the name heuristics read config.json itself (its _name_or_path), not AutoConfig's view of it
-    add_general(kv, model_dir, _json(model_dir / "config.json"), model_name,
+    add_general(kv, model_dir, json_object(model_dir / "config.json"), model_name,
                 sum(math.prod(t.shape) for t in tensors))
     add_hparams(kv, gguf_arch, hparams, model_dir)
     kv.u32("general.quantization_version", 2)
@@ -88,7 +88,7 @@ def _add_vocab(kv: KvList, gguf_arch: str, model_dir: Path, hparams: dict[str, A
                tokenizer: dict[str, Any] | None) -> None:
     has_spm = (model_dir / "tokenizer.model").is_file()
     if gguf_arch == "llama":
-        config = _json(model_dir / "tokenizer_config.json")
+        config = json_object(model_dir / "tokenizer_config.json")
         if (model_dir / "tekken.json").is_file() or config.get("tokenizer_class") == "HybridDNATokenizer":
             raise NativeUnsupported("Mistral / HybridDNA tokenizer")
         if (prefix := config.get("add_prefix_space")) is not None:
@@ -236,12 +236,6 @@ def write_skeleton(meta: NativeMetadata, work_dir: Path, streamed: re.Pattern[st
            "alignment": GGUF_ALIGNMENT, "hparams": meta.hparams, "native": True}
     (work_dir / "meta.json").write_text(json.dumps(doc, default=str), encoding="utf-8")
 
-
-def _json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else {}
 
 
 def write_native_skeleton(model_dir: Path, work_dir: Path, model_name: str | None) -> str | None:

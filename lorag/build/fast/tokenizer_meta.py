@@ -7,14 +7,13 @@ and SentencePiece from tokenizer.model (Gemma: model "llama"). Anything else rai
 
 from __future__ import annotations
 
-import json
 import logging
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
 from lorag.build.fast.bpe_native import BpeTokenizer, NotMirrored, load_native_bpe
-from lorag.build.fast.general_meta import NativeUnsupported
+from lorag.build.fast.general_meta import NativeUnsupported, json_object
 from lorag.build.fast.gguf_values import FLOAT32, INT32, STRING, KvList
 from lorag.build.fast.special_vocab import SpecialVocab
 
@@ -51,12 +50,9 @@ def looks_special(token: str) -> bool:
 
 
 def load_tokenizer_json(model_dir: Path) -> dict[str, Any] | None:
-    """tokenizer.json parsed, or None when the directory has none."""
+    """tokenizer.json parsed, or None when the directory has none (NativeUnsupported when it is unreadable)."""
     path = model_dir / "tokenizer.json"
-    if not path.is_file():
-        return None
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return data
+    return json_object(path) if path.is_file() else None
 
 
 def pre_tokenizer(tokenizer: BpeTokenizer) -> str:
@@ -162,10 +158,10 @@ def spm_vocab(model_dir: Path, hparams: dict[str, Any]) -> tuple[list[bytes], li
         elif sp.IsByte(i):
             kind = BYTE
         tokens[i], scores[i], types[i] = sp.IdToPiece(i).encode("utf-8"), sp.GetScore(i), kind
-    for text, i in _json(model_dir / "added_tokens.json").items():
+    for text, i in json_object(model_dir / "added_tokens.json").items():
         if i < n:
             tokens[i], scores[i], types[i] = text.encode("utf-8"), -1000.0, USER_DEFINED
-    decoder = _json(model_dir / "tokenizer_config.json").get("added_tokens_decoder", {})
+    decoder = json_object(model_dir / "tokenizer_config.json").get("added_tokens_decoder", {})
     for key, data in decoder.items():
         i, text = int(key), data["content"]
         if i >= n:
@@ -189,9 +185,3 @@ def add_spm_vocab(kv: KvList, model_dir: Path, hparams: dict[str, Any], tokenize
     kv.array("tokenizer.ggml.token_type", types, INT32)
     SpecialVocab(model_dir, tokenizer, load_merges=False, n_vocab=len(tokens)).add_to(kv)
 
-
-def _json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else {}

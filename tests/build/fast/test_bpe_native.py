@@ -175,3 +175,20 @@ def test_declined_tokenizer_still_gives_the_vocabulary_through_transformers(tiny
     tokenizer = tokenizer_meta.load_bpe(d, _tokenizer_json(d))
     assert type(tokenizer).__module__.startswith("transformers")
     assert tokenizer_meta.pre_tokenizer(tokenizer) == "qwen2"
+
+
+def test_files_the_native_path_cannot_read_leave_it_to_the_converter(tiny_qwen2: Path, tmp_path: Path) -> None:
+    from lorag.build.fast.metadata import write_native_skeleton
+
+    d = _copy(tiny_qwen2, tmp_path)
+    good = (d / "tokenizer_config.json").read_text(encoding="utf-8")
+    (d / "tokenizer_config.json").write_text(good[: len(good) // 2], encoding="utf-8")  # cut short
+    reason = write_native_skeleton(d, tmp_path / "work", None)
+    assert reason is not None and reason.startswith("cannot read tokenizer_config.json")
+    assert not (tmp_path / "work" / "meta.json").exists()
+    (d / "tokenizer_config.json").write_text(good, encoding="utf-8")
+    tj = _tokenizer_json(d)
+    broken = {**tj, "model": {**tj["model"], "vocab": 5}}
+    (d / "tokenizer.json").write_text(json.dumps(broken), encoding="utf-8")
+    with pytest.raises(NotMirrored, match=r"the tokenizers library cannot load tokenizer\.json"):
+        load_native_bpe(d, broken)
