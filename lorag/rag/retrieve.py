@@ -32,6 +32,7 @@ from lorag.rag.store.factory import store_location
 from lorag.rag.store.vectors import top_k as _top
 
 Ranking = list[tuple[int, float]]  # (chunk id, score), best first
+DenseSearch = Callable[[np.ndarray, int], Ranking]
 MODES = ("hybrid", "bm25", "dense", "whitespace")
 OVERLAP = True
 
@@ -107,6 +108,9 @@ class DenseIndex:
             return []
         return _top(self.ids, self.matrix @ query_vector.astype(np.float32).ravel(), k)
 
+    def searcher(self) -> DenseSearch:
+        return self.rank
+
 
 def rrf(rankings: Sequence[Ranking], rrf_k: int = 60) -> Ranking:
     """Reciprocal-rank fusion: score = sum over rankings of 1 / (rrf_k + rank)."""
@@ -135,6 +139,12 @@ class StoreDense:
 
     def rank(self, query_vector: np.ndarray, k: int) -> Ranking:
         return self.store.dense_search(query_vector, k, self.collection)
+
+    def searcher(self) -> DenseSearch | None:
+        """The store's search over its vectors as they are now, safe off this thread (SQLite); None when the
+        store searches through its connection (Postgres)."""
+        prepare = getattr(self.store, "dense_searcher", None)
+        return prepare(self.collection) if prepare is not None else None
 
 
 class Retriever:
@@ -168,16 +178,25 @@ class Retriever:
             return self._dense(query, k)
         if mode != "hybrid":
             raise ValueError(f"unknown retrieval mode {mode!r}; choose one of {', '.join(MODES)}")
-        embedding = None
-        if self.overlap and self.embedder.dim and query not in self._query_vectors \
-                and query not in self._dense_rankings:
-            # The embedder (C, no GIL) works on the query while this thread ranks the lexical side in SQLite.
-            # Only the embedding moves: the store's connection stays with this thread.
-            embedding = _pool().submit(self.embedder.embed_queries, [query])
+        if not self.overlap or not self.embedder.dim or query in self._dense_rankings:
+            lexical = self.bm25.rank(tokenize(query, self.tokenizer), depth)
+            return rrf([r for r in (lexical, self._dense(query, depth)) if r], self.rrf_k)[:k]
+        # The query's embedding and dense ranking (C and numpy, no GIL) run on the other core while this thread ranks
+        # the lexical side. The store's connection stays with this thread: the worker gets the vectors as they are.
+        searcher = getattr(self.dense, "searcher", lambda: None)()
+        job = _pool().submit(self._embed_and_rank, query, depth, searcher)
         lexical = self.bm25.rank(tokenize(query, self.tokenizer), depth)
-        if embedding is not None:
-            self._query_vectors[query] = embedding.result()[0]
-        return rrf([r for r in (lexical, self._dense(query, depth)) if r], self.rrf_k)[:k]
+        vector, dense = job.result()
+        self._query_vectors[query] = vector
+        if dense is None:
+            dense = self.dense.rank(vector, depth)
+        return rrf([r for r in (lexical, dense) if r], self.rrf_k)[:k]
+
+    def _embed_and_rank(self, query: str, depth: int, searcher: DenseSearch | None) -> tuple[np.ndarray, Ranking | None]:
+        vector = self._query_vectors.get(query)
+        if vector is None:
+            vector = self.embedder.embed_queries([query])[0]
+        return vector, searcher(vector, depth) if searcher is not None else None
 
     def prime_queries(self, queries: Sequence[str]) -> None:
         """Embed many queries in batches up front (several times faster than one by one), for evaluation."""

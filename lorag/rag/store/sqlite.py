@@ -15,7 +15,7 @@ import json
 import logging
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -294,6 +294,11 @@ class SQLiteStore(Store):
 
     def dense_search(self, vector: np.ndarray, k: int, collection: str | None = None) -> Ranking:
         return snapshot_for(self._key, self._db, self._vector_file, self._store_id).search(vector, k, collection)
+
+    def dense_searcher(self, collection: str | None = None) -> Callable[[np.ndarray, int], Ranking]:
+        """``dense_search`` over the vectors as they are now, callable from any thread (it uses no connection)."""
+        snapshot = snapshot_for(self._key, self._db, self._vector_file, self._store_id)
+        return lambda vector, k: snapshot.search(vector, k, collection)
 
     def dense_search_many(self, vectors: np.ndarray, k: int, collection: str | None = None) -> list[Ranking]:
         snapshot = snapshot_for(self._key, self._db, self._vector_file, self._store_id)
