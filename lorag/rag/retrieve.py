@@ -192,7 +192,8 @@ class Retriever:
             dense = self.dense.rank(vector, depth)
         return rrf([r for r in (lexical, dense) if r], self.rrf_k)[:k]
 
-    def _embed_and_rank(self, query: str, depth: int, searcher: DenseSearch | None) -> tuple[np.ndarray, Ranking | None]:
+    def _embed_and_rank(self, query: str, depth: int,
+                        searcher: DenseSearch | None) -> tuple[np.ndarray, Ranking | None]:
         vector = self._query_vectors.get(query)
         if vector is None:
             vector = self.embedder.embed_queries([query])[0]

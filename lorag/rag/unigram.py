@@ -23,9 +23,8 @@ class UnigramSegmenter:
     def __init__(self, pieces: Sequence[str], scores: Sequence[float], unk_id: int) -> None:
         # One dict of the pieces (built in tens of milliseconds: a new process pays it before its first query); the
         # scan from each position tries every length up to the longest piece.
-        if len(pieces) != len(scores):
-            raise ValueError(f"{len(pieces)} pieces but {len(scores)} scores")
-        self._pieces: dict[str, tuple[int, float]] = dict(zip(pieces, zip(range(len(pieces)), map(float, scores))))
+        entries = zip(range(len(pieces)), map(float, scores), strict=True)
+        self._pieces: dict[str, tuple[int, float]] = dict(zip(pieces, entries, strict=True))
         self._pieces.pop("", None)
         self._longest = max(map(len, self._pieces), default=1)
         self.unk_id = unk_id
