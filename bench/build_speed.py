@@ -241,8 +241,7 @@ def _fast_run(args: argparse.Namespace, label: str, out: Path, stats_file: Path,
     row = run_stage(label, _self("fast", str(args.base), str(args.adapter), str(out), args.qtype, args.device,
                                  args.threads, str(stats_file)), args.work.resolve(), inputs, [out])
     stats: dict[str, Any] = json.loads(stats_file.read_text())
-    print(f"{label} inside: {json.dumps(stats['stages'])} metadata {stats.get('metadata_source')} "
-          f"warmed {stats.get('bytes_warmed', 0) / 1e9:.2f} GB busy "
+    print(f"{label} inside: {json.dumps(stats['stages'])} metadata {stats.get('metadata_source')} busy "
           f"{json.dumps(stats['profile'])} device {stats['device']} (stats kept in {stats_file})", flush=True)
     for qtype, entry in sorted(stats.get("quantize_by_type", {}).items()):
         print(f"  quantize {qtype}: {entry['tensors']} tensors, {entry['weights'] / 1e9:.2f} G weights, "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import struct
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -12,8 +11,6 @@ from pathlib import Path
 from typing import Any
 
 _DTYPES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}
-WARM_AHEAD = 8 << 30  # most bytes read into the page cache before the first tensor is taken
-_WARM_PIECE = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -94,26 +91,13 @@ class Prefetcher:
         self.seconds = 0.0
         self.started_at = 0.0  # time.monotonic() when start() was called
         self.done_at = 0.0  # time.monotonic() when the last read so far finished
-        self.warmed = 0  # bytes read into the page cache ahead of the first take
-        self._flowing = threading.Event()  # set by the first take (or close): the warm-up stops
-        self._warmer: threading.Thread | None = None
 
-    def start(self, warm_ahead: int = WARM_AHEAD) -> None:
-        """Begin reading (call early: reads overlap whatever the caller does next).
-
-        Until the first tensor is taken (the process is still importing torch and loading the adapter, seconds
-        in which the disk would idle once the budget is read), a thread reads the tensors that come next into
-        the page cache, up to ``warm_ahead`` bytes and a third of the memory the system has available: page
-        cache, not this process's memory, so the kernel takes it back under pressure.
-        """
+    def start(self) -> None:
+        """Begin reading (call early: reads overlap whatever the caller does next)."""
         import time
 
         self.started_at = time.monotonic()
         self._fill()
-        limit = min(warm_ahead, available_memory() // 3)
-        if limit > 0:
-            self._warmer = threading.Thread(target=self._warm, args=(limit,), name="lorag-warm", daemon=True)
-            self._warmer.start()
 
     def location(self, key: str) -> TensorLocation:
         """Where the tensor read for ``key`` comes from."""
@@ -121,7 +105,6 @@ class Prefetcher:
 
     def take(self, key: str) -> Any:
         """The tensor read for ``key`` (keys are taken in order), waiting for its read if needed."""
-        self._flowing.set()
         future = self._futures.pop(key)
         tensor, seconds = future.result()
         with self._lock:
@@ -132,9 +115,6 @@ class Prefetcher:
 
     def close(self) -> None:
         """Stop reading; pending reads are dropped."""
-        self._flowing.set()
-        if self._warmer is not None:
-            self._warmer.join()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _fill(self) -> None:
@@ -147,34 +127,6 @@ class Prefetcher:
                 self._held += loc.nbytes
                 self._next += 1
 
-
-    def _warm(self, limit: int) -> None:
-        """Read the tensors after those already handed to the readers into the page cache, in order."""
-        piece = memoryview(bytearray(min(_WARM_PIECE, limit)))
-        files: dict[Path, int] = {}
-        with self._lock:
-            index = self._next
-        try:
-            while index < len(self._order) and self.warmed < limit and not self._flowing.is_set():
-                loc = self._order[index][1]
-                index += 1
-                with self._lock:
-                    if index <= self._next:  # a reader has it already
-                        continue
-                if loc.path not in files:
-                    files[loc.path] = os.open(loc.path, os.O_RDONLY)
-                offset, end = loc.start, loc.start + loc.nbytes
-                while offset < end and not self._flowing.is_set():
-                    got = os.preadv(files[loc.path], [piece[: min(len(piece), end - offset)]], offset)
-                    if got <= 0:
-                        break
-                    offset += got
-                    self.warmed += got
-        except OSError:
-            pass  # only a warm-up: the readers report a real read error themselves
-        finally:
-            for fd in files.values():
-                os.close(fd)
 
     def _timed_read(self, loc: TensorLocation) -> tuple[Any, float]:
         import time
@@ -196,18 +148,6 @@ class Prefetcher:
             self._budget = max(self._budget, min(self._device_budget, free // 2))
             self._device_budget = 0
         self._fill()
-
-
-def available_memory() -> int:
-    """MemAvailable from /proc/meminfo in bytes (0 where it cannot be read)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
 
 
 _streams = threading.local()

@@ -142,8 +142,7 @@ def build_gguf_single_pass(
                    "metadata": round(t_meta, 3),
                    "reads_done": round(reader.done_at - started, 3), "total": round(total_s, 3)},
         "metadata_cached": cached, "metadata_source": meta_source, "metadata_fallback": fallback,
-        "bytes_read": sum(loc.nbytes for loc in sources.values()), "bytes_warmed": reader.warmed,
-        "tensors": len(plan), "types": types,
+        "bytes_read": sum(loc.nbytes for loc in sources.values()), "tensors": len(plan), "types": types,
         "profile": {k: round(v, 3) for k, v in busy.items()},
         "quantize_by_type": {t: {k: round(v, 3) for k, v in e.items()} for t, e in producer.by_type.items()},
     }
