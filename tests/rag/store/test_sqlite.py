@@ -147,3 +147,22 @@ def test_term_counts_follow_every_write_and_the_v2_upgrade(tmp_path: Path) -> No
     with Store(path) as store:
         assert _term_df(store) == {"申請": 1}
         assert store.lexical_search(["申請"], 3) == [(4, pytest.approx(0.1150728))]
+
+
+def test_dense_searcher_ranks_as_dense_search_from_another_thread(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((40, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    with Store(tmp_path / "lorag.db") as store:
+        for d in range(4):
+            chunks = [NewChunk(f"chunk {i}", None, 0, 7, ["chunk", str(i)], vectors[i])
+                      for i in range(d * 10, d * 10 + 10)]
+            store.replace_document(f"/d/{d}.txt", f"{d:064x}", 0.0, 0, chunks,
+                                   collection="人事" if d % 2 else "default")
+        searcher, scoped = store.dense_searcher(), store.dense_searcher("人事")
+        with ThreadPoolExecutor(1) as pool:  # the embedding thread of a hybrid search: no connection used there
+            got = pool.submit(lambda: [searcher(v, 5) for v in vectors[:6]] + [scoped(vectors[0], 5)]).result()
+        assert got == [store.dense_search(v, 5) for v in vectors[:6]] + [store.dense_search(vectors[0], 5, "人事")]
+        assert got[0][0][0] == store.chunk_ids(store.list_documents()[0].id)[0]
