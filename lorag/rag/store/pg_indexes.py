@@ -6,7 +6,7 @@ provided the HNSW graph fits in maintenance_work_mem (see ``pg_sql.build_setting
 Usage::
 
     names = search_index_names(store._q)      # dropped before the load
-    seconds = build(store, [384])             # {"gin": …, "hnsw_384": …, "statistics": …}
+    seconds = build(store, [384])             # {"gin": …, "hnsw_384": …, "statistics": …} (postings included)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from lorag.rag.store import pg_sql, pg_terms
+from lorag.rag.store import pg_postings, pg_sql, pg_terms
 from lorag.rag.store.pg_terms import Query
 
 
@@ -45,6 +45,8 @@ def build(store: Any, dims: Sequence[int]) -> dict[str, float]:
         store._lock_writers()
         pg_terms.rebuild(q)
         store.set_meta("term_stats", "exact")
+        pg_postings.rebuild(q)
+        store.set_meta("postings", "exact")
         store._bump_revision()  # readers drop statistics they cached during the load
     q("ANALYZE lorag_chunks")  # the planner's row estimates for the freshly loaded table
     seconds["statistics"] = time.perf_counter() - t0

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from lorag.errors import StoreError
 
-SCHEMA_VERSION = 2  # 2: BM25 statistics kept in lorag_terms and lorag_meta (see pg_terms)
+SCHEMA_VERSION = 3  # 2: BM25 statistics kept in lorag_terms and lorag_meta (pg_terms); 3: lorag_postings
 BULK_LOCK = 7411991  # held (session advisory lock) while a bulk load runs
 K1, B = 1.2, 0.75
 MAX_TF = 64  # positions kept per lexeme; BM25 saturates long before

@@ -104,5 +104,5 @@ def test_a_store_left_by_a_killed_bulk_load_or_an_older_schema_is_recounted(pg_u
         store.set_meta("term_stats", "stale")
     with Store(pg_url) as store:
         assert _stats(store) == ((1, 2), {"休暇": 1, "申請": 1})
-        assert store._q("SELECT version FROM lorag_schema").fetchone() == (2,)  # type: ignore[attr-defined]
+        assert store._q("SELECT version FROM lorag_schema").fetchone() == (pg_sql.SCHEMA_VERSION,)  # type: ignore[attr-defined]
         assert store._q("SELECT to_regclass('lorag_chunks_tsv') IS NOT NULL").fetchone() == (True,)  # type: ignore[attr-defined]
