@@ -83,7 +83,18 @@ def rank(q: Query, weights: dict[str, float], n: int, avgdl: float, collection: 
         norm = K1 * ((1 - B) + (B / float(avgdl or 1.0)) * postings["len"].astype(np.float64))
         ids.append(postings["id"].astype(np.int64))
         scores.append(weights[term] * (K1 + 1) * tf / (tf + norm))
-    every, where = np.unique(np.concatenate(ids), return_inverse=True)
-    total = np.bincount(where, weights=np.concatenate(scores))
-    best = np.lexsort((every, -total))[:n]
-    return [int(i) for i in every[best]]
+    if len(ids) == 1:
+        every, total = ids[0], scores[0]  # one term: its chunks are distinct already
+    else:
+        every, where = np.unique(np.concatenate(ids), return_inverse=True)
+        total = np.bincount(where, weights=np.concatenate(scores))
+    return [int(i) for i in _top(every, total, n)]
+
+
+def _top(ids: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` ids of the highest scores, ties by id: only those at or above the n-th score are sorted."""
+    if len(ids) > n:
+        kth = np.partition(scores, len(scores) - n)[len(scores) - n]
+        keep = scores >= kth
+        ids, scores = ids[keep], scores[keep]
+    return ids[np.lexsort((ids, -scores))[:n]]

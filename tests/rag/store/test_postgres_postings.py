@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
+
 from lorag.rag.store import NewChunk, Store, pg_postings, pg_sql
 
 
@@ -97,3 +99,10 @@ def test_a_bulk_load_writes_the_postings_at_its_end(pg_url: str) -> None:
             assert store.get_meta("postings") == "stale" and not _postings(store)
         assert store.get_meta("postings") == "exact"
         assert _postings(store) == _from_chunks(store) and len(_postings(store)) == 2
+
+
+def test_the_top_of_many_keeps_ties_in_id_order() -> None:
+    ids = np.array([9, 5, 3, 1, 7, 2], dtype=np.int64)
+    scores = np.array([1.0, 2.0, 2.0, 2.0, 0.5, 3.0])
+    assert pg_postings._top(ids, scores, 3).tolist() == [2, 1, 3]
+    assert pg_postings._top(ids, scores, 10).tolist() == [2, 1, 3, 5, 9, 7]
