@@ -25,6 +25,7 @@ import numpy as np
 from lorag.rag.store.pg_sql import K1, B
 from lorag.rag.store.pg_terms import Query
 
+BATCH_CHUNKS = 20_000  # chunks whose postings one statement of a rebuild writes
 POSTING = np.dtype([("id", ">i8"), ("tf", ">i2"), ("len", ">i4")])  # 14 bytes, no padding
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS lorag_postings (
@@ -47,10 +48,27 @@ def add_document(q: Query, doc_id: int) -> None:
 
 
 def rebuild(q: Query) -> None:
-    """Write every chunk's postings anew (after a bulk load, or for a store that predates them)."""
+    """Write every chunk's postings anew (after a bulk load, or for a store that predates them).
+
+    Documents go in batches of about ``BATCH_CHUNKS`` chunks: one statement over the whole store sorted all its
+    postings at once (spilling to disk) and took twice as long at 1M chunks.
+    """
     q("TRUNCATE lorag_postings")
-    q(_INSERT + _ROWS.format(where=""))
+    for batch in _batches(q("SELECT id, n_chunks FROM lorag_documents ORDER BY id").fetchall()):
+        q(_INSERT + _ROWS.format(where="WHERE c.doc_id = ANY(%s)"), (batch,))
     q("ANALYZE lorag_postings")
+
+
+def _batches(docs: Sequence[tuple[int, int]]) -> list[list[int]]:
+    batches: list[list[int]] = [[]]
+    size = 0
+    for doc_id, n_chunks in docs:
+        if batches[-1] and size + int(n_chunks) > BATCH_CHUNKS:
+            batches.append([])
+            size = 0
+        batches[-1].append(int(doc_id))
+        size += int(n_chunks)
+    return [b for b in batches if b]
 
 
 def read(q: Query, terms: Sequence[str], collection: str | None = None) -> dict[str, np.ndarray]:
@@ -76,7 +94,8 @@ def rank(q: Query, weights: dict[str, float], n: int, avgdl: float, collection: 
     found = read(q, list(weights), collection)
     if not found:
         return []
-    ids, scores = [], []
+    ids: list[np.ndarray] = []
+    scores: list[np.ndarray] = []
     for term in (t for t in weights if t in found):  # summed in the ranking query's order
         postings = found[term]
         tf = postings["tf"].astype(np.float64)
@@ -86,8 +105,8 @@ def rank(q: Query, weights: dict[str, float], n: int, avgdl: float, collection: 
     if len(ids) == 1:
         every, total = ids[0], scores[0]  # one term: its chunks are distinct already
     else:
-        every, where = np.unique(np.concatenate(ids), return_inverse=True)
-        total = np.bincount(where, weights=np.concatenate(scores))
+        merged = np.unique(np.concatenate(ids), return_inverse=True)
+        every, total = merged[0], np.bincount(merged[1], weights=np.concatenate(scores))
     return [int(i) for i in _top(every, total, n)]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 
 from lorag.rag.store import NewChunk, Store, pg_postings, pg_sql
 
@@ -106,3 +107,15 @@ def test_the_top_of_many_keeps_ties_in_id_order() -> None:
     scores = np.array([1.0, 2.0, 2.0, 2.0, 0.5, 3.0])
     assert pg_postings._top(ids, scores, 3).tolist() == [2, 1, 3]
     assert pg_postings._top(ids, scores, 10).tolist() == [2, 1, 3, 5, 9, 7]
+
+
+def test_a_rebuild_writes_documents_in_batches(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert pg_postings._batches([(1, 15_000), (2, 4_000), (3, 1_000), (4, 30_000), (5, 1)]) == [[1, 2, 3], [4], [5]]
+    monkeypatch.setattr(pg_postings, "BATCH_CHUNKS", 25)  # the 6 documents of 20 chunks go in 6 statements
+    with Store(pg_url) as store:
+        for i, doc in enumerate(_corpus()):
+            store.replace_document(f"/d/{i}.txt", str(i), 0, 0, [NewChunk("t", None, 0, 1, toks) for toks in doc])
+        expected = _postings(store)
+        with store.transaction():
+            pg_postings.rebuild(store._q)  # type: ignore[attr-defined]
+        assert _postings(store) == expected == _from_chunks(store) and len(expected) > 100
