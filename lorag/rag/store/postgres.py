@@ -12,6 +12,7 @@ Usage::
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -39,6 +40,7 @@ from lorag.rag.store.base import (
 from lorag.rag.store.factory import redact
 from lorag.rag.store.sqlite_lexical import count_terms
 
+log = logging.getLogger(__name__)
 _DOC_COLUMNS = "id, path, sha256, n_chunks, added_at, mtime, size, collection, meta"
 _share_cache: dict[tuple[str, int, str], float] = {}
 
@@ -115,6 +117,11 @@ class PostgresStore(Store):
             pg_terms.rebuild(self._q)
             self.set_meta("term_stats", "exact")
         if self.get_meta("postings") != "exact":  # a schema v2 store, or a bulk load killed before its end
+            chunks = pg_terms.totals(self._q)[0]
+            if chunks:
+                log.warning("the store %s lacks the lexical postings of schema version %d: writing those of %s "
+                            "chunks (once; about 3 minutes per million chunks)", self.path, pg_sql.SCHEMA_VERSION,
+                            f"{chunks:,}")
             pg_postings.rebuild(self._q)
             self.set_meta("postings", "exact")
         self._db.execute("UPDATE lorag_schema SET version = %s WHERE version < %s",

@@ -77,7 +77,7 @@ def test_numpy_ranking_equals_the_ranking_query(pg_url: str) -> None:
                 assert got == [int(r[0]) for r in want] and len(got) == 25
 
 
-def test_a_schema_v2_store_gets_its_postings_on_first_open(pg_url: str) -> None:
+def test_a_schema_v2_store_gets_its_postings_on_first_open(pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
     with Store(pg_url) as store:
         for i, doc in enumerate(_corpus()):
             store.replace_document(f"/d/{i}.txt", str(i), 0, 0, [NewChunk("t", None, 0, 1, toks) for toks in doc])
@@ -86,7 +86,9 @@ def test_a_schema_v2_store_gets_its_postings_on_first_open(pg_url: str) -> None:
         store._q("DROP TABLE lorag_postings")  # type: ignore[attr-defined]
         store._q("DELETE FROM lorag_meta WHERE key = 'postings'")  # type: ignore[attr-defined]
         store._q("UPDATE lorag_schema SET version = 2")  # type: ignore[attr-defined]
-    with Store(pg_url) as store:
+    with caplog.at_level("WARNING", logger="lorag.rag.store.postgres"), Store(pg_url) as store:
+        assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+            f"the store {store.path} lacks the lexical postings of schema version 3: writing those of 120 chunks"]
         assert store._q("SELECT version FROM lorag_schema").fetchone() == (3,)  # type: ignore[attr-defined]
         assert store.get_meta("postings") == "exact"
         assert _postings(store) == expected and len(expected) == len(_from_chunks(store))
