@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -12,6 +15,8 @@ from lorag.build.fast.ggml import GGML_TYPES
 GGUF_VERSION = 3
 GGML_QNT_VERSION = 2  # ggml.h; llama-quantize stamps it on every output
 _UINT32 = 4  # GGUFValueType.UINT32
+WRITE_BEHIND = 256 << 20  # bytes written between two requests to start writing them to the disk
+_SYNC_FILE_RANGE_WRITE = 2  # <fcntl.h>: start write-out of the range's dirty pages, do not wait for it
 
 
 @dataclass(frozen=True)
@@ -62,12 +67,20 @@ def header_bytes(kv: Sequence[bytes], tensors: Sequence[OutputTensor], alignment
 
 
 class TensorStream:
-    """Appends each tensor's bytes plus alignment padding, checking sizes against the header."""
+    """Appends each tensor's bytes plus alignment padding, checking sizes against the header.
+
+    Every WRITE_BEHIND bytes the kernel is asked to start writing what came before (Linux sync_file_range):
+    otherwise the whole output waits as dirty pages (a machine with much memory holds gigabytes before its
+    background writeback starts) and the closing fsync writes it all after the last tensor, with the disk idle
+    until then.
+    """
 
     def __init__(self, fh: IO[bytes], alignment: int) -> None:
         self.fh = fh
         self.alignment = alignment
         self.written = 0
+        self._start = fh.tell()
+        self._flushed = self._start  # file offset up to which write-out has been requested
 
     def write(self, tensor: OutputTensor, data: Any) -> None:
         """Write one tensor's data (bytes-like / numpy uint8) and its padding."""
@@ -79,3 +92,28 @@ class TensorStream:
         if extra:
             self.fh.write(bytes(extra))
         self.written += view.nbytes + extra
+        end = self._start + self.written
+        if end - self._flushed >= WRITE_BEHIND:
+            self.fh.flush()
+            start_write_out(self.fh.fileno(), self._flushed, end - self._flushed)
+            self._flushed = end
+
+
+def start_write_out(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing a range's dirty pages to the disk without waiting (no-op where unsupported)."""
+    call = _sync_file_range()
+    if call is not None:
+        call(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # best effort: a failure only leaves the work to fsync
+
+
+@functools.cache
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    if os.name != "posix":
+        return None
+    try:
+        func = ctypes.CDLL(None, use_errno=True).sync_file_range  # the C library the interpreter runs on
+    except (OSError, AttributeError):  # not Linux
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    func.restype = ctypes.c_int
+    return func  # type: ignore[no-any-return]
