@@ -343,11 +343,18 @@ def store_row(name: str, location: Path | str, root: Path, data: tuple[Any, ...]
     rate = re.search(r"\(([\d,]+) chunks/s", fill_line)
     row = {"backend": name, "fill": (rate.group(1) if rate else "?") + (" (kept)" if filled else ""),
            "disk": f"{size:,.0f}"}
+    details = []
+    if not isinstance(location, Path):
+        from store_scale_pg import page_in
+
+        details.append(page_in(location))
+        say(details[-1])
     for mode in ("bm25", "dense", "hybrid"):
         row[mode] = percentiles(warm(config, queries, mode))
     row["store"] = store_only(config, queries)
     vectors_file = Path(f"{location}.vectors") if isinstance(location, Path) else None
-    details = [c_engine_line(name, config, queries)] if isinstance(location, Path) else []
+    if isinstance(location, Path):
+        details.append(c_engine_line(name, config, queries))
     if vectors_file is not None:
         vectors_file.unlink(missing_ok=True)  # the first process after an ingest reads every block
         cold = first_query(config_path, queries)

@@ -6,7 +6,7 @@ provided the HNSW graph fits in maintenance_work_mem (see ``pg_sql.build_setting
 Usage::
 
     names = search_index_names(store._q)      # dropped before the load
-    seconds = build(store, [384])             # {"gin": …, "hnsw_384": …, "statistics": …}
+    seconds = build(store, [384])             # {"gin": …, "hnsw_384": …, "statistics": …, "postings": …}
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from lorag.rag.store import pg_sql, pg_terms
+from lorag.rag.store import pg_postings, pg_sql, pg_terms
 from lorag.rag.store.pg_terms import Query
 
 
@@ -29,7 +29,8 @@ def search_index_names(q: Query) -> list[str]:
 
 def build(store: Any, dims: Sequence[int]) -> dict[str, float]:
     """Build the GIN index and an HNSW index per vector size in ``dims`` (those dropped or loaded: finding them
-    in the table would read every vector), and recount BM25's statistics; seconds spent on each."""
+    in the table would read every vector), recount BM25's statistics and write the lexical postings; seconds
+    spent on each."""
     q: Query = store._q
     rows = store.count_chunks()
     seconds: dict[str, float] = {}
@@ -45,9 +46,15 @@ def build(store: Any, dims: Sequence[int]) -> dict[str, float]:
         store._lock_writers()
         pg_terms.rebuild(q)
         store.set_meta("term_stats", "exact")
+        seconds["statistics"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pg_postings.rebuild(q)  # in the same transaction: readers see the new statistics and postings together
+        store.set_meta("postings", "exact")
         store._bump_revision()  # readers drop statistics they cached during the load
+    seconds["postings"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     q("ANALYZE lorag_chunks")  # the planner's row estimates for the freshly loaded table
-    seconds["statistics"] = time.perf_counter() - t0
+    seconds["statistics"] += time.perf_counter() - t0
     return seconds
 
 

@@ -1,11 +1,13 @@
 """The PostgreSQL store's schema, its BM25 in SQL, and one-line messages for connection failures.
 
 The lexical side is a ``tsvector`` of the pre-tokenized Sudachi tokens (built directly, so the ``simple``
-configuration never re-splits them) with a GIN index. ``ts_rank`` alone has no IDF, so the score is BM25 with
-the same constants as SQLite's FTS5 (k1 = 1.2, b = 0.75, idf = ln((N - df + 0.5) / (df + 0.5)), at least 1e-6):
-each term's frequency is read back from ``ts_rank`` with unit weights, which for one term is
-``sum(1/i², i = 1..tf) / (π²/6)``, a strictly increasing function of tf that ``lorag_tf`` inverts.
-"""
+configuration never re-splits them) with a GIN index, and the same postings packed per term and document in
+``lorag_postings`` (pg_postings), from which searches take their candidates. ``bm25_sql`` is the ranking those
+candidates reproduce, kept as the reference the tests and bench/store_scale_pg.py compare against: ``ts_rank``
+alone has no IDF, so the score is BM25 with the same constants as SQLite's FTS5 (k1 = 1.2, b = 0.75,
+idf = ln((N - df + 0.5) / (df + 0.5)), at least 1e-6): each term's frequency is read back from ``ts_rank`` with
+unit weights, which for one term is ``sum(1/i², i = 1..tf) / (π²/6)``, a strictly increasing function of tf that
+``lorag_tf`` inverts."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 
 from lorag.errors import StoreError
 
-SCHEMA_VERSION = 2  # 2: BM25 statistics kept in lorag_terms and lorag_meta (see pg_terms)
+SCHEMA_VERSION = 3  # 2: BM25 statistics kept in lorag_terms and lorag_meta (pg_terms); 3: lorag_postings
 BULK_LOCK = 7411991  # held (session advisory lock) while a bulk load runs
 K1, B = 1.2, 0.75
 MAX_TF = 64  # positions kept per lexeme; BM25 saturates long before
@@ -96,8 +98,9 @@ def idf(n_rows: int, df: int) -> float:
 
 
 def bm25_sql(weights: Sequence[float], avgdl: float, by_collection: bool) -> str:
-    """The ranking query (id, tokens, score) for terms with these weights (query count × idf); its parameters
-    are each term's tsquery, the any-term tsquery, [the collection], and k."""
+    """The ranking query (id, tokens, score) over the GIN index for terms with these weights (query count × idf);
+    its parameters are each term's tsquery, the any-term tsquery, [the collection], and k. The reference for
+    ``pg_postings.rank``, which proposes the same ids without visiting the rows."""
     tfs = ", ".join(f"lorag_tf(ts_rank('{{1,1,1,1}}', tsv, %s::tsquery))::float8 AS tf{i}"
                     for i in range(len(weights)))
     # Every constant is float8: numeric arithmetic, PostgreSQL's default for decimal literals, is several

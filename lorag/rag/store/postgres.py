@@ -12,6 +12,7 @@ Usage::
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 
 import lorag
 from lorag.errors import StoreError
-from lorag.rag.store import pg_copy, pg_dense, pg_indexes, pg_sql, pg_terms
+from lorag.rag.store import pg_copy, pg_dense, pg_indexes, pg_postings, pg_sql, pg_terms
 from lorag.rag.store.base import (
     DEFAULT_COLLECTION,
     TOKEN_SEP,
@@ -37,7 +38,9 @@ from lorag.rag.store.base import (
     validate_collection,
 )
 from lorag.rag.store.factory import redact
+from lorag.rag.store.sqlite_lexical import count_terms
 
+log = logging.getLogger(__name__)
 _DOC_COLUMNS = "id, path, sha256, n_chunks, added_at, mtime, size, collection, meta"
 _share_cache: dict[tuple[str, int, str], float] = {}
 
@@ -56,7 +59,6 @@ class PostgresStore(Store):
         self._bulk_dims: set[int] = set()  # vector sizes whose HNSW index a bulk load must build
         self.index_seconds: dict[str, float] = {}  # of the last bulk load's index builds
         self._last_stats: tuple[int, float, dict[str, int]] = (0, 1.0, {})
-        self._last_tokens: dict[int, str] = {}
         try:
             self._db = psycopg.connect(self.url, autocommit=True, connect_timeout=connect_timeout)
         except psycopg.Error as exc:
@@ -83,6 +85,7 @@ class PostgresStore(Store):
                 # Only a new or older store runs the DDL: CREATE INDEX IF NOT EXISTS would lock the chunks table.
                 self._db.execute(pg_sql.SCHEMA)
                 self._db.execute(pg_terms.SCHEMA)
+                self._db.execute(pg_postings.SCHEMA)
                 if not self._db.execute("SELECT 1 FROM lorag_schema").fetchone():
                     self._db.execute("INSERT INTO lorag_schema VALUES (%s)", (pg_sql.SCHEMA_VERSION,))
                     self.set_meta("lorag_version", lorag.__version__)
@@ -113,6 +116,14 @@ class PostgresStore(Store):
         if self.get_meta("term_stats") != "exact":
             pg_terms.rebuild(self._q)
             self.set_meta("term_stats", "exact")
+        if self.get_meta("postings") != "exact":  # a schema v2 store, or a bulk load killed before its end
+            chunks = pg_terms.totals(self._q)[0]
+            if chunks:
+                log.warning("the store %s lacks the lexical postings of schema version %d: writing those of %s "
+                            "chunks (once; about 3 minutes per million chunks)", self.path, pg_sql.SCHEMA_VERSION,
+                            f"{chunks:,}")
+            pg_postings.rebuild(self._q)
+            self.set_meta("postings", "exact")
         self._db.execute("UPDATE lorag_schema SET version = %s WHERE version < %s",
                          (pg_sql.SCHEMA_VERSION, pg_sql.SCHEMA_VERSION))
 
@@ -139,6 +150,7 @@ class PostgresStore(Store):
         try:
             with self.transaction():
                 self.set_meta("term_stats", "stale")  # until the rebuild at the end (a kill leaves it stale)
+                self.set_meta("postings", "stale")
                 for name in pg_indexes.search_index_names(self._q):
                     self._q(f'DROP INDEX IF EXISTS "{name}"')
                     if name.startswith("lorag_chunks_hnsw_"):
@@ -210,6 +222,7 @@ class PostgresStore(Store):
             self._insert_chunks(doc_id, collection, chunks, progress)
             if not self._bulk:
                 pg_terms.add_document(self._q, doc_id)
+                pg_postings.add_document(self._q, doc_id)
             self._bump_revision()
         return doc_id
 
@@ -278,20 +291,17 @@ class PostgresStore(Store):
         n_rows, avgdl, dfs = self._last_stats
         if any(t not in dfs for t in terms):
             n_rows, avgdl, dfs = self.term_stats(terms)
-        weights = [pg_sql.idf(n_rows, dfs.get(t, 0)) for t in terms]
-        queries = [pg_sql.quote_lexeme(t) for t in terms]
-        args: list[Any] = [*queries, " | ".join(queries), *([collection] if collection is not None else []), n]
-        rows = self._q(pg_sql.bm25_sql(weights, avgdl, collection is not None), args).fetchall()
-        # The candidates' tokens come in the same answer: lexical_search asks for them next.
-        self._last_tokens = {int(cid): tokens for cid, tokens, _ in rows}
-        return [int(r[0]) for r in rows]
+        weights = {t: pg_sql.idf(n_rows, dfs.get(t, 0)) for t in terms}
+        return pg_postings.rank(self._q, weights, n, avgdl, collection)
 
     def chunk_tokens(self, chunk_ids: Sequence[int]) -> dict[int, list[str]]:
-        known = self._last_tokens
-        if all(cid in known for cid in chunk_ids):
-            return {cid: known[cid].split(TOKEN_SEP) if known[cid] else [] for cid in chunk_ids}
         rows = self._q("SELECT id, tokens FROM lorag_chunks WHERE id = ANY(%s)", (list(chunk_ids),)).fetchall()
         return {int(cid): tokens.split(TOKEN_SEP) if tokens else [] for cid, tokens in rows}
+
+    def term_counts(self, chunk_ids: Sequence[int], terms: Sequence[str]) -> dict[int, tuple[int, dict[str, int]]]:
+        # Counted in the joined token strings: splitting 200 chunks into lists cost more than reading them.
+        rows = self._q("SELECT id, tokens FROM lorag_chunks WHERE id = ANY(%s)", (list(chunk_ids),)).fetchall()
+        return count_terms(rows, terms)
 
     def dense_search(self, vector: np.ndarray, k: int, collection: str | None = None) -> Ranking:
         return pg_dense.search(self, vector, k, collection)
@@ -310,11 +320,11 @@ class PostgresStore(Store):
         return share
 
     # -- plumbing -------------------------------------------------------------------------------
-    def _q(self, sql: str, args: Sequence[Any] | None = None) -> Any:
+    def _q(self, sql: str, args: Sequence[Any] | None = None, *, binary: bool = False) -> Any:
         import psycopg
 
         try:
-            return self._db.execute(sql, args)  # type: ignore[arg-type]
+            return self._db.execute(sql, args, binary=binary)  # type: ignore[arg-type]
         except psycopg.errors.DiskFull as exc:
             raise StoreError(f"the PostgreSQL server at {self.path} is out of disk space; nothing was changed.",
                              "Free space on the database server and try again.") from exc

@@ -59,6 +59,10 @@ def test_sqlite_to_postgres_without_loss(tmp_path: Path, pg_url: str) -> None:
     with Store(pg_url) as target:
         assert content_checksum(target) == before and target.get_meta("migration") == "complete"
         assert [d.path for d in target.list_documents()] == [f"/docs/規程{d:03d}.txt" for d in range(6)]
+        # The lexical postings came with the bulk load: 休暇 in all 18 chunks, 章3 in document 3's three.
+        with Store(tmp_path / "src.db") as source:
+            assert target.lexical_search(["章3", "休暇"], 5) == source.lexical_search(["章3", "休暇"], 5)
+        assert len(target.lexical_search(["章3", "休暇"], 5)) == 5 and target.get_meta("postings") == "exact"
         # A second run finds everything there and copies nothing.
         with Store(tmp_path / "src.db") as source:
             assert migrate(source, pg_url).copied == 0

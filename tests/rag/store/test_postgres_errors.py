@@ -57,7 +57,7 @@ def test_store_from_a_newer_lorag_is_refused(pg_url: str) -> None:
         store._db.execute("UPDATE lorag_schema SET version = 7")
         store.set_meta("lorag_version", "2.0.0")
     with pytest.raises(StoreError, match=r"was written by lorag 2\.0\.0 with schema version 7; this lorag \(0\.1\.0\) "
-                                         r"reads schema versions up to 2\. Upgrade lorag"):
+                                         r"reads schema versions up to 3\. Upgrade lorag"):
         Store(pg_url)
 
 
