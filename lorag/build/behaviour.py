@@ -53,6 +53,9 @@ class FineTuneReference:
             import torch
             from transformers import AutoModelForCausalLM
 
+            from lorag.generate.transformers import quiet_transformers
+
+            quiet_transformers()
             model: Any = AutoModelForCausalLM.from_pretrained(str(self.model_dir), dtype=torch.float32)
             if self.adapter_dir is not None:
                 import warnings
@@ -245,6 +248,9 @@ def score_gguf(expected: Expected, gguf: Path, lora: Path | None = None) -> Beha
     """
     from llama_cpp import Llama
 
+    from lorag.generate.llamacpp import quiet_llama_logs
+
+    quiet_llama_logs()
     longest = max((len(p) + len(o) for p, o in zip(expected.prompts, expected.outputs, strict=True)), default=0)
     kwargs: dict[str, Any] = {"lora_path": str(lora)} if lora else {}
     llm = Llama(model_path=str(gguf), n_ctx=max(256, longest + 8), n_batch=512, verbose=False, seed=0,
@@ -294,6 +300,9 @@ def greedy_gguf(gguf: Path, lora: Path | None, prompts: list[list[int]], max_new
     """Greedy continuations of each prompt in llama.cpp (one model load for all)."""
     from llama_cpp import Llama
 
+    from lorag.generate.llamacpp import quiet_llama_logs
+
+    quiet_llama_logs()
     longest = max((len(p) for p in prompts), default=0)
     kwargs: dict[str, Any] = {"lora_path": str(lora)} if lora else {}
     llm = Llama(model_path=str(gguf), n_ctx=max(256, longest + max_new_tokens + 8), n_batch=512, verbose=False,

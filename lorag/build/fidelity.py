@@ -47,6 +47,9 @@ def reference_logits(model_dir: Path, ids: list[int], adapter_dir: Path | None =
     import torch
     from transformers import AutoModelForCausalLM
 
+    from lorag.generate.transformers import quiet_transformers
+
+    quiet_transformers()
     model: Any = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
     if adapter_dir is not None:
         from peft import PeftModel
@@ -64,6 +67,9 @@ def gguf_logits(gguf: Path, ids: list[int], lora: Path | None = None, threads: i
     import numpy as np
     from llama_cpp import Llama
 
+    from lorag.generate.llamacpp import quiet_llama_logs
+
+    quiet_llama_logs()
     kwargs: dict[str, Any] = {"lora_path": str(lora)} if lora else {}
     llm = Llama(model_path=str(gguf), logits_all=True, n_ctx=max(128, len(ids) + 32), n_batch=512,
                 n_threads=threads or None, verbose=False, seed=0, **kwargs)

@@ -77,6 +77,9 @@ def _call_quantizer(src: Path, dst: Path, ftype: int, threads: int) -> int:
 
     import llama_cpp
 
+    from lorag.generate.llamacpp import quiet_llama_logs
+
+    quiet_llama_logs()
     params = llama_cpp.llama_model_quantize_default_params()
     params.nthread = threads
     params.ftype = ftype

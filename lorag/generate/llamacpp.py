@@ -126,7 +126,7 @@ def _load(model_path: Path, lora_path: Path | None, n_ctx: int, threads: int, gp
         from llama_cpp import Llama
     except ImportError as exc:
         raise GenerationError("llama-cpp-python is not installed.", "Run `pip install llama-cpp-python`.") from exc
-    _quiet_llama_logs()
+    quiet_llama_logs()
     what = f"{model_path.name} with LoRA {lora_path.name}" if lora_path else model_path.name
     hint = "Check that the GGUF is complete, of a supported architecture, and that the LoRA was made for this base."
     try:
@@ -153,8 +153,9 @@ def _check_gguf_magic(path: Path, what: str) -> None:
 
 
 @functools.cache
-def _quiet_llama_logs() -> Any:
-    """Show only llama.cpp's errors (it prints some notices even with verbose=False), unless debugging."""
+def quiet_llama_logs() -> Any:
+    """Show only llama.cpp's errors (it prints its loader dump, quantizer notes and cache notices even with
+    verbose=False), unless debugging. Call before any llama.cpp call: loading, quantizing, evaluating."""
     import ctypes
 
     import llama_cpp

@@ -36,6 +36,16 @@ def bnb_config(quantization: str) -> Any:
     raise GenerationError(f"unknown quantization {quantization!r}.", "Use none, 8bit or 4bit.")
 
 
+def quiet_transformers() -> None:
+    """No "Loading weights" progress bar on the terminal: the caller shows its own progress (debug logs keep it)."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        hf_logging.disable_progress_bar()
+
+
 def load_model(model_dir: Path, adapter_dir: Path | None = None, quantization: str = "none",
                dtype: str = "bfloat16", device: str | None = None) -> Any:
     """Load the base model (bitsandbytes when asked), then the PEFT adapter on top of it; eval mode."""
@@ -51,6 +61,7 @@ def load_model(model_dir: Path, adapter_dir: Path | None = None, quantization: s
         kwargs |= {"quantization_config": bnb_config(quantization), "device_map": {"": 0}}
     elif device or cuda:
         kwargs["device_map"] = {"": device or "cuda:0"}
+    quiet_transformers()
     try:
         model: Any = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
     except (OSError, ValueError, RuntimeError) as exc:
