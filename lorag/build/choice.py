@@ -105,8 +105,13 @@ def _why_chosen(c: Candidate, contenders: list[Candidate], unscored: bool) -> st
 
 
 def candidate_of(name: str, fidelity: dict[str, Any]) -> Candidate:
-    """A Candidate from a build record's fidelity dict (its ``behaviour`` entry holds the agreement)."""
+    """A Candidate from a build record's (build.json) fidelity dict (its ``behaviour`` entry holds the agreement)."""
     behaviour = fidelity.get("behaviour") or {}
     return Candidate(name, kl=fidelity.get("kl_mean"), top1=fidelity.get("top1"),
                      agreement=behaviour.get("agreement"), exact=behaviour.get("exact"),
                      prompts=behaviour.get("prompts"))
+
+
+def candidate_of_result(name: str, result: dict[str, Any]) -> Candidate:
+    """A Candidate from a ``BuildResult.to_dict()`` (its behaviour score is the top-level ``behaviour`` key)."""
+    return candidate_of(name, {**(result.get("fidelity") or {}), "behaviour": result.get("behaviour") or {}})

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from lorag.build.behaviour import agreement
-from lorag.build.choice import Candidate, candidate_of, choose_route
+from lorag.build.choice import Candidate, candidate_of, candidate_of_result, choose_route
+from lorag.build.finish import _behaviour_summary
+from lorag.build.request import BuildResult
 
 M, A = "merge", "adapter"
 
@@ -66,6 +71,43 @@ def test_candidate_of_reads_a_build_record() -> None:
     fidelity = {"kl_mean": 0.1, "top1": 0.8, "behaviour": {"agreement": 0.75, "exact": 5, "prompts": 8}}
     assert candidate_of(A, fidelity) == Candidate(A, kl=0.1, top1=0.8, agreement=0.75, exact=5, prompts=8)
     assert candidate_of(M, {"kl_mean": None, "behaviour": {"skipped": "x"}}) == Candidate(M)
+
+
+def _demo_result(mode: str, kl: float, top1: float, agreement: float, exact: int) -> dict[str, Any]:
+    """A BuildResult.to_dict() shaped like the demo's builds (behaviour summarised as finish() does)."""
+    answers = [{"prompt": f"q{i}", "agreement": 1.0 if i < exact else 0.25} for i in range(8)]
+    behaviour = _behaviour_summary({"agreement": agreement, "exact": exact, "prompts": 8, "answers": answers})
+    return BuildResult(gguf=Path(f"{mode}/model-Q4_K_M.gguf"), modelfile=Path(f"{mode}/Modelfile"),
+                       quantization="Q4_K_M", size_bytes=252_000_000, mode=mode,
+                       fidelity={"kl_mean": kl, "top1": top1, "f16_kl_mean": 3.0e-5},
+                       behaviour=behaviour).to_dict()
+
+
+def test_candidate_of_result_reads_the_top_level_behaviour() -> None:
+    result = _demo_result(A, 0.1107, 0.77, 0.88, 7)
+    assert "behaviour" not in result["fidelity"]  # the record shape's place for it is empty in a result
+    assert candidate_of_result(A, result) == Candidate(A, kl=0.1107, top1=0.77, agreement=0.88, exact=7, prompts=8)
+    # Read as a record, the same result has no behaviour score at all: the demo's old mistake.
+    assert candidate_of(A, result["fidelity"]) == Candidate(A, kl=0.1107, top1=0.77)
+
+
+def test_candidate_of_result_without_a_behaviour_score() -> None:
+    result = _demo_result(M, 0.2060, 0.72, 0.66, 4)
+    result["behaviour"] = {"skipped": "no held-out prompts"}
+    assert candidate_of_result(M, result) == Candidate(M, kl=0.2060, top1=0.72)
+    result["fidelity"] = {}
+    del result["behaviour"]
+    assert candidate_of_result(M, result) == Candidate(M)
+
+
+def test_demo_builds_are_chosen_on_agreement() -> None:
+    builds = {M: _demo_result(M, 0.2060, 0.72, 0.66, 4), A: _demo_result(A, 0.1107, 0.77, 0.88, 7)}
+    choice = choose_route([candidate_of_result(mode, result) for mode, result in builds.items()], 0.10)
+    assert choice.chosen.name == A
+    assert choice.reasons == {
+        M: "not chosen: greedy agreement 0.66 is more than 0.10 below the best (0.88), whatever its KL",
+        A: "chosen: best greedy agreement (0.88); every other candidate is clearly lower",
+    }
 
 
 @pytest.mark.parametrize(
