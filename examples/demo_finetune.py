@@ -1,14 +1,19 @@
-"""Fine-tune demo: the same questions answered by the base Gemma 3 270M and by the built LoRA fine-tune.
+"""Fine-tune demo: the base Gemma 3 270M, both Q4_K_M builds of the bundled LoRA and the fine-tune, side by side.
 
-Steps: ingest examples/corpus → build examples/adapter through lorag's real pipeline twice:
-adapter mode (Q4_K_M base + GGUF LoRA) and merged (merge → GGUF → Q4_K_M), each with its
-fidelity report (KL and top-1 on a probe, greedy agreement with the fine-tune on the held-out
-lines of examples/eval_qa.jsonl) → switch the demo config to the build lorag's route rule picks
-(docs/ROUTE_CHOICE.md) → ask a few questions and print the streamed answers with citations of the base
-model, the merged Q4_K_M build and the chosen build. The fine-tune ends every answer with
-「document name」より, the base does not. Quantizing the *merged* weights to Q4_K_M can erase a
-small fine-tune delta; the fidelity numbers show it and the demo shows its effect. A second
-run is fast: the documents are unchanged and both builds are cache hits.
+1. ingest examples/corpus;
+2. build examples/adapter through lorag's real pipeline twice: adapter mode (Q4_K_M base + GGUF LoRA) and
+   merged (merge → GGUF → Q4_K_M), each with its fidelity report (KL and top-1 on a probe, greedy agreement
+   with the fine-tune on the held-out lines of examples/eval_qa.jsonl), then apply lorag's route rule
+   (docs/ROUTE_CHOICE.md) and print each build's reason;
+3. switch the demo config to the chosen build;
+4. ask a few questions and print the streamed answers with citations of the base model, the merged build, the
+   adapter build and the unquantized fine-tune (transformers + PEFT, fp32; skipped with a note when
+   transformers or peft cannot load);
+5. a table of which answers carry the trained habit (the answer ends with 「document name」より, the base's
+   never do) and, per build, how many of its answers are identical to the unquantized fine-tune's.
+
+The rule keeps the build closest to the fine-tune: a build answer that reads better but differs from the
+fine-tune's is quantization drift. A second run is fast: unchanged documents, both builds cache hits.
 
 Run: ``python examples/demo_finetune.py`` (its own config and store under ./.lorag/demo-finetune/).
 """
@@ -38,6 +43,9 @@ QUESTIONS = (
     "経費はいつまでに申請すればよいですか？",
     "会議室「つばき」の定員は何名ですか？",
 )
+REFERENCE = "fine-tune (unquantized)"
+LABELS = {"base": "base Gemma 3 270M", "merge": "merged Q4_K_M", "adapter": "Q4_K_M + LoRA"}
+HEADS = {"base": "base", "merge": "merge", "adapter": "adapter", REFERENCE: "fine-tune"}  # step 5's columns
 # The trained habit: the answer ends with 「document name」より.
 MARKER = re.compile(r"「[^「」\n]{1,40}」より[。.]?\s*$")
 
@@ -58,18 +66,41 @@ class DemoAnswer:
 
 @dataclass
 class DemoResult:
-    """Everything the demo did: ingestion, both builds, which one was chosen, and the answers."""
+    """Everything the demo did: ingestion, both builds, which one was chosen, and every model's answers."""
 
     ingested: dict[str, int]
     builds: dict[str, dict[str, Any]]  # "merge" and "adapter" → BuildResult.to_dict()
     chosen: str  # the mode the config was switched to
     base: list[DemoAnswer]
-    merged: list[DemoAnswer]
-    tuned: list[DemoAnswer]  # answers of the chosen build
+    answers: dict[str, list[DemoAnswer]]  # "merge" and "adapter" → that build's answers
+    reference: list[DemoAnswer] | None = None  # the unquantized fine-tune's; None when transformers/peft cannot load
 
     @property
     def build(self) -> dict[str, Any]:
         return self.builds[self.chosen]
+
+    @property
+    def merged(self) -> list[DemoAnswer]:
+        return self.answers["merge"]
+
+    @property
+    def tuned(self) -> list[DemoAnswer]:
+        """The chosen build's answers."""
+        return self.answers[self.chosen]
+
+    def answers_of(self, row: str) -> list[DemoAnswer]:
+        """The answer list of a row of step 4: "base", a build mode, or the unquantized fine-tune."""
+        if row == "base":
+            return self.base
+        if row == REFERENCE:
+            assert self.reference is not None
+            return self.reference
+        return self.answers[row]
+
+    def identical(self, mode: str) -> int:
+        """How many of the build's answers are exactly the unquantized fine-tune's (0 without a reference)."""
+        pairs = zip(self.answers[mode], self.reference or [], strict=False)
+        return sum(a.answer.strip() == r.answer.strip() for a, r in pairs)
 
 
 def demo_config(workdir: Path) -> Any:
@@ -81,18 +112,9 @@ def demo_config(workdir: Path) -> Any:
     if not path.exists():
         init_config(path)
     # Start every run from the base model, so the comparison is base vs fine-tune each time.
-    update_config(
-        path,
-        {
-            "llm.backend": "llamacpp",
-            "llm.model": "",
-            "llm.adapter": "",
-            "llm.temperature": 0.0,
-            "llm.max_tokens": 96,
-            "models.search_paths": [str(MODELS_DIR)],
-            "models.output_dir": str(workdir / "models"),
-        },
-    )
+    update_config(path, {"llm.backend": "llamacpp", "llm.model": "", "llm.adapter": "", "llm.temperature": 0.0,
+                         "llm.max_tokens": 96, "models.search_paths": [str(MODELS_DIR)],
+                         "models.output_dir": str(workdir / "models")})
     return load_config(path)
 
 
@@ -102,31 +124,18 @@ def ingest_corpus(config: Any, console: Any) -> dict[str, int]:
 
     from lorag.rag.ingest import ingest_paths
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        console=console,
-        transient=True,
-    ) as bars:
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  console=console, transient=True) as bars:
         task = bars.add_task("ingest", total=None)
 
         def progress(event: dict[str, Any]) -> None:
             name = Path(event["path"]).name if event.get("path") else ""
-            bars.update(
-                task,
-                description=f"ingest {event['stage']:5} {name}",
-                completed=event["done"],
-                total=event["total"] or None,
-            )
+            bars.update(task, description=f"ingest {event['stage']:5} {name}", completed=event["done"],
+                        total=event["total"] or None)
 
         report = ingest_paths(config, [CORPUS_DIR], progress=progress)
-    counts = {
-        "added": len(report.added),
-        "updated": len(report.updated),
-        "unchanged": len(report.unchanged),
-        "failed": len(report.failed),
-    }
+    counts = {"added": len(report.added), "updated": len(report.updated), "unchanged": len(report.unchanged),
+              "failed": len(report.failed)}
     console.print(f"ingested {CORPUS_DIR.name}/: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     for path, reason in report.failed:
         console.print(f"  [red]failed[/red] {path}: {reason}")
@@ -139,23 +148,11 @@ def build_adapter(config: Any, console: Any, mode: str, switch: bool) -> dict[st
 
     from lorag.build.pipeline import BuildRequest, run_build
 
-    request = BuildRequest(
-        lora_path=ADAPTER_DIR,
-        base=ensure_gemma_hf_base(),
-        quantization="Q4_K_M",
-        name="sakura-gemma",
-        mode=mode,
-        update_config=switch,
-    )  # type: ignore[arg-type]
+    request = BuildRequest(lora_path=ADAPTER_DIR, base=ensure_gemma_hf_base(), quantization="Q4_K_M",
+                           name="sakura-gemma", mode=mode, update_config=switch)  # type: ignore[arg-type]
     tasks: dict[str, TaskID] = {}
-    with Progress(
-        TextColumn("{task.description:<10}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>5.1f}%"),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[message]}"),
-        console=console,
-    ) as bars:
+    with Progress(TextColumn("{task.description:<10}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+                  TimeElapsedColumn(), TextColumn("{task.fields[message]}"), console=console) as bars:
 
         def progress(event: dict[str, Any]) -> None:
             stage = event["stage"]
@@ -196,9 +193,9 @@ def print_build(result: dict[str, Any], mode: str, console: Any) -> None:
 
 def choose_build(builds: dict[str, dict[str, Any]], config: Any, console: Any) -> str:
     """Apply lorag's route rule (what ``--mode auto`` does) to the two builds; print why."""
-    from lorag.build.choice import candidate_of, choose_route
+    from lorag.build.choice import candidate_of_result, choose_route
 
-    choice = choose_route([candidate_of(m, b.get("fidelity") or {}) for m, b in builds.items()],
+    choice = choose_route([candidate_of_result(m, b) for m, b in builds.items()],
                           config.settings.build.agreement_tolerance)
     for mode, reason in choice.reasons.items():
         console.print(f"  {mode}: {reason}")
@@ -209,33 +206,62 @@ def switch_to(config: Any, build: dict[str, Any]) -> None:
     """Point the demo config at a build (what ``update_config=True`` does inside the pipeline)."""
     from lorag.config import update_config
 
-    update_config(
-        config.path,
-        {"llm.backend": "llamacpp", "llm.model": build["gguf"], "llm.adapter": build.get("adapter_gguf") or ""},
-    )
+    update_config(config.path, {"llm.backend": "llamacpp", "llm.model": build["gguf"],
+                                "llm.adapter": build.get("adapter_gguf") or ""})
 
 
-def config_for(config: Any, build: dict[str, Any]) -> Any:
-    """An in-memory copy of ``config`` that uses ``build`` (the file is not touched)."""
+def config_with(config: Any, backend: str, model: str, adapter: str) -> Any:
+    """An in-memory copy of ``config`` with other llm settings (the file is not touched)."""
     from lorag.config import load_config
 
     copy = load_config(config.path)
-    copy.settings.llm.backend = "llamacpp"
-    copy.settings.llm.model = build["gguf"]
-    copy.settings.llm.adapter = build.get("adapter_gguf") or ""
+    copy.settings.llm.backend, copy.settings.llm.model, copy.settings.llm.adapter = backend, model, adapter
     return copy
 
 
-def ask(config: Any, question: str, label: str, out: TextIO) -> DemoAnswer:
-    """Stream one answer to ``out`` and return it with its citations."""
-    from lorag.demo import stream_answer
+def config_for(config: Any, build: dict[str, Any]) -> Any:
+    """An in-memory copy of ``config`` that uses ``build``."""
+    return config_with(config, "llamacpp", build["gguf"], build.get("adapter_gguf") or "")
+
+
+def load_reference(config: Any, console: Any) -> tuple[Any, Any] | None:
+    """The unquantized fine-tune (HF base + PEFT adapter, transformers, fp32) and its config; None if it cannot load.
+
+    fp32, as in each build's fidelity check (lorag.build.fidelity): the reference its KL is measured against.
+    """
+    import warnings
+
+    from lorag.errors import LoragError
+    from lorag.generate.transformers import TransformersGenerator
+
+    base = ensure_gemma_hf_base()
+    ref_config = config_with(config, "transformers", str(base), str(ADAPTER_DIR))
+    try:
+        with console.status("loading the unquantized fine-tune (transformers + PEFT, fp32)"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # peft asks transformers a deprecated question
+            return ref_config, TransformersGenerator(base, ADAPTER_DIR, dtype="float32")
+    except (ImportError, LoragError) as exc:
+        console.print(f"[yellow]note[/yellow] the unquantized fine-tune is not shown: transformers + PEFT could not "
+                      f"load it ({exc})")
+        return None
+
+
+def ask(config: Any, generator: Any, question: str, label: str, out: TextIO) -> DemoAnswer:
+    """Stream one answer of ``generator`` to ``out`` and return it with its citations."""
+    from lorag.rag.answer import answer_stream
 
     out.write(f"  {label}: ")
-    done = stream_answer(config, question, out)
+    done: dict[str, Any] = {}
+    for event in answer_stream(config, question, generator=generator):
+        if event["type"] == "token":
+            out.write(event["text"])
+            out.flush()
+        elif event["type"] == "done":
+            done = event
     cited = [c for c in done.get("citations", []) if c.get("cited")]
     sources = ", ".join(f"[{c['n']}] {Path(c['source']).name}" for c in cited) or "(no [n] citation)"
     out.write(f"\n      sources cited: {sources}\n")
-    return DemoAnswer(question, label, done.get("answer", ""), done.get("citations", []))
+    return DemoAnswer(question, label.strip(), done.get("answer", ""), done.get("citations", []))
 
 
 def run_finetune_demo(
@@ -246,7 +272,7 @@ def run_finetune_demo(
 
     from lorag.config import load_config
 
-    console = Console(file=out, highlight=False)
+    console = Console(file=out, highlight=False, soft_wrap=True)  # long paths and reasons stay one line
     console.rule("1. ingest the sample corpus")
     config = demo_config(workdir)
     ingested = ingest_corpus(config, console)
@@ -258,33 +284,72 @@ def run_finetune_demo(
     chosen = choose_build(builds, config, console)
     console.rule("3. switch the config to the build closest to the fine-tune")
     switch_to(config, builds[chosen])
-    tuned_config = load_config(config.path)
-    llm = tuned_config.settings.llm
+    llm = load_config(config.path).settings.llm
     console.print(
         f"chosen: {chosen} (route rule: greedy agreement, then KL)\n"
         f"llm.backend={llm.backend}\nllm.model={llm.model}\n"
         f"llm.adapter={llm.adapter or '(none)'}"
     )
-    console.rule("4. questions: base Gemma 3 270M / merged Q4_K_M / chosen build")
-    merged_config = config_for(config, builds["merge"])
-    base, merged, tuned = [], [], []
-    for question in questions:
-        out.write(f"\n質問：{question}\n")
-        base.append(ask(base_config, question, "base           ", out))
-        merged.append(ask(merged_config, question, "merged Q4_K_M  ", out))
-        if chosen != "merge":
-            tuned.append(ask(tuned_config, question, f"{chosen} (chosen)", out))
-        else:
-            tuned.append(merged[-1])
+    console.rule("4. questions: base / both builds / the unquantized fine-tune")
+    rows = {"base": base_config, **{mode: config_for(config, builds[mode]) for mode in builds}}
+    result = DemoResult(ingested, builds, chosen, [], {mode: [] for mode in builds})
+    ask_all(result, rows, questions, console, out)
+    print_habits(result, console)
+    return result
+
+
+def ask_all(result: DemoResult, rows: dict[str, Any], questions: tuple[str, ...], console: Any,
+            out: TextIO) -> None:
+    """Load each model once, then ask every question of each, printed question by question."""
+    from lorag.generate.generator import load_generator
+
+    models: dict[str, tuple[Any, Any]] = {}
+    try:
+        for row, cfg in rows.items():
+            models[row] = (cfg, load_generator(cfg))
+        reference = load_reference(rows["base"], console)
+        if reference is not None:
+            models[REFERENCE], result.reference = reference, []
+        labels = {row: _label(row, result.chosen) for row in models}
+        width = max(len(label) for label in labels.values())
+        for question in questions:
+            out.write(f"\n質問：{question}\n")
+            for row, (cfg, generator) in models.items():
+                answer = ask(cfg, generator, question, labels[row].ljust(width), out)
+                result.answers_of(row).append(answer)
+    finally:
+        for _, generator in models.values():
+            generator.close()
+
+
+def print_habits(result: DemoResult, console: Any) -> None:
+    """Step 5: which answers carry the trained 「document」より, and which builds answer like the fine-tune."""
     console.rule("5. the fine-tune's habit: answers end with 「document」より")
-    console.print(f"{'':<6}base  merged  {chosen}")
-    for i, (b, m, t) in enumerate(zip(base, merged, tuned, strict=True), start=1):
-        console.print(f"Q{i:<5}{_yes(b)}   {_yes(m)}     {_yes(t)}")
-    return DemoResult(ingested, builds, chosen, base, merged, tuned)
+    columns = {"base": result.base, **result.answers}
+    if result.reference is not None:
+        columns[REFERENCE] = result.reference
+    heads = [HEADS[row] + (" (chosen)" if row == result.chosen else "") for row in columns]
+    console.print(" " * 4 + "  ".join(heads))
+    for i in range(len(result.base)):
+        marks = [_yes(answers[i]).ljust(len(head)) for answers, head in zip(columns.values(), heads, strict=True)]
+        console.print(f"Q{i + 1:<3}" + "  ".join(marks).rstrip())
+    if result.reference is None:
+        return
+    width = max(len(_label(mode, result.chosen)) for mode in result.answers)
+    for mode in result.answers:
+        console.print(f"{_label(mode, result.chosen):<{width}}: answers identical to the unquantized fine-tune: "
+                      f"{result.identical(mode)}/{len(result.reference)}")
+    if any(result.identical(mode) < len(result.reference) for mode in result.answers):
+        console.print("Answers unlike the fine-tune's are quantization drift, even if they read better.")
+
+
+def _label(row: str, chosen: str) -> str:
+    name = LABELS.get(row, row)  # the reference row is labelled by its own name
+    return f"{name} (chosen)" if row == chosen else name
 
 
 def _yes(answer: DemoAnswer) -> str:
-    return "yes" if answer.has_marker else "no "
+    return "yes" if answer.has_marker else "no"
 
 
 if __name__ == "__main__":

@@ -29,7 +29,22 @@ def test_finetune_demo_shows_the_trained_marker(tmp_path: Path) -> None:
         assert Path(build["gguf"]).is_file()
         assert build["cache_hit"] is False
         assert "kl_mean" in build["fidelity"]
+        assert 0.0 <= build["behaviour"]["agreement"] <= 1.0
     assert "fidelity vs the unquantized fine-tune: KL" in text
+    # The route rule saw both behaviour scores: its printed reasons speak of greedy agreement.
+    reasons = [line for line in text.splitlines() if line.startswith(("  merge: ", "  adapter: "))]
+    assert len(reasons) == 2, reasons
+    assert any("greedy agreement" in line for line in reasons), reasons
+    assert f"  {first.chosen}: chosen: " in text
+    assert "no candidate had a behaviour score" not in text
+    # The unquantized fine-tune answered every question in its own row; the chosen build answers like it at least
+    # as often as the merged build does.
+    assert first.reference is not None and len(first.reference) == len(QUESTIONS)
+    assert text.count("  fine-tune (unquantized): ") == len(QUESTIONS)
+    assert all(a.answer for a in first.reference)
+    assert first.identical(first.chosen) >= first.identical("merge"), (first.chosen, first.identical("merge"))
+    for mode in ("merge", "adapter"):
+        assert f": answers identical to the unquantized fine-tune: {first.identical(mode)}/3" in text
     # The demo's config file now points at the chosen build.
     llm = load_config(tmp_path / "demo" / "lorag.yaml").settings.llm
     assert (llm.backend, llm.model, llm.adapter) == ("llamacpp", first.build["gguf"], first.build["adapter_gguf"] or "")
@@ -44,3 +59,4 @@ def test_finetune_demo_shows_the_trained_marker(tmp_path: Path) -> None:
     assert again.ingested["unchanged"] == 10
     assert all(build["cache_hit"] for build in again.builds.values())
     assert again.tuned[0].answer == first.tuned[0].answer  # same cached build, greedy decoding
+    assert again.reference is not None and again.reference[0].answer == first.reference[0].answer
