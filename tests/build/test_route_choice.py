@@ -18,7 +18,7 @@ M, A = "merge", "adapter"
 @pytest.mark.parametrize(
     ("merge", "adapter", "tolerance", "chosen", "loser_reason"),
     [
-        # The demo's case: the adapter build has the lower KL but its greedy answers diverge: merge wins.
+        # The adapter build has the lower KL but its greedy answers diverge: merge wins.
         ((0.20, 0.91), (0.094, 0.52), 0.10, M, "more than 0.10 below the best (0.91)"),
         # Both keep the answers (within tolerance): lower KL wins.
         ((0.20, 0.95), (0.094, 0.90), 0.10, A, "within tolerance on agreement, but KL 0.2000 vs 0.0940"),
@@ -59,7 +59,7 @@ def test_single_candidate_is_chosen_and_empty_is_refused() -> None:
         choose_route([])
 
 
-def test_reason_texts_for_the_demo_case() -> None:
+def test_reason_texts_when_the_lower_kl_loses() -> None:
     choice = choose_route([Candidate(M, kl=0.2014, agreement=0.91), Candidate(A, kl=0.0940, agreement=0.52)])
     assert choice.reasons == {
         A: "not chosen: greedy agreement 0.52 is more than 0.10 below the best (0.91), whatever its KL",
@@ -87,7 +87,7 @@ def test_candidate_of_result_reads_the_top_level_behaviour() -> None:
     result = _demo_result(A, 0.1107, 0.77, 0.88, 7)
     assert "behaviour" not in result["fidelity"]  # the record shape's place for it is empty in a result
     assert candidate_of_result(A, result) == Candidate(A, kl=0.1107, top1=0.77, agreement=0.88, exact=7, prompts=8)
-    # Read as a record, the same result has no behaviour score at all: the demo's old mistake.
+    # Read as a build record, the same result has no behaviour score, and the rule would fall back to KL alone.
     assert candidate_of(A, result["fidelity"]) == Candidate(A, kl=0.1107, top1=0.77)
 
 
