@@ -24,7 +24,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -210,7 +210,7 @@ def switch_to(config: Any, build: dict[str, Any]) -> None:
                                 "llm.adapter": build.get("adapter_gguf") or ""})
 
 
-def config_with(config: Any, backend: str, model: str, adapter: str) -> Any:
+def config_with(config: Any, backend: Literal["llamacpp", "transformers"], model: str, adapter: str) -> Any:
     """An in-memory copy of ``config`` with other llm settings (the file is not touched)."""
     from lorag.config import load_config
 
