@@ -116,6 +116,16 @@ def run_stage(name: str, argv: list[str], work: Path, reads: int, writes_to: lis
             "peak_rss": usage.ru_maxrss * 1024, "peak_extra_disk": peak[0] - base_disk}
 
 
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(16 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _self(stage: str, *args: Any) -> list[str]:
     return [sys.executable, str(Path(__file__).resolve()), "--stage", stage, "--stage-args", json.dumps(list(args))]
 
@@ -163,6 +173,7 @@ def main() -> None:
     ap.add_argument("--fast-only", action="store_true",
                     help="skip the reference route (for inputs whose intermediate files do not fit the disk)")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--hash", action="store_true", help="record the fast output's SHA-256 (compare across versions)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args()
@@ -217,6 +228,9 @@ def run(args: argparse.Namespace) -> None:
         print(f"fast vs I/O floor: {fast['seconds'] / floor['io_floor_s']:.2f}x (cold)"
               + (f", {rows[-1]['seconds'] / floor['io_floor_s']:.2f}x (warm)" if len(rows) > 1 else ""))
         summary["stages"] = rows
+        if args.hash:
+            summary["fast_sha256"] = _sha256(fast_out)
+            print(f"fast output SHA-256 {summary['fast_sha256']}", flush=True)
         _finish(args, summary, [ref_out, fast_out])
         return
     ref_rows = run_reference(args, work, inputs, f16, ref_out)

@@ -13,6 +13,7 @@ from tests.helpers.fake_ollama import fake_ollama  # noqa: F401  (fixture for ev
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("LORAG_IMPORT_PAGES", "0")  # builds record no profile in ~/.cache (test_preload sets its own)
 
 
 @pytest.fixture

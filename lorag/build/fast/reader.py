@@ -51,10 +51,9 @@ def index_model(base_dir: Path) -> dict[str, TensorLocation]:
     return out
 
 
-def read_tensor(loc: TensorLocation) -> Any:
-    """Load one tensor into a fresh CPU torch tensor."""
+def read_raw(loc: TensorLocation) -> Any:
+    """One tensor's bytes as a fresh numpy uint8 array (no torch needed: reads can start before it imports)."""
     import numpy as np
-    import torch
 
     if loc.dtype not in _DTYPES:
         raise ValueError(f"{loc.name}: unsupported dtype {loc.dtype}")
@@ -68,35 +67,64 @@ def read_tensor(loc: TensorLocation) -> Any:
             if not got:
                 raise OSError(f"{loc.path} ended inside tensor {loc.name}")
             done += got
+    return raw
+
+
+def as_tensor(raw: Any, loc: TensorLocation) -> Any:
+    """The CPU torch tensor over ``raw`` (read_raw's array for ``loc``), no copy."""
+    import torch
+
     return torch.from_numpy(raw).view(getattr(torch, _DTYPES[loc.dtype])).reshape(loc.shape)
 
 
+def read_tensor(loc: TensorLocation) -> Any:
+    """Load one tensor into a fresh CPU torch tensor."""
+    return as_tensor(read_raw(loc), loc)
+
+
 class Prefetcher:
-    """Loads tensors in a fixed order on worker threads, keeping at most ``budget`` bytes loaded but unused."""
+    """Loads tensors in a fixed order on worker threads, keeping at most ``budget`` bytes loaded but unused.
+
+    ``device=None``: the device is not known yet (torch is still importing). Reads then go into plain host arrays,
+    up to ``early_budget`` bytes, until ``attach(device)``; a tensor read that early becomes a torch tensor (and
+    moves to the device) when it is taken.
+    """
 
     def __init__(self, order: list[tuple[str, TensorLocation]], budget: int, workers: int = 3,
-                 device: str = "cpu", device_budget: int = 0) -> None:
+                 device: str | None = "cpu", device_budget: int = 0, early_budget: int | None = None) -> None:
         self._device = device
         # on a GPU the copies wait in device memory (the host copy is freed once copied): once the first copy
         # has started CUDA, the read-ahead grows to this (at most half the free device memory)
         self._device_budget = device_budget if device != "cpu" else 0
         self._order = order
         self._where = dict(order)
-        self._budget = budget
+        self._late_budget = budget
+        self._budget = budget if device is not None else max(budget, early_budget or budget)
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="lorag-read")
         self._futures: dict[str, Future[Any]] = {}
         self._next = 0
         self._held = 0
         self._lock = threading.Lock()
+        self._after: threading.Event | None = None
         self.seconds = 0.0
-        self.started_at = 0.0  # time.monotonic() when start() was called
+        self.started_at = 0.0  # time.monotonic() when the first read began
         self.done_at = 0.0  # time.monotonic() when the last read so far finished
 
-    def start(self) -> None:
-        """Begin reading (call early: reads overlap whatever the caller does next)."""
-        import time
+    def start(self, after: threading.Event | None = None) -> None:
+        """Begin reading (call early: reads overlap whatever the caller does next), once ``after`` is set."""
+        self._after = after
+        self._fill()
 
-        self.started_at = time.monotonic()
+    def attach(self, device: str) -> None:
+        """The device is known (torch has imported): reads from now on become tensors there as they finish."""
+        with self._lock:
+            self._device = device
+            if device == "cpu":
+                self._device_budget = 0
+            else:  # what was read already moves to the device on the workers, not on the taker's thread
+                for key, future in list(self._futures.items()):
+                    self._futures[key] = self._pool.submit(self._moved, future, self._where[key])
+            self._budget = self._late_budget
         self._fill()
 
     def location(self, key: str) -> TensorLocation:
@@ -106,12 +134,15 @@ class Prefetcher:
     def take(self, key: str) -> Any:
         """The tensor read for ``key`` (keys are taken in order), waiting for its read if needed."""
         future = self._futures.pop(key)
-        tensor, seconds = future.result()
+        value, seconds = future.result()
+        loc = self._where[key]
+        if not hasattr(value, "element_size"):  # read before attach(): still a host array
+            value = self._finish(as_tensor(value, loc))
         with self._lock:
-            self._held -= tensor.numel() * tensor.element_size()
+            self._held -= loc.nbytes
             self.seconds += seconds
         self._fill()
-        return tensor
+        return value
 
     def close(self) -> None:
         """Stop reading; pending reads are dropped."""
@@ -127,22 +158,39 @@ class Prefetcher:
                 self._held += loc.nbytes
                 self._next += 1
 
-
     def _timed_read(self, loc: TensorLocation) -> tuple[Any, float]:
         import time
 
+        if self._after is not None:
+            self._after.wait()
         started = time.monotonic()
-        tensor = read_tensor(loc)
-        if self._device != "cpu":
-            tensor = _to_device(tensor, self._device)
-            if self._device_budget:
-                self._widen()
+        if not self.started_at:
+            self.started_at = started
+        value = read_raw(loc)
+        if self._device is not None:
+            value = self._finish(as_tensor(value, loc))
         self.done_at = max(self.done_at, time.monotonic())
-        return tensor, time.monotonic() - started
+        return value, time.monotonic() - started
+
+    def _moved(self, read: Future[Any], loc: TensorLocation) -> tuple[Any, float]:
+        # queued after every read submitted before it (the pool is first in, first out): never waits on itself
+        value, seconds = read.result()
+        if not hasattr(value, "element_size"):
+            value = self._finish(as_tensor(value, loc))
+        return value, seconds
+
+    def _finish(self, tensor: Any) -> Any:
+        if self._device is None or self._device == "cpu":
+            return tensor
+        tensor = _to_device(tensor, self._device)
+        if self._device_budget:
+            self._widen()
+        return tensor
 
     def _widen(self) -> None:
         import torch
 
+        assert self._device is not None
         free, _ = torch.cuda.mem_get_info(torch.device(self._device))
         with self._lock:
             self._budget = max(self._budget, min(self._device_budget, free // 2))

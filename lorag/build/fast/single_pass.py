@@ -11,12 +11,14 @@ ports of the same algorithms (gpu_quant.py).
 from __future__ import annotations
 
 import json
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lorag.build.fast import arch
+from lorag.build.fast import arch, preload
 from lorag.build.fast.ggml import GGML_TYPE_NAMES, quantize_rows
 from lorag.build.fast.gguf_writer import OutputTensor, TensorStream, header_bytes, quantized_kv
 from lorag.build.fast.lora import FastPathUnsupported, LoraWeights, load_lora
@@ -61,17 +63,26 @@ def build_gguf_single_pass(
     if not supports_fast_path(hf_arch):
         raise FastPathUnsupported(f"the fast build path does not handle {hf_arch}.")
     stage = StageProgress(progress, "fast_build", cancel)
-    dev = _pick_device(device)
     index = index_model(base_dir)
     sources = _sources(index)
     gguf_arch = arch.NATIVE[hf_arch]
-    reader = _reader(sources, qtype, config, gguf_arch, dev, memory_budget)
+    reader = _reader(sources, qtype, config, gguf_arch, memory_budget)
     producer: Producer | None = None
     job: SkeletonJob | None = None
     scratch = out_path.parent / f".{out_path.name}.fast"
     try:
+        # The reads run beside torch's import once the pages it needs are in memory (preload.py); without a
+        # profile they wait for the import, whose page faults would otherwise queue behind them.
+        preloading = "torch" if "torch" in sys.modules else None  # imported already: nothing to wait for
+        warmed = preload.start()
+        preloading = preloading or ("profile" if warmed is not None else "none")
+        gate = warmed or threading.Event()
+        reader.start(after=gate)
+        dev = _pick_device(device)
+        gate.set()
+        reader.attach(dev)
+        t_import = time.monotonic() - started
         first_build = not has_entries()
-        reader.start()  # everything below runs alongside the reads (imports included: torch's takes seconds)
         remove_quietly(scratch)
         staged = stage_model_dir(base_dir, adapter_dir, chat_template, scratch / dir_name)
         work = scratch / "skeleton"
@@ -130,6 +141,8 @@ def build_gguf_single_pass(
         reader.close()
         remove_quietly(scratch)
     total_s = time.monotonic() - started
+    if not preload.is_current():
+        preload.record()  # torch and the GPU libraries are loaded now: the next build reads beside the import
     types: dict[str, int] = {}
     for out in plan:
         types[out.qtype] = types.get(out.qtype, 0) + 1
@@ -137,11 +150,13 @@ def build_gguf_single_pass(
     return {
         "gguf": str(out_path), "quantization": qtype, "device": dev, "size_bytes": out_path.stat().st_size,
         "seconds": round(total_s, 3),
-        "stages": {"reads_start": round(reader.started_at - started, 3), "adapter": round(t_lora, 3),
+        "stages": {"reads_start": round(reader.started_at - started, 3), "torch": round(t_import, 3),
+                   "adapter": round(t_lora, 3),
                    "key": round(t_key, 3),
                    "metadata": round(t_meta, 3),
                    "reads_done": round(reader.done_at - started, 3), "total": round(total_s, 3)},
-        "metadata_cached": cached, "metadata_source": meta_source, "metadata_fallback": fallback,
+        "preload": preloading, "metadata_cached": cached, "metadata_source": meta_source,
+        "metadata_fallback": fallback,
         "bytes_read": sum(loc.nbytes for loc in sources.values()), "tensors": len(plan), "types": types,
         "profile": {k: round(v, 3) for k, v in busy.items()},
         "quantize_by_type": {t: {k: round(v, 3) for k, v in e.items()} for t, e in producer.by_type.items()},
@@ -159,14 +174,14 @@ def _config(base_dir: Path) -> dict[str, Any]:
 
 
 def _pick_device(device: str) -> str:
-    if device != "auto":
-        return device
+    """The device to build on; imports torch (the reads may already be running)."""
     try:
         import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
     except ImportError:
-        return "cpu"
+        return "cpu" if device == "auto" else device
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _sources(index: dict[str, TensorLocation]) -> dict[str, TensorLocation]:
@@ -193,12 +208,13 @@ def _streamed(sources: dict[str, TensorLocation], qtype: str, config: dict[str, 
     return plan_streamed(sources, qtype, n_layer, arch.model_type_is_70b(gguf_arch, n_layer, text), rows)
 
 
-def _reader(sources: dict[str, TensorLocation], qtype: str, config: dict[str, Any], gguf_arch: str, dev: str,
+def _reader(sources: dict[str, TensorLocation], qtype: str, config: dict[str, Any], gguf_arch: str,
             budget: int) -> Prefetcher:
     """The reads in the producer's order (rows do not change what is read); a third of the budget ahead on the
-    host, up to DEVICE_READ_AHEAD on a GPU, where the copies wait in device memory."""
+    host, up to DEVICE_READ_AHEAD on a GPU, where the copies wait in device memory. Until torch has imported
+    (nothing is computed or waiting for the writer yet) the whole budget may be read ahead."""
     order = [(t.name, t.source) for t in _streamed(sources, qtype, config, gguf_arch, None)]
-    return Prefetcher(order, budget // 3, device=dev, device_budget=DEVICE_READ_AHEAD)
+    return Prefetcher(order, budget // 3, device=None, device_budget=DEVICE_READ_AHEAD, early_budget=budget)
 
 
 def _producer(reader: Prefetcher, sources: dict[str, TensorLocation], qtype: str, config: dict[str, Any],
