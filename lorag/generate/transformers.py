@@ -12,6 +12,7 @@ Usage::
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,9 @@ def load_model(model_dir: Path, adapter_dir: Path | None = None, quantization: s
         from peft import PeftModel
 
         try:
-            model = PeftModel.from_pretrained(model, str(adapter_dir))
+            with warnings.catch_warnings():  # peft asks transformers a deprecated question; not the user's concern
+                warnings.simplefilter("ignore", FutureWarning)
+                model = PeftModel.from_pretrained(model, str(adapter_dir))
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise GenerationError(f"PEFT could not apply adapter {adapter_dir} to {model_dir}: {exc}".splitlines()[0],
                                   "Check that the adapter was trained on this base.") from exc
