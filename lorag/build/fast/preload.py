@@ -26,7 +26,6 @@ from typing import Any
 VERSION = 1
 GAP = 1 << 20  # ranges closer than this are read as one (a read through a gap costs less than another request)
 CHUNK = 4 << 20  # bytes per read while preloading
-WORKERS = 8  # preloading threads ($LORAG_PRELOAD_THREADS)
 LIMIT = 3 << 30  # a profile never asks for more than this: past it, reading ahead costs more than the faults
 
 
@@ -65,12 +64,10 @@ def is_current(path: Path | None = None) -> bool:
     return files is not None and all(_unchanged(f) for f in files)
 
 
-def start(path: Path | None = None, workers: int | None = None) -> threading.Event | None:
-    """Begin preloading on ``workers`` threads; the event is set when all are done. None: no profile (or off).
+def start(path: Path | None = None) -> threading.Event | None:
+    """Begin preloading on a thread; the event is set when done. None: no profile (or off), nothing started.
 
     With torch already imported (a second build in one process) there is nothing to wait for: a set event.
-    Several readers keep the disk's queue full: one thread reading the scattered ranges one after the other
-    reached 0.18 GB/s on the GPU machine's disk (1.2 GB/s sequential).
     """
     if "torch" in sys.modules:
         done = threading.Event()
@@ -79,51 +76,41 @@ def start(path: Path | None = None, workers: int | None = None) -> threading.Eve
     files = _load(path or profile_path())
     if not files:
         return None
-    count = max(1, workers or _env_int("LORAG_PRELOAD_THREADS", WORKERS))
-    items = iter([(entry["path"], offset, min(CHUNK, start + length - offset))
-                  for entry in files if _unchanged(entry)
-                  for start, length in entry["ranges"] for offset in range(start, start + length, CHUNK)])
     done = threading.Event()
-    lock = threading.Lock()
-    left = [count]
-
-    def work() -> None:
-        buffer = memoryview(bytearray(CHUNK))
-        fds: dict[str, int] = {}
-        try:
-            while True:
-                with lock:
-                    item = next(items, None)
-                if item is None:
-                    return
-                _read_piece(fds, buffer, *item)
-        finally:
-            for fd in fds.values():
-                os.close(fd)
-            with lock:
-                left[0] -= 1
-                if not left[0]:
-                    done.set()
-
-    for i in range(count):
-        threading.Thread(target=work, name=f"lorag-preload-{i}", daemon=True).start()
+    threading.Thread(target=_read_all, args=(files, done), name="lorag-preload", daemon=True).start()
     return done
 
 
-def _read_piece(fds: dict[str, int], buffer: memoryview, path: str, offset: int, length: int) -> None:
-    """Read ``length`` bytes at ``offset`` of ``path`` into the page cache (any error: skipped)."""
+def _read_all(files: list[dict[str, Any]], done: threading.Event) -> None:
+    buffer = bytearray(CHUNK)
     try:
-        fd = fds.get(path)
-        if fd is None:
-            fd = fds[path] = os.open(path, os.O_RDONLY)
-        os.preadv(fd, [buffer[:length]], offset)
-    except OSError:
-        pass
+        for entry in files:
+            if not _unchanged(entry):
+                continue
+            try:
+                fd = os.open(entry["path"], os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                for start, length in entry["ranges"]:
+                    _read_range(fd, buffer, start, length)
+            finally:
+                os.close(fd)
+    finally:
+        done.set()
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    return int(raw) if raw.isdigit() else default
+def _read_range(fd: int, buffer: bytearray, start: int, length: int) -> None:
+    view = memoryview(buffer)
+    end = start + length
+    while start < end:
+        try:
+            got = os.preadv(fd, [view[: min(CHUNK, end - start)]], start)
+        except OSError:
+            return
+        if got <= 0:
+            return
+        start += got
 
 
 def _load(path: Path | None) -> list[dict[str, Any]] | None:
