@@ -36,7 +36,7 @@ EXTRA=""; [ $DEV = 1 ] && EXTRA="[dev]"
 $PY -m pip install -q -e ".$EXTRA" 2>&1 | grep -v "^WARNING: Location" || true
 # The pages of torch's libraries its import needs, recorded once: a build reads them first, then its tensors
 # beside the import (lorag/build/fast/preload.py; a build re-records them when torch changes).
-$PY -c "from lorag.build.fast import preload; preload.main()" >/dev/null 2>&1 || true
+$PY -c "from lorag.build.fast import single_pass; single_pass.record_import_pages()" >/dev/null 2>&1 || true
 
 # llama.cpp's reference converters (convert_hf_to_gguf.py & co.) ship in the same sdist; they must run from its tree.
 VENDOR="${LORAG_LLAMA_CPP_DIR:-$HOME/.cache/lorag/llama.cpp-$LLAMA_CPP_VERSION}"

@@ -10,7 +10,7 @@ reads those ranges first, in file order, and only then starts on the tensors, wh
 
 Profile: ``$LORAG_IMPORT_PAGES`` (a path; "0" or empty turns the whole thing off), else
 ``$XDG_CACHE_HOME/lorag/import-pages.json``, else ``~/.cache/lorag/import-pages.json``. Written by
-``preload.main()`` (scripts/install.sh runs it once) and after a build when missing or stale (a file
+``single_pass.record_import_pages()`` (scripts/install.sh runs it once) and after a build when missing or stale (a file
 in it changed size or mtime). Linux only; elsewhere every function here is a no-op.
 """
 
@@ -195,17 +195,3 @@ def _ranges(pages: list[int], page: int) -> list[list[int]]:
         else:
             out.append([offset, page])
     return out
-
-
-def main() -> Path | None:
-    """Import what a build imports (torch, CUDA where there is a GPU), then record the profile; returns its path."""
-    import torch
-
-    try:
-        if torch.cuda.is_available():
-            torch.zeros(1, device="cuda")
-    except RuntimeError:
-        pass
-    import lorag.build.fast.single_pass  # noqa: F401  (what a build imports besides torch)
-
-    return record()

@@ -267,3 +267,15 @@ def _small(skeleton: Skeleton, out: OutputTensor) -> Any:
         return raw
     values = np.frombuffer(raw, dtype=np.float32 if src_type == "F32" else np.float16).astype(np.float32)
     return quantize_rows(out.qtype, values.reshape(-1, src.shape[-1]))
+
+
+def record_import_pages() -> Path | None:
+    """Import what a build imports (torch, CUDA where there is a GPU), then record the preload profile (its path)."""
+    import torch
+
+    try:
+        if torch.cuda.is_available():
+            torch.zeros(1, device="cuda")
+    except RuntimeError:
+        pass
+    return preload.record()
