@@ -229,16 +229,13 @@ def load_reference(config: Any, console: Any) -> tuple[Any, Any] | None:
 
     fp32, as in each build's fidelity check (lorag.build.fidelity): the reference its KL is measured against.
     """
-    import warnings
-
     from lorag.errors import LoragError
     from lorag.generate.transformers import TransformersGenerator
 
     base = ensure_gemma_hf_base()
     ref_config = config_with(config, "transformers", str(base), str(ADAPTER_DIR))
     try:
-        with console.status("loading the unquantized fine-tune (transformers + PEFT, fp32)"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # peft asks transformers a deprecated question
+        with console.status("loading the unquantized fine-tune (transformers + PEFT, fp32)"):
             return ref_config, TransformersGenerator(base, ADAPTER_DIR, dtype="float32")
     except (ImportError, LoragError) as exc:
         console.print(f"[yellow]note[/yellow] the unquantized fine-tune is not shown: transformers + PEFT could not "

@@ -73,9 +73,8 @@ def build_gguf_single_pass(
     try:
         # The reads run beside torch's import once the pages it needs are in memory (preload.py); without a
         # profile they wait for the import, whose page faults would otherwise queue behind them.
-        preloading = "torch" if "torch" in sys.modules else None  # imported already: nothing to wait for
-        warmed = preload.start()
-        preloading = preloading or ("profile" if warmed is not None else "none")
+        warmed = preload.start()  # torch imported already (a second build in this process): nothing to wait for
+        preloading = "torch" if "torch" in sys.modules else "profile" if warmed is not None else "none"
         gate = warmed or threading.Event()
         reader.start(after=gate)
         dev = _pick_device(device)
