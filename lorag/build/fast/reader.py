@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import struct
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,6 +106,7 @@ class Prefetcher:
         self._held = 0
         self._lock = threading.Lock()
         self._after: threading.Event | None = None
+        self._early: list[Future[Any]] = []  # the moves to the device of what was read before attach()
         self.seconds = 0.0
         self.started_at = 0.0  # time.monotonic() when the first read began
         self.done_at = 0.0  # time.monotonic() when the last read so far finished
@@ -124,8 +125,15 @@ class Prefetcher:
             else:  # what was read already moves to the device on the workers, not on the taker's thread
                 for key, future in list(self._futures.items()):
                     self._futures[key] = self._pool.submit(self._moved, future, self._where[key])
+                self._early = list(self._futures.values())
             self._budget = self._late_budget
         self._fill()
+
+    def settle(self) -> None:
+        """Wait until what was read before ``attach`` is on the device and its host memory freed (call before
+        allocating much on the host; errors surface in ``take``)."""
+        wait(self._early)
+        self._early = []
 
     def location(self, key: str) -> TensorLocation:
         """Where the tensor read for ``key`` comes from."""

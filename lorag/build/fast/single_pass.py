@@ -55,6 +55,9 @@ def build_gguf_single_pass(
     from lorag.build.progress import StageProgress
 
     started = time.monotonic()
+    # The pages torch's import needs are read first (preload.py); the tensor reads run beside the import once they
+    # are in memory. Without a profile the reads wait for the import, whose page faults would queue behind them.
+    warmed = preload.start()  # torch imported already (a second build in this process): nothing to wait for
     qtype = qtype.strip().upper()
     if qtype not in FTYPES:
         raise FastPathUnsupported(f"the fast build path does not produce {qtype}.")
@@ -71,9 +74,6 @@ def build_gguf_single_pass(
     job: SkeletonJob | None = None
     scratch = out_path.parent / f".{out_path.name}.fast"
     try:
-        # The reads run beside torch's import once the pages it needs are in memory (preload.py); without a
-        # profile they wait for the import, whose page faults would otherwise queue behind them.
-        warmed = preload.start()  # torch imported already (a second build in this process): nothing to wait for
         preloading = "torch" if "torch" in sys.modules else "profile" if warmed is not None else "none"
         gate = warmed or threading.Event()
         reader.start(after=gate)
@@ -103,6 +103,8 @@ def build_gguf_single_pass(
         t_key = time.monotonic() - started
         meta_source, fallback = ("cache", None) if cached else ("native", None)
         if not cached:  # gemma3: its embedding rows come from the metadata, so the producer starts after it
+            # the tokenizer's arrays are large: first let the host copies read before the import reach the device
+            reader.settle()
             fallback = write_native_skeleton(staged, work, model_name)
         if producer is None and gguf_arch != "gemma3" and fallback is not None:
             # llama.cpp's converter runs in a child process: compute alongside it
@@ -149,7 +151,9 @@ def build_gguf_single_pass(
     return {
         "gguf": str(out_path), "quantization": qtype, "device": dev, "size_bytes": out_path.stat().st_size,
         "seconds": round(total_s, 3),
-        "stages": {"reads_start": round(reader.started_at - started, 3), "torch": round(t_import, 3),
+        "stages": {**{f"preload_{k}": round(t - started, 3) for k, t in preload.STAMPS.items()
+                      if preloading == "profile"},
+                   "reads_start": round(reader.started_at - started, 3), "torch": round(t_import, 3),
                    "adapter": round(t_lora, 3),
                    "key": round(t_key, 3),
                    "metadata": round(t_meta, 3),

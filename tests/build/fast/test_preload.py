@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,9 +86,18 @@ def test_torch_already_imported_means_nothing_to_wait_for(tmp_path: Path) -> Non
 
 
 _CHILD = """
-import json, sys, time
+import json, os, sys, time
 from pathlib import Path
 from lorag.build.fast import preload
+advised = []
+if sys.argv[2] == "advice":
+    real = os.posix_fadvise
+    def record(fd, start, length, how):
+        advised.append([os.readlink(f"/proc/self/fd/{fd}"), start, length, how == os.POSIX_FADV_WILLNEED])
+        real(fd, start, length, how)
+    os.posix_fadvise = record
+else:
+    del os.posix_fadvise
 def rchar():
     return int(next(l for l in open('/proc/self/io') if l.startswith('rchar')).split()[1])
 before = rchar()
@@ -95,18 +105,18 @@ done = preload.start(Path(sys.argv[1]))
 if done is None:
     print(json.dumps({"started": False})); raise SystemExit
 assert done.wait(30)
-print(json.dumps({"started": True, "read": rchar() - before, "torch": "torch" in sys.modules}))
+print(json.dumps({"started": True, "read": rchar() - before, "torch": "torch" in sys.modules, "advised": advised}))
 """
 
 
-def _child(profile: Path) -> dict[str, object]:
-    out = subprocess.run([sys.executable, "-c", _CHILD, str(profile)], cwd=REPO, capture_output=True, text=True,
+def _child(profile: Path, how: str = "advice") -> dict[str, object]:
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(profile), how], cwd=REPO, capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
 
-def test_a_fresh_process_reads_every_range_and_skips_changed_files(tmp_path: Path) -> None:
+def _profile_with_a_gap(tmp_path: Path) -> tuple[Path, Path]:
     data = tmp_path / "libdata.so"
     data.write_bytes(os.urandom(3 << 20))
     gone = tmp_path / "libgone.so"
@@ -116,10 +126,24 @@ def test_a_fresh_process_reads_every_range_and_skips_changed_files(tmp_path: Pat
              {"path": str(gone), "size": 10, "mtime_ns": 1, "ranges": [[0, 4096]]}]
     profile = tmp_path / "pages.json"
     profile.write_text(json.dumps({"version": preload.VERSION, "bytes": 2 << 20, "files": files}), encoding="utf-8")
+    return profile, data
+
+
+def test_a_fresh_process_asks_read_ahead_for_every_range_and_skips_changed_files(tmp_path: Path) -> None:
+    profile, data = _profile_with_a_gap(tmp_path)
     result = _child(profile)
     assert result["started"] is True and result["torch"] is False
-    assert 2 << 20 <= int(str(result["read"])) < (2 << 20) + (1 << 20)  # both ranges, not the gap, not libgone
+    # both ranges as read-ahead, not the gap, nothing for libgone; no plain reads of the data on top
+    assert result["advised"] == [[str(data), 0, 1 << 20, True], [str(data), 2 << 20, 1 << 20, True]]
+    assert int(str(result["read"])) < 1 << 20
     assert _child(tmp_path / "none.json") == {"started": False}
+
+
+def test_without_read_ahead_advice_it_reads_every_range_itself(tmp_path: Path) -> None:
+    profile, _ = _profile_with_a_gap(tmp_path)
+    result = _child(profile, "no-advice")
+    assert result["started"] is True and result["advised"] == []
+    assert 2 << 20 <= int(str(result["read"])) < (2 << 20) + (1 << 20)  # both ranges, not the gap, not libgone
 
 
 def test_reads_wait_for_the_gate_then_run_before_the_device_is_known(tiny_qwen2: Path) -> None:
@@ -146,6 +170,43 @@ def test_reads_wait_for_the_gate_then_run_before_the_device_is_known(tiny_qwen2:
             assert bool((got.view(-1).view(torch.uint8) == want.view(-1).view(torch.uint8)).all())
         assert reader.started_at > 0.0
     finally:
+        reader.close()
+
+
+def test_settle_waits_until_the_early_reads_are_on_the_device(tiny_qwen2: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from lorag.build.fast import reader as reader_module
+
+    moved: list[int] = []
+    release = threading.Event()
+
+    def to_device(tensor: Any, device: str) -> Any:  # no GPU here: a slow copy stands in
+        release.wait(30)
+        moved.append(tensor.numel())
+        return tensor.clone()
+
+    monkeypatch.setattr(reader_module, "_to_device", to_device)
+    order = sorted(index_model(tiny_qwen2).items())
+    reader = Prefetcher(order, budget=1, device=None, early_budget=sum(loc.nbytes for _, loc in order))
+    try:
+        reader.start()
+        for future in list(reader._futures.values()):
+            future.result(timeout=30)
+        reader.attach("cuda")
+        settled = threading.Thread(target=reader.settle)
+        settled.start()
+        settled.join(0.3)
+        assert settled.is_alive() and moved == []  # still moving: settle waits
+        release.set()
+        settled.join(30)
+        assert not settled.is_alive() and len(moved) == len(order)
+        key, loc = order[0]
+        got, want = reader.take(key), read_tensor(loc)
+        assert bool((got.view(-1).view(torch.uint8) == want.view(-1).view(torch.uint8)).all())
+    finally:
+        release.set()
         reader.close()
 
 
