@@ -103,7 +103,7 @@ def _run(args: list[str], tree: Path, progress: StageProgress, what: str) -> Non
             for line in _lines(proc.stdout):
                 tail = [*tail[-19:], line]
                 percent = _percent(line, percent)
-                progress.update(percent, message=line[:200])
+                progress.update(percent, message=_message(line)[:200])
         except BaseException:
             proc.kill()
             raise
@@ -128,6 +128,16 @@ def _lines(stream: IO[str]) -> Iterator[str]:
                 yield part.strip()
     if buf.strip():
         yield buf.strip()
+
+
+def _message(line: str) -> str:
+    """A converter line as a status message: its logging prefix ("INFO:hf-to-gguf:") dropped, warnings kept."""
+    level, sep, rest = line.partition(":")
+    if sep and level in ("INFO", "DEBUG"):
+        logger, sep, text = rest.partition(":")
+        if sep and logger and " " not in logger:
+            return text.strip() or line
+    return line
 
 
 def _percent(line: str, last: float) -> float:
