@@ -21,8 +21,20 @@ from lorag.errors import GenerationError
 from lorag.generate.base import GenerationRequest, Usage
 
 
-def bnb_config(quantization: str) -> Any:
-    """BitsAndBytesConfig for "4bit" (nf4, bf16 compute) or "8bit" (LLM.int8, really 8-bit); None for "none"."""
+def half_dtype(requested: str, cuda: bool, bf16_native: bool) -> str:
+    """The 16-bit dtype to compute in: bfloat16 becomes float16 on a GPU without native bfloat16 (before Ampere:
+    T4, V100, RTX 20), where bfloat16 matrix products are emulated; the same two bytes per weight either way."""
+    return "float16" if requested == "bfloat16" and cuda and not bf16_native else requested
+
+
+def _bf16_native() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False))
+
+
+def bnb_config(quantization: str, compute: str = "bfloat16") -> Any:
+    """BitsAndBytesConfig for "4bit" (nf4, ``compute`` dtype) or "8bit" (LLM.int8, really 8-bit); None for "none"."""
     if quantization == "none":
         return None
     import torch
@@ -32,8 +44,8 @@ def bnb_config(quantization: str) -> Any:
         return BitsAndBytesConfig(load_in_8bit=True)
     if quantization == "4bit":
         # Single-level absmax (no double quantization) is what lorag.inspect.memory predicts.
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16,
-                                  bnb_4bit_use_double_quant=False)
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                  bnb_4bit_compute_dtype=getattr(torch, compute), bnb_4bit_use_double_quant=False)
     raise GenerationError(f"unknown quantization {quantization!r}.", "Use none, 8bit or 4bit.")
 
 
@@ -57,9 +69,11 @@ def load_model(model_dir: Path, adapter_dir: Path | None = None, quantization: s
     if quantization != "none" and not cuda:
         raise GenerationError(f"llm.quantization: {quantization} needs a CUDA GPU (bitsandbytes), and none was found.",
                               "Set llm.quantization: none, or build a GGUF with `lorag model build`.")
+    on_gpu = cuda and not (device or "").startswith("cpu")
+    dtype = half_dtype(dtype, on_gpu, on_gpu and _bf16_native())
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
     if quantization != "none":
-        kwargs |= {"quantization_config": bnb_config(quantization), "device_map": {"": 0}}
+        kwargs |= {"quantization_config": bnb_config(quantization, dtype), "device_map": {"": 0}}
     elif device or cuda:
         kwargs["device_map"] = {"": device or "cuda:0"}
     quiet_transformers()

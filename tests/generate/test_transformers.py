@@ -104,3 +104,25 @@ def test_bnb_config_means_what_it_says() -> None:
     four = bnb_config("4bit")
     assert four.load_in_4bit is True and four.bnb_4bit_quant_type == "nf4" and not four.bnb_4bit_use_double_quant
     assert bnb_config("none") is None
+
+
+@pytest.mark.parametrize(("requested", "cuda", "native", "used"), [
+    ("bfloat16", True, True, "bfloat16"),  # Ampere and later
+    ("bfloat16", True, False, "float16"),  # T4, V100, RTX 20: bfloat16 products would be emulated
+    ("bfloat16", False, False, "bfloat16"),  # the CPU keeps the plan's two bytes per weight
+    ("float32", True, False, "float32"),  # an explicit full precision stays
+    ("float16", True, True, "float16"),
+])
+def test_half_dtype_avoids_emulated_bfloat16(requested: str, cuda: bool, native: bool, used: str) -> None:
+    from lorag.generate.transformers import half_dtype
+
+    assert half_dtype(requested, cuda, native) == used
+
+
+def test_bnb_4bit_computes_in_the_chosen_dtype() -> None:
+    import torch
+
+    from lorag.generate.transformers import bnb_config
+
+    assert bnb_config("4bit", "float16").bnb_4bit_compute_dtype == torch.float16
+    assert bnb_config("4bit").bnb_4bit_compute_dtype == torch.bfloat16
