@@ -31,8 +31,7 @@ GAP = 1 << 20  # ranges closer than this are read as one (a read through a gap c
 CHUNK = 4 << 20  # bytes per read while preloading
 LIMIT = 3 << 30  # a profile never asks for more than this: past it, reading ahead costs more than the faults
 
-_running: threading.Event | None = None  # the preload this process started (set when done)
-STAMPS: dict[str, float] = {}  # monotonic time the last preload finished ("done")
+done_at = 0.0  # time.monotonic() when this process's last preload finished
 
 
 def profile_path() -> Path | None:
@@ -73,12 +72,8 @@ def is_current(path: Path | None = None) -> bool:
 def start(path: Path | None = None) -> threading.Event | None:
     """Begin preloading on a thread; the event is set when done. None: no profile (or off), nothing started.
 
-    With torch already imported (a second build in one process) there is nothing to wait for: a set event. Called
-    again while its preload runs, it returns that preload's event (a process may start it before its own imports).
+    With torch already imported (a second build in one process) there is nothing to wait for: a set event.
     """
-    global _running
-    if _running is not None and path is None:
-        return _running
     if "torch" in sys.modules:
         done = threading.Event()
         done.set()
@@ -88,12 +83,11 @@ def start(path: Path | None = None) -> threading.Event | None:
         return None
     done = threading.Event()
     threading.Thread(target=_read_all, args=(files, done), name="lorag-preload", daemon=True).start()
-    if path is None:
-        _running = done
     return done
 
 
 def _read_all(files: list[dict[str, Any]], done: threading.Event) -> None:
+    global done_at
     try:
         entries = [entry for entry in files if _unchanged(entry)]
         if not _advise(entries):  # no read-ahead advice here: read the ranges ourselves, in file order
@@ -109,7 +103,7 @@ def _read_all(files: list[dict[str, Any]], done: threading.Event) -> None:
                 finally:
                     os.close(fd)
     finally:
-        STAMPS["done"] = time.monotonic()
+        done_at = time.monotonic()
         done.set()
 
 

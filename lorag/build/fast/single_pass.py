@@ -55,8 +55,8 @@ def build_gguf_single_pass(
     from lorag.build.progress import StageProgress
 
     started = time.monotonic()
-    # The pages torch's import needs are read first (preload.py); the tensor reads run beside the import once they
-    # are in memory. Without a profile the reads wait for the import, whose page faults would queue behind them.
+    # The pages torch's import needs are read first (preload.py); the tensor reads run beside the import once those
+    # reads are queued. Without a profile the reads wait for the import, whose page faults would queue behind them.
     warmed = preload.start()  # torch imported already (a second build in this process): nothing to wait for
     qtype = qtype.strip().upper()
     if qtype not in FTYPES:
@@ -151,8 +151,7 @@ def build_gguf_single_pass(
     return {
         "gguf": str(out_path), "quantization": qtype, "device": dev, "size_bytes": out_path.stat().st_size,
         "seconds": round(total_s, 3),
-        "stages": {**{f"preload_{k}": round(t - started, 3) for k, t in preload.STAMPS.items()
-                      if preloading == "profile"},
+        "stages": {**({"preload_done": round(preload.done_at - started, 3)} if preloading == "profile" else {}),
                    "reads_start": round(reader.started_at - started, 3), "torch": round(t_import, 3),
                    "adapter": round(t_lora, 3),
                    "key": round(t_key, 3),
