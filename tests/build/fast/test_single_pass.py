@@ -126,13 +126,20 @@ def tiny_gemma3(gemma3_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathF
     return base, make_tiny_adapter(base, root / "lora", r=4)
 
 
+@pytest.fixture(scope="module")
+def gemma3_reference_f16(tiny_gemma3: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reference route's F16 GGUF of the tiny Gemma 3 fine-tune, made once for every quantization below."""
+    pytest.importorskip("llama_cpp")
+    base, adapter = tiny_gemma3
+    return _reference_f16(base, adapter, tmp_path_factory.mktemp("ref-gemma3"))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("qtype", ["Q4_K_M", "Q8_0"])
-def test_fast_gguf_gemma3_is_byte_identical(qtype: str, tiny_gemma3: tuple[Path, Path], tmp_path: Path) -> None:
+def test_fast_gguf_gemma3_is_byte_identical(qtype: str, tiny_gemma3: tuple[Path, Path], gemma3_reference_f16: Path,
+                                            tmp_path: Path) -> None:
     base, adapter = tiny_gemma3
-    work = tmp_path / "ref"
-    work.mkdir()
-    reference = _reference_quantize(_reference_f16(base, adapter, work), tmp_path / "ref.gguf", qtype)
+    reference = _reference_quantize(gemma3_reference_f16, tmp_path / "ref.gguf", qtype)
     fast = tmp_path / "fast.gguf"
     build_gguf_single_pass(base, adapter, fast, qtype, None, device="cpu")
     assert _sha(fast) == _sha(reference), _describe_difference(reference, fast)
