@@ -8,12 +8,14 @@
 3. switch the demo config to the chosen build;
 4. ask a few questions and print the streamed answers with citations of the base model, the merged build, the
    adapter build and the unquantized fine-tune (transformers + PEFT, fp32; skipped with a note when
-   transformers or peft cannot load);
+   transformers or peft cannot load; its greedy answers are kept in ``reference-answers.json``, so a rerun
+   that asks the same of the same store reads them instead of loading the model again);
 5. a table of which answers carry the trained habit (the answer ends with 「document name」より, the base's
    never do) and, per build, how many of its answers are identical to the unquantized fine-tune's.
 
 The rule keeps the build closest to the fine-tune: a build answer that reads better but differs from the
-fine-tune's is quantization drift. A second run is fast: unchanged documents, both builds cache hits.
+fine-tune's is quantization drift. A second run is fast: unchanged documents, both builds cache hits, the
+fine-tune's answers read from the file.
 
 Run: ``python examples/demo_finetune.py`` (its own config and store under ./.lorag/demo-finetune/).
 """
@@ -34,6 +36,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from gemma_base import MODELS_DIR, ensure_gemma_hf_base  # noqa: E402
+from reference_answers import CachedReference  # noqa: E402
 
 CORPUS_DIR = HERE / "corpus"
 ADAPTER_DIR = HERE / "adapter"
@@ -74,6 +77,7 @@ class DemoResult:
     base: list[DemoAnswer]
     answers: dict[str, list[DemoAnswer]]  # "merge" and "adapter" → that build's answers
     reference: list[DemoAnswer] | None = None  # the unquantized fine-tune's; None when transformers/peft cannot load
+    reference_cached: int = 0  # how many of them were read from reference-answers.json instead of generated
 
     @property
     def build(self) -> dict[str, Any]:
@@ -224,19 +228,25 @@ def config_for(config: Any, build: dict[str, Any]) -> Any:
     return config_with(config, "llamacpp", build["gguf"], build.get("adapter_gguf") or "")
 
 
-def load_reference(config: Any, console: Any) -> tuple[Any, Any] | None:
+def load_reference(config: Any, console: Any) -> tuple[Any, CachedReference] | None:
     """The unquantized fine-tune (HF base + PEFT adapter, transformers, fp32) and its config; None if it cannot load.
 
     fp32, as in each build's fidelity check (lorag.build.fidelity): the reference its KL is measured against.
+    Its greedy answers are remembered in the workdir's reference-answers.json; the model is loaded here when the
+    file holds none of its answers yet, else only for a question the file cannot answer.
     """
     from lorag.errors import LoragError
-    from lorag.generate.transformers import TransformersGenerator
 
     base = ensure_gemma_hf_base()
+    workdir = config.path.parent
     ref_config = config_with(config, "transformers", str(base), str(ADAPTER_DIR))
     try:
-        with console.status("loading the unquantized fine-tune (transformers + PEFT, fp32)"):
-            return ref_config, TransformersGenerator(base, ADAPTER_DIR, dtype="float32")
+        reference = CachedReference(base, ADAPTER_DIR, workdir / "reference-answers.json", dtype="float32",
+                                    hash_cache=Path(config.settings.models.output_dir))
+        if not reference.known():
+            with console.status("loading the unquantized fine-tune (transformers + PEFT, fp32)"):
+                reference.load()
+        return ref_config, reference
     except (ImportError, LoragError) as exc:
         console.print(f"[yellow]note[/yellow] the unquantized fine-tune is not shown: transformers + PEFT could not "
                       f"load it ({exc})")
@@ -314,6 +324,8 @@ def ask_all(result: DemoResult, rows: dict[str, Any], questions: tuple[str, ...]
             for row, (cfg, generator) in models.items():
                 answer = ask(cfg, generator, question, labels[row].ljust(width), out)
                 result.answers_of(row).append(answer)
+        if reference is not None:
+            result.reference_cached = reference[1].hits
     finally:
         for _, generator in models.values():
             generator.close()
@@ -338,6 +350,9 @@ def print_habits(result: DemoResult, console: Any) -> None:
                       f"{result.identical(mode)}/{len(result.reference)}")
     if any(result.identical(mode) < len(result.reference) for mode in result.answers):
         console.print("Answers unlike the fine-tune's are quantization drift, even if they read better.")
+    if result.reference_cached:
+        console.print(f"({result.reference_cached} of the fine-tune's {len(result.reference)} answers were read from "
+                      "reference-answers.json: the same weights asked the same prompts, greedy)")
 
 
 def _label(row: str, chosen: str) -> str:

@@ -9,6 +9,7 @@ import pytest
 
 from tests.helpers.builds import *  # noqa: F403  (session builds: qwen2_q4, llama_f16, build_config, ...)
 from tests.helpers.fake_ollama import fake_ollama  # noqa: F401  (fixture for every test folder)
+from tests.helpers.model_dirs import *  # noqa: F403  (session model folders: gemma3_dirs, llama3_style, ...)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -42,6 +42,7 @@ def test_finetune_demo_shows_the_trained_marker(tmp_path: Path) -> None:
     assert first.reference is not None and len(first.reference) == len(QUESTIONS)
     assert text.count("  fine-tune (unquantized): ") == len(QUESTIONS)
     assert all(a.answer for a in first.reference)
+    assert first.reference_cached == 0  # a fresh workdir: every reference answer was generated
     assert first.identical(first.chosen) >= first.identical("merge"), (first.chosen, first.identical("merge"))
     for mode in ("merge", "adapter"):
         assert f": answers identical to the unquantized fine-tune: {first.identical(mode)}/3" in text
@@ -60,3 +61,4 @@ def test_finetune_demo_shows_the_trained_marker(tmp_path: Path) -> None:
     assert all(build["cache_hit"] for build in again.builds.values())
     assert again.tuned[0].answer == first.tuned[0].answer  # same cached build, greedy decoding
     assert again.reference is not None and again.reference[0].answer == first.reference[0].answer
+    assert again.reference_cached == 1  # the same prompt to the same fine-tune: read from reference-answers.json

@@ -1,4 +1,4 @@
-"""GGUF fixtures made from the tiny models with llama.cpp's reference converters."""
+"""GGUF fixtures made from the tiny models with llama.cpp's reference converters (tiny_qwen2_gguf: tests/helpers)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.generate.gguf_helpers import convert_hf, convert_lora
-
-
-@pytest.fixture(scope="session")
-def tiny_qwen2_gguf(tiny_qwen2: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tiny_qwen2 as an F16 GGUF."""
-    return convert_hf(tiny_qwen2, tmp_path_factory.mktemp("gguf") / "tiny-qwen2-f16.gguf")
+from tests.generate.gguf_helpers import convert_lora
 
 
 @pytest.fixture(scope="session")

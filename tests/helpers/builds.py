@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 __all__ = ["build_config", "build_home", "llama_f16", "llama_reference", "qwen2_q4", "qwen2_reference",
-           "tiny_llama_adapter"]
+           "tiny_llama_adapter", "tiny_qwen2_gguf"]
 
 
 @pytest.fixture(scope="session")
@@ -119,3 +119,11 @@ def qwen2_reference(tiny_qwen2: Path, tiny_qwen2_adapter: Path, tmp_path_factory
 @pytest.fixture(scope="session")
 def llama_reference(tiny_llama: Path, tiny_llama_adapter: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     return reference_route(tiny_llama, tiny_llama_adapter, tmp_path_factory.mktemp("ref-llama"), None)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_gguf(tiny_qwen2: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiny_qwen2 as an F16 GGUF by llama.cpp's own converter (tests/generate, tests/inspect)."""
+    from tests.generate.gguf_helpers import convert_hf
+
+    return convert_hf(tiny_qwen2, tmp_path_factory.mktemp("gguf") / "tiny-qwen2-f16.gguf")

