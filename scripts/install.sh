@@ -19,15 +19,31 @@ $PY -m pip install -q --upgrade pip wheel setuptools 2>&1 | grep -v "^WARNING: L
 echo "==> torch 2.13.0 (CPU)"
 $PY -m pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
 
-if ! $PY -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '$LLAMA_CPP_VERSION')" 2>/dev/null; then
+LLAMA_BUILD="llama-cpp-python-$LLAMA_CPP_VERSION-native-noamx"  # what the installed llama.cpp must be
+if ! $PY -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '$LLAMA_CPP_VERSION')" 2>/dev/null ||
+   [ "$(cat .venv/.llama-cpp-build 2>/dev/null)" != "$LLAMA_BUILD" ]; then
   echo "==> llama-cpp-python $LLAMA_CPP_VERSION (compiles llama.cpp on first install: ~10-20 min on 2 cores; cached after)"
   # Skip what lorag never uses (multimodal mtmd, tests, examples, server binaries): fewer objects to compile.
   export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF}"
+  # Built for this CPU (-march=native) but without Intel AMX: virtual machines that list AMX without enabling it
+  # kill llama.cpp's AMX matrix products with SIGILL on the first decode. The wheel is kept in lorag's own cache,
+  # under a name that says how it was built (pip's cache would hand back a wheel built with other flags).
+  NOAMX=""; [ "$(uname -m)" = x86_64 ] && NOAMX="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+  WHEELS="$HOME/.cache/lorag/wheels/$LLAMA_BUILD"
   start=$(date +%s)
-  $PY -m pip install -v "llama-cpp-python==$LLAMA_CPP_VERSION" 2>&1 | tee .venv/llama-cpp-build.log | \
-    awk '/\[[0-9]+\/[0-9]+\]/ { match($0, /\[[0-9]+\/[0-9]+\]/); printf "\r    compiling llama.cpp %s   ", substr($0, RSTART, RLENGTH); fflush() }
-         /Successfully installed|Using cached|Requirement already/ { print "\n    " $0 }'
+  if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+    rm -rf "$WHEELS.partial"
+    CFLAGS="$NOAMX ${CFLAGS:-}" CXXFLAGS="$NOAMX ${CXXFLAGS:-}" $PY -m pip wheel -v --no-cache-dir --no-deps \
+      -w "$WHEELS.partial" "llama-cpp-python==$LLAMA_CPP_VERSION" 2>&1 | tee .venv/llama-cpp-build.log | \
+      awk '/\[[0-9]+\/[0-9]+\]/ { match($0, /\[[0-9]+\/[0-9]+\]/); printf "\r    compiling llama.cpp %s   ", substr($0, RSTART, RLENGTH); fflush() }
+           /Successfully built|Saved / { print "\n    " $0 }'
+    ls "$WHEELS.partial"/llama_cpp_python-*.whl >/dev/null 2>&1 || { echo "llama.cpp failed to build; see .venv/llama-cpp-build.log"; exit 1; }
+    rm -rf "$WHEELS" && mv "$WHEELS.partial" "$WHEELS"
+  fi
+  $PY -m pip install -q --force-reinstall --no-deps "$WHEELS"/llama_cpp_python-*.whl 2>&1 | grep -v "^WARNING: Location" || true
+  $PY -m pip install -q "$(ls "$WHEELS"/llama_cpp_python-*.whl)" 2>&1 | grep -v "^WARNING: Location" || true  # its dependencies
   $PY -c "import llama_cpp" || { echo "llama-cpp-python failed to install; see .venv/llama-cpp-build.log"; exit 1; }
+  echo "$LLAMA_BUILD" > .venv/.llama-cpp-build
   echo "    llama-cpp-python ready in $(( $(date +%s) - start )) s"
 fi
 
