@@ -2,7 +2,7 @@
 # Create .venv and install lorag with everything it needs, offline-capable afterwards.
 #   scripts/install.sh          runtime (demo)
 #   scripts/install.sh --dev    plus test tools and the system packages the tests use
-# Order matters: torch==2.13.0 (CPU) first, then llama-cpp-python (compiles llama.cpp once; pip caches the wheel).
+# Order matters: torch==2.13.0 (CPU) first, then llama-cpp-python (compiles llama.cpp once; the wheel is kept in ~/.cache/lorag/wheels).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEV=0; [ "${1:-}" = "--dev" ] && DEV=1
