@@ -23,6 +23,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,16 +93,7 @@ def _read_all(files: list[dict[str, Any]], done: threading.Event) -> None:
         entries = [entry for entry in files if _unchanged(entry)]
         if not _advise(entries):  # no read-ahead advice here: read the ranges ourselves, in file order
             buffer = bytearray(CHUNK)
-            for entry in entries:
-                try:
-                    fd = os.open(entry["path"], os.O_RDONLY)
-                except OSError:
-                    continue
-                try:
-                    for start, length in entry["ranges"]:
-                        _read_range(fd, buffer, start, length)
-                finally:
-                    os.close(fd)
+            _each_range(entries, lambda fd, start, length: _read_range(fd, buffer, start, length))
     finally:
         done_at = time.monotonic()
         done.set()
@@ -116,6 +108,15 @@ def _advise(entries: list[dict[str, Any]]) -> bool:
     advise = getattr(os, "posix_fadvise", None)
     if advise is None:
         return False
+    try:
+        _each_range(entries, lambda fd, start, length: advise(fd, start, length, os.POSIX_FADV_WILLNEED))
+    except OSError:
+        return False  # a filesystem that refuses the advice: the caller reads instead
+    return True
+
+
+def _each_range(entries: list[dict[str, Any]], action: Callable[[int, int, int], Any]) -> None:
+    """``action(fd, start, length)`` for every range of every file that opens, in the profile's order."""
     for entry in entries:
         try:
             fd = os.open(entry["path"], os.O_RDONLY)
@@ -123,12 +124,9 @@ def _advise(entries: list[dict[str, Any]]) -> bool:
             continue
         try:
             for start, length in entry["ranges"]:
-                advise(fd, start, length, os.POSIX_FADV_WILLNEED)
-        except OSError:
-            return False  # a filesystem that refuses the advice: the caller reads instead
+                action(fd, start, length)
         finally:
             os.close(fd)
-    return True
 
 
 def _read_range(fd: int, buffer: bytearray, start: int, length: int) -> None:
