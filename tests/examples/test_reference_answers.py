@@ -47,3 +47,16 @@ def test_answers_are_read_back_without_the_model_and_finished_by_it_when_cut(tin
     entries = json.loads(path.read_text(encoding="utf-8"))
     assert sorted((e["text"], e["complete"]) for e in entries.values()) == sorted([(text, True), (whole, True)])
     again.close()
+
+
+def test_a_damaged_answers_file_is_only_a_miss(tiny_qwen2: Path, tiny_qwen2_adapter: Path, tmp_path: Path) -> None:
+    from reference_answers import CachedReference
+
+    path = tmp_path / "reference-answers.json"
+    for damaged in ("{not json", "[1, 2]", ""):
+        path.write_text(damaged, encoding="utf-8")
+        reference = CachedReference(tiny_qwen2, tiny_qwen2_adapter, path)
+        assert reference.known() == 0 and not reference.loaded  # nothing read from it, no model loaded for it
+        reference.close()
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    assert CachedReference(tiny_qwen2, tiny_qwen2_adapter, path).known() == 0
