@@ -62,15 +62,22 @@ def stage_quantize_py(f16: str, out: str, ftype: int, threads: int) -> None:
         raise SystemExit("llama_model_quantize failed")
 
 
-def stage_fast(base: str, adapter: str, out: str, qtype: str, device: str, threads: int, stats: str) -> None:
+def stage_fast(base: str, adapter: str, out: str, qtype: str, device: str, threads: int, stats: str,
+               exit_how: str) -> None:
     entered = time.monotonic()
+    from lorag.build.fast import preload
+
+    preload.start()  # first, as the lorag command's build does (lorag.cli.build.run_build_command)
     from lorag.build.fast import build_gguf_single_pass
+    from lorag.cli.leave import leave
 
     imported = time.monotonic()
     result = build_gguf_single_pass(Path(base), Path(adapter), Path(out), qtype, None, device=device, threads=threads)
     # system-wide monotonic stamps: the parent adds its own around the process, and so sees its start and exit
     result["process"] = {"entered": entered, "imported": imported, "returned": time.monotonic()}
     Path(stats).write_text(json.dumps(result), encoding="utf-8")
+    if exit_how == "prompt":  # as the `lorag` command and the build script leave their process
+        leave(0)
 
 
 STAGES = {"merge": stage_merge, "quantize_py": stage_quantize_py, "fast": stage_fast}
@@ -177,6 +184,12 @@ def main() -> None:
     ap.add_argument("--warm-run", action="store_true", help="also time a second fast build (cached metadata)")
     ap.add_argument("--fast-only", action="store_true",
                     help="skip the reference route (for inputs whose intermediate files do not fit the disk)")
+    ap.add_argument("--exit", choices=["prompt", "normal"], default="prompt",
+                    help="how a fast build's process ends: as the lorag command does (default), or the interpreter's "
+                         "full teardown")
+    ap.add_argument("--floor-around", action="store_true",
+                    help="measure the I/O floor before each fast build and after the last; each build's ratio uses "
+                         "the mean of the floors on either side of it (the disk's speed moves between minutes)")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--hash", action="store_true", help="record the fast output's SHA-256 (compare across versions)")
     ap.add_argument("--json", action="store_true")
@@ -203,16 +216,17 @@ def run(args: argparse.Namespace) -> None:
     shutil.rmtree(work / "skeleton-cache", ignore_errors=True)
     os.environ["LORAG_FAST_CACHE"] = str(work / "skeleton-cache")
     # The fast route first: on a time-limited machine its numbers are the ones that must come back.
+    shards = sorted({loc.path for loc in index_model(args.base).values()})
+    speeds: list[tuple[float, float, str]] = []  # the disk's (read, write, how), measured around the builds
+    if args.floor_around:
+        speeds.append(_disk(shards, args, work))
     cold = drop_caches() if args.drop_caches else False
     fast, fast_stats = _fast_run(args, "fast: single pass (cold)", fast_out, work / "fast-stats-cold.json", inputs)
     print(f"page cache dropped before each route: {cold}", flush=True)
     out_bytes = fast_out.stat().st_size
-    shards = sorted({loc.path for loc in index_model(args.base).values()})
-    read_bps, write_bps, how = disk_speeds(shards, args.floor_sample, work)
-    floor = {"io_floor_s": base_bytes / read_bps + out_bytes / write_bps, "read_Bps": read_bps, "write_Bps": write_bps,
-             "read_mode": how}
-    print(f"I/O floor {floor['io_floor_s']:.1f} s (read {read_bps / 1e9:.2f} GB/s {how}, write "
-          f"{write_bps / 1e9:.2f} GB/s)", flush=True)
+    speeds.append(_disk(shards, args, work))
+    floor = _floor(base_bytes, out_bytes, speeds[-1])
+    print(f"I/O floor {floor['io_floor_s']:.1f} s", flush=True)
     summary.update({"fast_s": round(fast["seconds"], 2), "io_floor_s": round(floor["io_floor_s"], 2),
                     "output_bytes": out_bytes, "fast_peak_extra_disk_bytes": fast["peak_extra_disk"],
                     "fast_peak_rss_bytes": fast["peak_rss"], "device": fast_stats["device"],
@@ -228,14 +242,17 @@ def run(args: argparse.Namespace) -> None:
         stats.append(warm_stats)
         summary.update({"fast_cached_metadata_s": round(warm["seconds"], 2), "fast_warm_profile": warm_stats,
                         "fast_warm_peak_rss_bytes": warm["peak_rss"]})
+        if args.floor_around:
+            speeds.append(_disk(shards, args, work))
         _save(args, summary)
+    floors = [_floor(base_bytes, out_bytes, sp)["io_floor_s"] for sp in speeds]
+    # each build against the floor measured next to it: the mean of the one before and the one after
+    for i, row in enumerate(rows):
+        row["floor_s"] = (floors[i] + floors[i + 1]) / 2 if args.floor_around else floor["io_floor_s"]
+    summary["floors_s"] = [round(f, 2) for f in floors]
     if args.fast_only:
         print_table(rows, floor)
-        print(f"fast vs I/O floor: {fast['seconds'] / floor['io_floor_s']:.2f}x (cold)"
-              + (f", {rows[-1]['seconds'] / floor['io_floor_s']:.2f}x (warm)" if len(rows) > 1 else ""))
-        ready = [r["seconds"] - s.get("outside", {}).get("exit", 0.0) for r, s in zip(rows, stats, strict=True)]
-        print("until the output is in place (before the interpreter's exit): "
-              + ", ".join(f"{t / floor['io_floor_s']:.2f}x" for t in ready), flush=True)
+        _print_ratios(rows, stats, floors, args.floor_around)
         summary["stages"] = rows
         if args.hash:
             summary["fast_sha256"] = _sha256(fast_out)
@@ -258,11 +275,36 @@ def run(args: argparse.Namespace) -> None:
     _finish(args, summary, [f16, ref_out, fast_out])
 
 
+def _disk(shards: list[Path], args: argparse.Namespace, work: Path) -> tuple[float, float, str]:
+    read_bps, write_bps, how = disk_speeds(shards, args.floor_sample, work)
+    print(f"disk: read {read_bps / 1e9:.2f} GB/s ({how}), write {write_bps / 1e9:.2f} GB/s", flush=True)
+    return read_bps, write_bps, how
+
+
+def _floor(base_bytes: int, out_bytes: int, speeds: tuple[float, float, str]) -> dict[str, Any]:
+    """The time to read the base once and write the output once at the measured speeds."""
+    read_bps, write_bps, how = speeds
+    return {"io_floor_s": base_bytes / read_bps + out_bytes / write_bps, "read_Bps": read_bps, "write_Bps": write_bps,
+            "read_mode": how}
+
+
+def _print_ratios(rows: list[dict[str, Any]], stats: list[dict[str, Any]], floors: list[float], around: bool) -> None:
+    if around:
+        print("I/O floors around the builds: " + ", ".join(f"{f:.1f} s" for f in floors))
+    labels = ["cold", "warm"][:len(rows)]
+    print("fast vs I/O floor" + (" (each against the mean of the floors before and after it)" if around else "")
+          + ": " + ", ".join(f"{r['seconds'] / r['floor_s']:.2f}x ({lab})"
+                             for r, lab in zip(rows, labels, strict=True)))
+    ready = [r["seconds"] - s.get("outside", {}).get("exit", 0.0) for r, s in zip(rows, stats, strict=True)]
+    print("until the output is in place (before the process's exit): "
+          + ", ".join(f"{t / r['floor_s']:.2f}x" for t, r in zip(ready, rows, strict=True)), flush=True)
+
+
 def _fast_run(args: argparse.Namespace, label: str, out: Path, stats_file: Path,
               inputs: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """One single-pass build in its own process; its row and the build's own stats (profile, metadata source)."""
     row = run_stage(label, _self("fast", str(args.base), str(args.adapter), str(out), args.qtype, args.device,
-                                 args.threads, str(stats_file)), args.work.resolve(), inputs, [out])
+                                 args.threads, str(stats_file), args.exit), args.work.resolve(), inputs, [out])
     stats: dict[str, Any] = json.loads(stats_file.read_text())
     stats["outside"] = _outside(row, stats)
     stats_file.write_text(json.dumps(stats), encoding="utf-8")

@@ -1,3 +1,3 @@
-from lorag.cli import main
+from lorag.cli import run
 
-main()
+run()

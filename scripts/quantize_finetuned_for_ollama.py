@@ -65,4 +65,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from lorag.cli.leave import leave
+
+    leave(main())  # promptly: torch's teardown is not work to wait for once the model is built (lorag.cli.leave)

@@ -87,6 +87,18 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
+def run() -> None:
+    """The `lorag` command's process entry (and `python -m lorag`): main(), then leave the process promptly where
+    torch is loaded (lorag.cli.leave). main() itself only raises SystemExit, so it can be called inside a process."""
+    from lorag.cli.leave import leave
+
+    try:
+        main()
+    except SystemExit as exc:
+        leave(exc.code)
+    leave(0)
+
+
 def _usage_line(exc: Exception) -> str:
     message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
     ctx = getattr(exc, "ctx", None)

@@ -46,6 +46,9 @@ def build(
 
 def run_build_command(quiet: bool = False, config_path: Path | None = None, **fields: Any) -> BuildResult:
     """Build from command-line values (None = the config's build.* default), with progress bars unless quiet."""
+    from lorag.build.fast import preload
+
+    preload.start()  # torch's pages come off the disk while the build's modules import (every route imports torch)
     from lorag.build.pipeline import run_build
     from lorag.build.request import BuildRequest
     from lorag.config import load_config

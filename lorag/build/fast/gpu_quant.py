@@ -31,6 +31,24 @@ def quantize(qtype: str, x: Any) -> Any:
     return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 
+def warm_up(device: str) -> list[str]:
+    """Quantize a small tensor to each type on ``device`` (the types done).
+
+    On CUDA this compiles the Triton kernels into Triton's own cache (~/.triton, kept between processes) and loads
+    the kernels torch uses, so the first build after an install does not compile them (3-4 s on an H200) and the
+    preload profile recorded after it holds their pages. The tensor's sizes are divisible by 16, as every
+    quantized tensor's are: Triton compiles one variant per such property of its arguments.
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 512, generator=gen).to(device)
+    done = [t for t in TORCH_TYPES if quantize(t, x).numel() > 0]
+    if x.is_cuda:
+        torch.cuda.synchronize()
+    return done
+
+
 def _div(num: Any, den: Any) -> Any:
     """num / den rounded once, as C divides floats.
 

@@ -70,11 +70,19 @@ def is_current(path: Path | None = None) -> bool:
     return files is not None and all(_unchanged(f) for f in files)
 
 
+_started: threading.Event | None = None  # this process's preload, once begun
+
+
 def start(path: Path | None = None) -> threading.Event | None:
     """Begin preloading on a thread; the event is set when done. None: no profile (or off), nothing started.
 
-    With torch already imported (a second build in one process) there is nothing to wait for: a set event.
+    A command calls it as its first step, before importing the build (the disk works while Python imports); the
+    build calls it again and gets the same event. With torch already imported and nothing begun (a second build in
+    one process) there is nothing to wait for: a set event.
     """
+    global _started
+    if _started is not None:
+        return _started
     if "torch" in sys.modules:
         done = threading.Event()
         done.set()
@@ -82,9 +90,9 @@ def start(path: Path | None = None) -> threading.Event | None:
     files = _load(path or profile_path())
     if not files:
         return None
-    done = threading.Event()
-    threading.Thread(target=_read_all, args=(files, done), name="lorag-preload", daemon=True).start()
-    return done
+    _started = threading.Event()
+    threading.Thread(target=_read_all, args=(files, _started), name="lorag-preload", daemon=True).start()
+    return _started
 
 
 def _read_all(files: list[dict[str, Any]], done: threading.Event) -> None:

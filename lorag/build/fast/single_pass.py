@@ -10,6 +10,7 @@ ports of the same algorithms (gpu_quant.py).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
@@ -272,12 +273,15 @@ def _small(skeleton: Skeleton, out: OutputTensor) -> Any:
 
 
 def record_import_pages() -> Path | None:
-    """Import what a build imports (torch, CUDA where there is a GPU), then record the preload profile (its path)."""
+    """Import what a build imports (torch; where there is a GPU, CUDA and the quantize kernels, compiled once into
+    Triton's cache: gpu_quant.warm_up), then record the preload profile (its path)."""
     import torch
 
-    try:
+    from lorag.build.fast import gpu_quant
+
+    # a warm-up that fails (no usable GPU after all, a kernel that does not compile) only leaves the compile to the
+    # first build, which then reports the failure itself
+    with contextlib.suppress(Exception):
         if torch.cuda.is_available():
-            torch.zeros(1, device="cuda")
-    except RuntimeError:
-        pass
+            gpu_quant.warm_up("cuda")
     return preload.record()

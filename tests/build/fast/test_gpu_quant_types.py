@@ -96,3 +96,9 @@ def test_fused_scale_search_matches_ggml(qtype: str, monkeypatch: pytest.MonkeyP
     ggml = quantize_rows(qtype, x, threads=2)
     # on these 8 rows not even a near-tie differs (the GPU run: 0.02-0.09 % of bytes on 2048 rows)
     assert np.array_equal(fused, ggml)
+
+
+def test_the_warm_up_quantizes_to_every_type_the_gpu_path_covers() -> None:
+    # On CUDA it compiles the Triton kernels into Triton's cache at install; here (no GPU) it only shows every type
+    # runs on a tensor of its shape, whose sizes are divisible by 16 as a real weight's are.
+    assert gpu_quant.warm_up("cpu") == list(gpu_quant.TORCH_TYPES)
