@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -107,6 +108,7 @@ class Prefetcher:
         self._lock = threading.Lock()
         self._after: threading.Event | None = None
         self._early: list[Future[Any]] = []  # the moves to the device of what was read before attach()
+        self._closed = False
         self.seconds = 0.0
         self.started_at = 0.0  # time.monotonic() when the first read began
         self.done_at = 0.0  # time.monotonic() when the last read so far finished
@@ -115,6 +117,37 @@ class Prefetcher:
         """Begin reading (call early: reads overlap whatever the caller does next), once ``after`` is set."""
         self._after = after
         self._fill()
+        if self._device is None and hasattr(os, "posix_fadvise"):
+            threading.Thread(target=self._read_ahead_while_early, name="lorag-read-ahead", daemon=True).start()
+
+    def _read_ahead_while_early(self) -> None:
+        """Keep the disk busy while the early budget is full and the device is not known yet.
+
+        Torch's import can outlast the early reads by a second or more; the disk would idle meanwhile. The next
+        tensors are handed to the kernel as read-ahead instead (posix_fadvise WILLNEED: into the page cache, not
+        this process's memory, and dropped again under memory pressure), up to another early budget, in small
+        pieces so it stops as soon as ``attach`` runs; their reads then come from memory.
+        """
+        if self._after is not None:
+            self._after.wait()
+        with self._lock:
+            pending, ahead, cap = list(self._futures.values()), self._next, self._budget
+        wait(pending)
+        advised = 0
+        for _, loc in self._order[ahead:]:
+            for offset in range(loc.start, loc.start + loc.nbytes, _ADVICE_PIECE):
+                if self._device is not None or self._closed or advised >= cap:
+                    return
+                length = min(_ADVICE_PIECE, loc.start + loc.nbytes - offset)
+                try:
+                    fd = os.open(loc.path, os.O_RDONLY)
+                    try:
+                        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
+                    finally:
+                        os.close(fd)
+                except OSError:
+                    return  # advice refused or the file gone: the reads themselves will say what is wrong
+                advised += length
 
     def attach(self, device: str) -> None:
         """The device is known (torch has imported): reads from now on become tensors there as they finish."""
@@ -154,6 +187,7 @@ class Prefetcher:
 
     def close(self) -> None:
         """Stop reading; pending reads are dropped."""
+        self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _fill(self) -> None:
@@ -206,6 +240,7 @@ class Prefetcher:
         self._fill()
 
 
+_ADVICE_PIECE = 32 << 20  # bytes per read-ahead request while the device is not known
 _streams = threading.local()
 
 

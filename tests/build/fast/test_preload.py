@@ -175,6 +175,45 @@ def test_reads_wait_for_the_gate_then_run_before_the_device_is_known(tiny_qwen2:
         reader.close()
 
 
+def test_while_the_early_budget_is_full_the_next_tensors_go_to_the_kernel_as_read_ahead(
+        tiny_qwen2: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    order = sorted(index_model(tiny_qwen2).items(), key=lambda item: item[1].nbytes)
+    sizes = [loc.nbytes for _, loc in order]
+    early = sum(sizes[:3])  # the first three tensors fit the early budget; the rest waits for attach()
+    advised: list[tuple[str, int, int]] = []
+    real = os.posix_fadvise
+
+    def record(fd: int, offset: int, length: int, how: int) -> None:
+        assert how == os.POSIX_FADV_WILLNEED
+        advised.append((os.readlink(f"/proc/self/fd/{fd}"), offset, length))
+        real(fd, offset, length, how)
+
+    monkeypatch.setattr(os, "posix_fadvise", record)
+    reader = Prefetcher(order, budget=1, device=None, early_budget=early)
+    try:
+        reader.start()
+        deadline = time.monotonic() + 30
+        while sum(length for *_, length in advised) < min(early, sum(sizes[3:])) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(reader._futures) == 3  # no read beyond the early budget: the rest is only advice
+        # the tensors after the budgeted ones, in order, piece by piece, up to another early budget
+        want = []
+        for _, loc in order[3:]:
+            for offset in range(loc.start, loc.start + loc.nbytes, 32 << 20):
+                want.append((str(loc.path), offset, min(32 << 20, loc.start + loc.nbytes - offset)))
+        got = advised[:len(want)]
+        assert got == want[:len(got)] and got
+        assert sum(length for *_, length in advised) < early + (32 << 20)
+        reader.attach("cpu")
+        for key, loc in order:  # the advised tensors are read as usual, byte for byte
+            got, want = reader.take(key), read_tensor(loc)
+            assert bool((got.reshape(-1).view(torch.uint8) == want.reshape(-1).view(torch.uint8)).all())
+    finally:
+        reader.close()
+
+
 def test_settle_waits_until_the_early_reads_are_on_the_device(tiny_qwen2: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
