@@ -276,6 +276,9 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _disk(shards: list[Path], args: argparse.Namespace, work: Path) -> tuple[float, float, str]:
+    # Dirty pages first: the kernel writes a just-written model (or build output) back for a minute or more, and
+    # that writeback would share the disk with the measurement (device runs 27-29: the first floor 1.5x the others).
+    os.sync()
     read_bps, write_bps, how = disk_speeds(shards, args.floor_sample, work)
     print(f"disk: read {read_bps / 1e9:.2f} GB/s ({how}), write {write_bps / 1e9:.2f} GB/s", flush=True)
     return read_bps, write_bps, how
