@@ -8,8 +8,10 @@ space used under the work directory. Prints a table (and --json the summary).
 
     python bench/build_speed.py --base DIR --adapter DIR [--qtype Q4_K_M] [--device auto|cpu|cuda]
         [--work DIR] [--llama-quantize BIN] [--threads N] [--drop-caches] [--warm-run] [--fast-only]
-        [--json] [--json-out FILE]
-Each fast run's own stats (stage times, metadata source, busy profile) stay in WORK/fast-stats-{cold,warm}.json.
+        [--floor-around] [--exit prompt|normal] [--hash] [--json] [--json-out FILE]
+The I/O floor is measured after the first fast build, or with --floor-around before each fast build and after the
+last (each build then against the mean of the two next to it). Each fast run's own stats (stage times, metadata
+source, busy profile) stay in WORK/fast-stats-{cold,warm}.json.
 """
 
 from __future__ import annotations
