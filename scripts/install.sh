@@ -51,7 +51,9 @@ echo "==> lorag and its dependencies"
 EXTRA=""; [ $DEV = 1 ] && EXTRA="[dev]"
 $PY -m pip install -q -e ".$EXTRA" 2>&1 | grep -v "^WARNING: Location" || true
 # The pages of torch's libraries its import needs, recorded once: a build reads them first, then its tensors
-# beside the import (lorag/build/fast/preload.py; a build re-records them when torch changes).
+# beside the import (lorag/build/fast/preload.py; a build re-records them when torch changes). On a GPU the quantize
+# kernels are compiled into Triton's cache first (a few seconds, once), so the first build does not compile them.
+echo "==> import profile for fast builds (GPU: compiling the quantize kernels)"
 $PY -c "from lorag.build.fast import single_pass; single_pass.record_import_pages()" >/dev/null 2>&1 || true
 
 # llama.cpp's reference converters (convert_hf_to_gguf.py & co.) ship in the same sdist; they must run from its tree.
