@@ -134,20 +134,18 @@ class Prefetcher:
             pending, ahead, cap = list(self._futures.values()), self._next, self._budget
         wait(pending)
         advised = 0
-        for _, loc in self._order[ahead:]:
-            for offset in range(loc.start, loc.start + loc.nbytes, _ADVICE_PIECE):
-                if self._device is not None or self._closed or advised >= cap:
-                    return
-                length = min(_ADVICE_PIECE, loc.start + loc.nbytes - offset)
-                try:
-                    fd = os.open(loc.path, os.O_RDONLY)
-                    try:
-                        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
-                    finally:
-                        os.close(fd)
-                except OSError:
-                    return  # advice refused or the file gone: the reads themselves will say what is wrong
-                advised += length
+        try:
+            for _, loc in self._order[ahead:]:
+                end = loc.start + loc.nbytes
+                with open(loc.path, "rb", buffering=0) as fh:
+                    for offset in range(loc.start, end, _ADVICE_PIECE):
+                        if self._device is not None or self._closed or advised >= cap:
+                            return
+                        length = min(_ADVICE_PIECE, end - offset)
+                        os.posix_fadvise(fh.fileno(), offset, length, os.POSIX_FADV_WILLNEED)
+                        advised += length
+        except OSError:
+            return  # advice refused or the file gone: the reads themselves will say what is wrong
 
     def attach(self, device: str) -> None:
         """The device is known (torch has imported): reads from now on become tensors there as they finish."""
