@@ -63,6 +63,14 @@ def test_without_torch_it_is_an_ordinary_exit(tmp_path: Path) -> None:
     assert (tmp_path / "teardown").exists()
 
 
+def test_a_message_instead_of_a_code_is_an_ordinary_exit(tmp_path: Path) -> None:
+    script = "import torch; from lorag.cli.leave import leave; leave('cannot go on: the disk is full')"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 1  # as sys.exit takes a message: printed to stderr, status 1
+    assert done.stderr.strip() == "cannot go on: the disk is full"
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["no-such-command"]])
 def test_the_lorag_entry_keeps_its_exit_codes(argv: list[str]) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

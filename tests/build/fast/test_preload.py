@@ -214,6 +214,49 @@ def test_while_the_early_budget_is_full_the_next_tensors_go_to_the_kernel_as_rea
         reader.close()
 
 
+def test_refused_read_ahead_stops_quietly_and_the_reads_stay_whole(tiny_qwen2: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    order = sorted(index_model(tiny_qwen2).items(), key=lambda item: item[1].nbytes)
+    calls: list[int] = []
+
+    def refuse(fd: int, offset: int, length: int, how: int) -> None:
+        calls.append(offset)
+        raise OSError(22, "Invalid argument")  # a filesystem that takes no advice
+
+    monkeypatch.setattr(os, "posix_fadvise", refuse)
+    reader = Prefetcher(order, budget=1, device=None, early_budget=order[0][1].nbytes)
+    try:
+        reader.start()
+        deadline = time.monotonic() + 30
+        while not calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        assert len(calls) == 1  # the first refusal ends the read-ahead
+        reader.attach("cpu")
+        for key, loc in order:
+            got, want = reader.take(key), read_tensor(loc)
+            assert bool((got.reshape(-1).view(torch.uint8) == want.reshape(-1).view(torch.uint8)).all())
+    finally:
+        reader.close()
+
+
+def test_a_failed_kernel_warm_up_still_records_the_profile(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import torch
+
+    from lorag.build.fast import gpu_quant, single_pass
+
+    def broken(device: str) -> list[str]:
+        raise RuntimeError("CUDA error: no kernel image is available for execution on the device")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(gpu_quant, "warm_up", broken)
+    monkeypatch.setenv("LORAG_IMPORT_PAGES", str(tmp_path / "pages.json"))
+    assert single_pass.record_import_pages() == tmp_path / "pages.json"
+    assert json.loads((tmp_path / "pages.json").read_text())["files"]
+
+
 def test_settle_waits_until_the_early_reads_are_on_the_device(tiny_qwen2: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
